@@ -1,0 +1,79 @@
+# healthscore: every target is one command a scheduler can call; exit codes propagate.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+HS := $(BIN)/healthscore
+PARAMS ?= params.yaml
+# Extra CLI options, e.g. make data ARGS="--set synthetic.accounts=100000"
+ARGS ?=
+STAMP := $(VENV)/.installed
+
+## Show this help
+help:
+	@awk '/^## /{desc=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(desc){split($$1,t,":"); printf "  \033[36m%-10s\033[0m %s\n", t[1], desc}; desc=""}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "healthscore needs $(PYTHON) on PATH" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+## Create .venv and install the project with dev extras (quick when nothing changed)
+setup: $(STAMP)
+
+## Generate the synthetic B2B world and its oracle (data.raw_dir, data.oracle_dir)
+data: setup
+	$(HS) data --params $(PARAMS) $(ARGS)
+
+## Validate the raw tables against the data contract
+validate: setup
+	$(HS) validate --params $(PARAMS) $(ARGS)
+
+## Build the point-in-time training set
+features: setup
+	$(HS) features --params $(PARAMS) $(ARGS)
+
+## Train, evaluate and register the model in MLflow
+train: setup
+	$(HS) train --params $(PARAMS) $(ARGS)
+
+## Score every active account as of today (or ARGS="--as-of DATE")
+score: setup
+	$(HS) score --params $(PARAMS) $(ARGS)
+
+## Run the main job end to end on the embedded default
+all: setup
+	$(HS) all --params $(PARAMS) $(ARGS)
+
+## Run the test suite (unit + slow end-to-end)
+test: setup
+	$(BIN)/python -m pytest -n 2 $(ARGS)
+
+## Lint and format-check with ruff
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## Format the code with ruff
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Print generation speed and peak memory (ARGS="--accounts 100000" for the scale run)
+bench: setup
+	$(BIN)/python scripts/bench.py $(ARGS)
+
+## Re-pin constraints.txt to what .venv has now
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^healthscore' \
+	  | (echo "# Versions tested with healthscore; 'make setup' installs with these as constraints."; echo "# Refresh: make lock"; cat) > constraints.txt
+
+## Remove generated data, outputs and the virtualenv
+clean:
+	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
+
+.PHONY: help setup data validate features train score all test lint format bench lock clean

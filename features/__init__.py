@@ -1,0 +1,1 @@
+"""Pure feature builders: tables in, a point-in-time feature frame out (no I/O)."""

@@ -1,0 +1,1 @@
+"""Estimators and math: ensemble, calibration, explanation, uplift, ranking (no I/O)."""

@@ -1,0 +1,1 @@
+"""The edge of healthscore: I/O, config, MLflow, logging, progress and the CLI."""

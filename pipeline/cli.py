@@ -1,0 +1,178 @@
+"""The ``healthscore`` command line: one command per stage, for people and schedulers.
+
+Exit codes: 0 success · 2 bad params or usage · 3 invalid input data · 4 stage not built yet ·
+1 anything unexpected. Every command takes ``--params`` and repeatable ``--set key=value``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline import stages
+from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
+from pipeline.io import DataContractError
+from pipeline.logs import setup_logging
+
+EXIT_PARAMS = 2
+EXIT_DATA = 3
+EXIT_NOT_BUILT = 4
+
+log = logging.getLogger("healthscore")
+
+app = typer.Typer(
+    name="healthscore",
+    help="Account health and renewal pipeline: data → features → train → score → report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", "-p", help="Params file (YAML).", show_default=True)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a param for this run, e.g. --set synthetic.accounts=10000 (repeatable).",
+        show_default=False,
+    ),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Warnings and errors only (for schedulers).")
+]
+
+
+def _params(path: Path, overrides: list[str] | None, quiet: bool) -> Params:
+    setup_logging(quiet=quiet)
+    try:
+        return load_params(path, overrides)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_PARAMS) from None
+
+
+def _guard(func, *args):  # noqa: ANN001, ANN202 (internal trampoline)
+    """Run a stage; turn known failures into a clear message and an exit code."""
+    try:
+        return func(*args)
+    except DataContractError as exc:
+        log.error("invalid input data: %s", exc)
+        raise typer.Exit(EXIT_DATA) from None
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_PARAMS) from None
+
+
+@app.command()
+def data(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Generate the synthetic B2B world (raw tables + oracle) into data.raw_dir / data.oracle_dir.
+
+    Seeded and deterministic: the same params give byte-identical files. The oracle (true
+    renewal probabilities and intervention effects) goes to data.oracle_dir, apart from the
+    raw tables, for evaluation code only.
+    """
+    cfg = _params(params, set_, quiet)
+    _guard(stages.run_data, cfg, quiet)
+
+
+@app.command()
+def validate(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Check the raw tables against the data contract and write a profile of them.
+
+    Reads Parquet, CSV or a DuckDB file (data.source), applies data.tables / data.columns
+    remaps, and exits 3 naming the table, column and offending rows when anything is off.
+    Nothing is written on failure.
+    """
+    cfg = _params(params, set_, quiet)
+    _guard(stages.run_validate, cfg)
+
+
+def _not_built(stage: str, issue: str) -> None:
+    log.warning("%s: not built yet (tracked in %s); nothing was run", stage, issue)
+    raise typer.Exit(EXIT_NOT_BUILT)
+
+
+@app.command()
+def features(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Build the point-in-time training set and feature catalog (not built yet)."""
+    _params(params, set_, quiet)
+    _not_built("features", "issue #3")
+
+
+@app.command()
+def train(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train, evaluate and register the win-probability ensemble (not built yet)."""
+    _params(params, set_, quiet)
+    _not_built("train", "issue #4")
+
+
+@app.command()
+def score(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+    as_of: Annotated[str | None, typer.Option(help="Scoring date (YYYY-MM-DD).")] = None,
+) -> None:
+    """Score every active account as of a date (not built yet)."""
+    _params(params, set_, quiet)
+    _not_built("score", "issue #5")
+
+
+@app.command()
+def report(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Write the HTML report for CS leaders (not built yet)."""
+    _params(params, set_, quiet)
+    _not_built("report", "issue #7")
+
+
+@app.command("all")
+def run_all(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run the main job end to end: data → validate → (features → train → score → report)."""
+    cfg = _params(params, set_, quiet)
+    _guard(stages.run_all, cfg, quiet)
+
+
+@app.command("params")
+def show_params(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+) -> None:
+    """Print the effective params (file + environment + --set), one dotted key per line."""
+    cfg = _params(params, set_, quiet=True)
+    for key, value in stages.effective_params(cfg).items():
+        typer.echo(f"{key} = {value}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

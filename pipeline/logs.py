@@ -1,0 +1,36 @@
+"""Logging for people and schedulers: one line per stage, rich in a terminal, plain in a pipe."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+_FORMAT = "%(message)s"
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """Configure the ``healthscore`` logger once per process (idempotent)."""
+    logger = logging.getLogger("healthscore")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    if sys.stderr.isatty():
+        handler: logging.Handler = RichHandler(
+            console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False
+        )
+        handler.setFormatter(logging.Formatter(_FORMAT))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
+    logger.addHandler(handler)
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Progress bars only for a person at a terminal, never for schedulers or quiet runs."""
+    return not quiet and sys.stderr.isatty()
