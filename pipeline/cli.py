@@ -7,8 +7,9 @@ Exit codes: 0 success · 2 bad params or usage · 3 invalid input data · 4 stag
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -16,6 +17,8 @@ from pipeline import stages
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
 from pipeline.io import DataContractError
 from pipeline.logs import setup_logging
+
+T = TypeVar("T")
 
 EXIT_PARAMS = 2
 EXIT_DATA = 3
@@ -57,7 +60,7 @@ def _params(path: Path, overrides: list[str] | None, quiet: bool) -> Params:
         raise typer.Exit(EXIT_PARAMS) from None
 
 
-def _guard(func, *args):  # noqa: ANN001, ANN202 (internal trampoline)
+def _guard(func: Callable[..., T], *args: object) -> T:
     """Run a stage; turn known failures into a clear message and an exit code."""
     try:
         return func(*args)

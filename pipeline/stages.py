@@ -20,7 +20,7 @@ NOT_BUILT = (("features", "#3"), ("train", "#4"), ("score", "#5"), ("report", "#
 
 
 def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
-    """Generate the synthetic world into ``data.raw_dir`` and its oracle into ``data.oracle_dir``."""
+    """Generate the synthetic world (``data.raw_dir``) and its oracle (``data.oracle_dir``)."""
     cfg = params.synthetic
     log.info(
         "data: generating %s accounts (seed %s, %s months to %s) → %s",
@@ -70,7 +70,10 @@ def run_validate(params: Params) -> io.RawData:
     """Read every raw table, check it against the data contract, write a profile of it."""
     raw = io.read_raw(params.data)
     if raw.missing:
-        log.info("validate: optional tables not found (no features of theirs): %s", ", ".join(raw.missing))
+        log.info(
+            "validate: optional tables not found (no features of theirs): %s",
+            ", ".join(raw.missing),
+        )
     profile = io.profile(raw)
     target = params.output_dir / "validation"
     with atomic_directory(target) as tmp:
