@@ -106,7 +106,7 @@ def test_events_lie_inside_the_history_and_the_customer_life(world):
     start = end - pd.DateOffset(months=params.synthetic.history_months)
     contracts = read(params, "contracts")
     accounts = read(params, "accounts").set_index("account_id")
-    churned = contracts[contracts["renewed"].eq(False)]  # noqa: E712 (nullable booleans)
+    churned = contracts[contracts["renewed"].eq(False)]
     last_day = pd.to_datetime(churned.groupby("account_id")["end_date"].max()).dt.tz_localize("UTC")
     for name, column in (
         ("usage_events", "ts"),
