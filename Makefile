@@ -63,9 +63,9 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Print generation speed and peak memory (ARGS="--accounts 100000" for the scale run)
+## Print generation/validation speed and peak memory (ARGS="--accounts 100000" for scale)
 bench: setup
-	$(BIN)/python scripts/bench.py $(ARGS)
+	$(HS) bench --params $(PARAMS) $(ARGS)
 
 ## Re-pin constraints.txt to what .venv has now
 lock: setup

@@ -6,6 +6,7 @@ Exit codes: 0 success · 2 bad params or usage · 3 invalid input data · 4 stag
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -163,6 +164,40 @@ def run_all(
     """Run the main job end to end: data → validate → (features → train → score → report)."""
     cfg = _params(params, set_, quiet)
     _guard(stages.run_all, cfg, quiet)
+
+
+@app.command()
+def bench(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    accounts: Annotated[
+        list[int] | None,
+        typer.Option("--accounts", "-n", help="World size(s) to measure (repeatable)."),
+    ] = None,
+) -> None:
+    """Print world-generation and validation speed and peak memory per world size.
+
+    Each size runs in its own process in a temporary folder; nothing of yours is touched.
+    Default: the size in params (synthetic.accounts).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.bench import run_bench
+
+    cfg = _params(params, set_, quiet=False)
+    sizes = accounts or [cfg.synthetic.accounts]
+    log.info("bench: generating and validating worlds of %s accounts", sizes)
+    results = run_bench(cfg, sizes)
+    table = Table(title="healthscore bench: synthetic world")
+    columns = ("accounts", "rows", "generate_s", "rows_per_s", "validate_s", "peak_rss_mb")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in results:
+        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns))
+    Console().print(table)
+    for row in results:
+        typer.echo(json.dumps(row))
 
 
 @app.command("params")

@@ -119,7 +119,6 @@ class WorldSummary:
     accounts: int
     rows: dict[str, int]
     checks: dict[str, float]
-    seconds: float = 0.0
 
     @property
     def total_rows(self) -> int:

@@ -1,0 +1,110 @@
+"""The CLI as schedulers and people use it: exit codes, messages, nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import EXIT_DATA, EXIT_NOT_BUILT, EXIT_PARAMS, app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def args_for(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "--params", str(ROOT / "params.yaml"),
+        "--set", "synthetic.accounts=80",
+        "--set", "synthetic.history_months=12",
+        "--set", "synthetic.prehistory_months=6",
+        "--set", f"data.raw_dir={tmp}/raw",
+        "--set", f"data.oracle_dir={tmp}/oracle",
+        "--set", f"output_dir={tmp}/out",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    result = runner.invoke(app, ["data", *args_for(tmp)])
+    assert result.exit_code == 0, result.output
+    return tmp
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["data", "validate", "features", "train", "score", "report", "all", "params", "bench"],
+)
+def test_every_command_explains_itself(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "--params" in result.output
+    assert "--set" in result.output
+
+
+def test_data_writes_the_world_and_validate_profiles_it(generated):
+    assert (generated / "raw" / "accounts.parquet").exists()
+    assert (generated / "oracle" / "snapshots.parquet").exists()
+    result = runner.invoke(app, ["validate", *args_for(generated)])
+    assert result.exit_code == 0, result.output
+    profile = pd.read_csv(generated / "out" / "validation" / "profile.csv")
+    accounts = profile.set_index("table").loc["accounts"]
+    assert accounts["rows"] == 80
+
+
+def test_a_typo_in_params_exits_2_naming_the_key_and_writes_nothing(tmp_path):
+    result = runner.invoke(app, ["data", *args_for(tmp_path, "--set", "synthetic.acounts=5")])
+    assert result.exit_code == EXIT_PARAMS
+    assert "synthetic.acounts: extra inputs are not permitted" in result.output
+    assert not (tmp_path / "raw").exists()
+
+
+def test_broken_input_exits_3_naming_table_and_column_and_writes_nothing(generated, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for path in (generated / "raw").iterdir():
+        (raw / path.name).write_bytes(path.read_bytes())
+    contracts = pd.read_parquet(raw / "contracts.parquet")
+    broken = contracts.assign(end_date=contracts["start_date"])
+    broken.to_parquet(raw / "contracts.parquet", index=False)
+    result = runner.invoke(
+        app,
+        ["validate", *args_for(tmp_path, "--set", f"data.raw_dir={raw}")],
+    )
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "contracts" in result.output
+    assert "end_date" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_stages_not_built_yet_say_so_and_exit_4(tmp_path):
+    result = runner.invoke(app, ["train", *args_for(tmp_path)])
+    assert result.exit_code == EXIT_NOT_BUILT
+    assert "not built yet" in result.output
+
+
+def test_all_runs_data_and_validate_then_names_the_missing_stages(tmp_path):
+    result = runner.invoke(app, ["all", *args_for(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "not built yet: features" in result.output
+    assert (tmp_path / "out" / "validation" / "summary.json").exists()
+
+
+def test_params_prints_the_effective_config(tmp_path):
+    result = runner.invoke(app, ["params", *args_for(tmp_path)])
+    assert result.exit_code == 0
+    assert "synthetic.accounts = 80" in result.output
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "healthscore" in result.stdout
