@@ -1,4 +1,4 @@
-"""Layers point one way: features/ and models/ import neither mlflow nor pipeline/ (ruff enforces)."""
+"""Layers point one way: features/ and models/ import neither mlflow nor pipeline/."""
 
 import shutil
 import subprocess
