@@ -212,5 +212,5 @@ def show_params(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m pipeline``)."""
+    app(prog_name="healthscore")

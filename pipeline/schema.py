@@ -29,6 +29,7 @@ class TableSpec:
     key: tuple[str, ...] = ()
     time_column: str | None = None
     description: str = ""
+    observed: bool = True  # its time column records what happened (so it bounds the data's end)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -84,6 +85,7 @@ TABLES: dict[str, TableSpec] = {
             key=("contract_id",),
             time_column="start_date",
             description="one row per contract term; end_date after start_date",
+            observed=False,
         ),
         TableSpec(
             "usage_events",
@@ -164,6 +166,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("paid_date", "timestamp", False),
             ),
             time_column="due_date",
+            observed=False,
         ),
         TableSpec(
             "opportunities",

@@ -443,6 +443,9 @@ def make_contacts(ctx: Context, rng: np.random.Generator) -> pd.DataFrame:
     left_known = np.where(
         is_champion_row, hit["recorded"].fillna(False).to_numpy(dtype=bool), contacts["left_known"]
     )
+    # a departure drawn in the month a contact joined still comes after the joining day
+    joined = contacts["joined"].to_numpy().astype("datetime64[D]")
+    left = np.maximum(left.astype("datetime64[D]"), joined + np.timedelta64(1, "D"))
     contacts = contacts.assign(left=left, left_known=left_known)
     contacts = contacts[contacts["joined"].to_numpy() < cal.end]
     contacts = contacts.sort_values(["account", "joined", "persona", "order"], kind="stable")

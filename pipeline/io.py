@@ -1,0 +1,510 @@
+"""Read the raw tables at the edge and hold them to the data contract, out of core with DuckDB.
+
+Every present table becomes a DuckDB view named after its contract table, with the contract's
+column names and types, whatever the source called them:
+
+- timestamps are ``TIMESTAMP`` in UTC (naive sources are read as UTC, zoned ones converted);
+- numbers ``DOUBLE``, integers ``BIGINT``, booleans ``BOOLEAN``, strings ``VARCHAR``;
+- ratings ``DOUBLE`` on 1–5 (red / yellow / green read as 1 / 3 / 5);
+- optional columns the source lacks exist as typed ``NULL`` columns, so downstream code can rely
+  on every contract column being there.
+
+Validation runs as SQL over those views, so a table of tens of millions of rows is checked
+without loading it into memory. The first problem found raises :class:`DataContractError`
+naming the table, the column, how many rows, a few of them, and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.config import DataConfig
+from pipeline.schema import TABLES, ColumnSpec, TableSpec
+
+EXAMPLES = 5
+TRUE_WORDS = ("true", "t", "1", "1.0", "yes", "y")
+FALSE_WORDS = ("false", "f", "0", "0.0", "no", "n")
+RATING_WORDS = {"red": 1.0, "amber": 3.0, "yellow": 3.0, "green": 5.0}
+SQL_TYPES = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "boolean": "BOOLEAN",
+    "rating": "DOUBLE",
+}
+
+
+class DataContractError(ValueError):
+    """Input violates the data contract.
+
+    Attributes:
+        table: the contract table at fault.
+        column: the contract column at fault, or None for a table-level problem.
+        expected: what the contract expects, in words.
+        examples: up to five offending rows (row number, key and the columns concerned).
+    """
+
+    def __init__(
+        self,
+        table: str,
+        column: str | None,
+        problem: str,
+        expected: str,
+        examples: pd.DataFrame | None = None,
+    ) -> None:
+        self.table = table
+        self.column = column
+        self.problem = problem
+        self.expected = expected
+        self.examples = examples
+        where = f"{table}.{column}" if column else table
+        message = f"{where}: {problem} (expected {expected})"
+        if examples is not None and len(examples):
+            rows = "; ".join(
+                ", ".join(f"{k}={_show(v)}" for k, v in row.items())
+                for row in examples.to_dict("records")
+            )
+            message += f"; e.g. {rows}"
+        super().__init__(message)
+
+
+def _show(value: object) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "<empty>"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class RawData:
+    """The contract tables found, as typed DuckDB views on one connection."""
+
+    connection: duckdb.DuckDBPyConnection
+    present: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    def has(self, table: str) -> bool:
+        return table in self.present
+
+    def relation(self, table: str) -> duckdb.DuckDBPyRelation:
+        if not self.has(table):
+            raise KeyError(f"table {table!r} is not present (missing: {', '.join(self.missing)})")
+        return self.connection.table(table)
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """Materialise one table as pandas (fine for small tables and tests)."""
+        return self.relation(table).df()
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
+    """The first row of a query, fetching it whole (DuckDB refuses new work on a half-read one)."""
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else ()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---- locating the sources ---------------------------------------------------------------------
+
+
+def _check_remaps(data: DataConfig) -> None:
+    unknown = sorted(set(data.tables) - set(TABLES))
+    if unknown:
+        raise DataContractError(
+            unknown[0], None, "data.tables names an unknown contract table",
+            f"one of {', '.join(TABLES)}",
+        )  # fmt: skip
+    for table, mapping in data.columns.items():
+        if table not in TABLES:
+            raise DataContractError(
+                table, None, "data.columns names an unknown contract table",
+                f"one of {', '.join(TABLES)}",
+            )  # fmt: skip
+        bad = sorted(set(mapping) - set(TABLES[table].column_names))
+        if bad:
+            raise DataContractError(
+                table, bad[0], "data.columns maps a column the contract does not have",
+                f"one of {', '.join(TABLES[table].column_names)}",
+            )  # fmt: skip
+
+
+def _source_sql(data: DataConfig, table: str) -> str | None:
+    """The FROM clause reading ``table``'s source, or None when the table is absent."""
+    name = data.tables.get(table, table)
+    if data.source == "duckdb":
+        return f"db.{_q(name)}"
+    parquet_file = data.raw_dir / f"{name}.parquet"
+    parquet_dir = data.raw_dir / name
+    csv_file = data.raw_dir / f"{name}.csv"
+    parquet: str | None = None
+    if parquet_file.is_file():
+        parquet = f"read_parquet({_lit(str(parquet_file))})"
+    elif parquet_dir.is_dir() and any(parquet_dir.glob("*.parquet")):
+        parquet = f"read_parquet({_lit(str(parquet_dir / '*.parquet'))})"
+    csv = (
+        f"read_csv({_lit(str(csv_file))}, header = true, all_varchar = true)"
+        if csv_file.is_file()
+        else None
+    )
+    if data.source == "parquet":
+        return parquet
+    if data.source == "csv":
+        return csv
+    if parquet and csv:
+        raise DataContractError(
+            table, None, f"both {name}.parquet and {name}.csv are in {data.raw_dir}",
+            "one file per table (or set data.source)",
+        )  # fmt: skip
+    return parquet or csv
+
+
+def _connect(data: DataConfig) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if data.source == "duckdb":
+        path = data.duckdb_path
+        if path is None or not Path(path).is_file():
+            raise DataContractError(
+                "<source>", None, f"DuckDB database file not found: {path}",
+                "an existing file at data.duckdb_path",
+            )  # fmt: skip
+        con.execute(f"ATTACH {_lit(str(path))} AS db (READ_ONLY)")
+    elif not data.raw_dir.is_dir():
+        raise DataContractError(
+            "<source>", None, f"raw data folder not found: {data.raw_dir}",
+            "a folder of Parquet or CSV files at data.raw_dir",
+        )  # fmt: skip
+    return con
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'db'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+# ---- typing and checking ----------------------------------------------------------------------
+
+
+def _typed(column: ColumnSpec, source: str) -> str:
+    """SQL turning the source column into the contract's type (NULL where it does not parse)."""
+    text = f"nullif(trim(CAST({source} AS VARCHAR)), '')"
+    if column.kind == "string":
+        return text
+    if column.kind == "timestamp":
+        return f"timezone('UTC', TRY_CAST({source} AS TIMESTAMPTZ))"
+    if column.kind == "number":
+        return f"TRY_CAST({source} AS DOUBLE)"
+    if column.kind == "integer":
+        return f"CAST(TRY_CAST({source} AS DOUBLE) AS BIGINT)"
+    if column.kind == "boolean":
+        true = ", ".join(_lit(w) for w in TRUE_WORDS)
+        false = ", ".join(_lit(w) for w in FALSE_WORDS)
+        return (
+            f"CASE WHEN lower({text}) IN ({true}) THEN true "
+            f"WHEN lower({text}) IN ({false}) THEN false END"
+        )
+    words = " ".join(f"WHEN {_lit(w)} THEN {v}" for w, v in RATING_WORDS.items())
+    return f"CASE lower({text}) {words} ELSE TRY_CAST({text} AS DOUBLE) END"
+
+
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    bad: str  # SQL predicate over the checked relation: true for an offending row
+    problem: str
+    expected: str
+    shown: tuple[str, ...]
+
+
+EXPECTED_KIND = {
+    "timestamp": "a date or timestamp (ISO 8601, UTC unless zoned)",
+    "number": "a number",
+    "integer": "a whole number",
+    "boolean": "true/false (also 1/0, yes/no)",
+    "rating": "a rating 1–5 or red/yellow/green",
+}
+NON_NEGATIVE = {
+    "contracts": ("arr", "renewal_arr", "seats"),
+    "invoices": ("amount",),
+    "opportunities": ("amount",),
+    "usage_events": ("quantity",),
+    "interventions": ("cost",),
+}
+ORDERED = {  # (earlier, later): later must not precede earlier
+    "support_tickets": (("opened_at", "closed_at"),),
+    "contacts": (("created_at", "left_at"),),
+    "surveys": (("sent_at", "responded_at"),),
+}
+
+
+def _checks(spec: TableSpec, present: set[str]) -> list[_Check]:
+    """The contract's checks for one table, in the order they are reported."""
+    key = spec.key or ("account_id",)
+    checks: list[_Check] = []
+    for col in spec.columns:
+        if col.required:
+            empty = f"src_{col.name} IS NULL OR trim(CAST(src_{col.name} AS VARCHAR)) = ''"
+            checks.append(
+                _Check(col.name, empty, "is empty", "a value in every row", (*key, col.name))
+            )
+    for col in spec.columns:
+        if col.name not in present:
+            continue
+        src = f"src_{col.name}"
+        if col.kind != "string":
+            unparsed = f"nullif(trim(CAST({src} AS VARCHAR)), '') IS NOT NULL"
+            checks.append(
+                _Check(
+                    col.name,
+                    f"{unparsed} AND {_q(col.name)} IS NULL",
+                    "does not parse",
+                    EXPECTED_KIND[col.kind],
+                    (*key, src),
+                )
+            )
+        if col.kind == "integer":
+            number = f"TRY_CAST({src} AS DOUBLE)"
+            checks.append(
+                _Check(
+                    col.name,
+                    f"{number} <> round({number})",
+                    "is not a whole number",
+                    EXPECTED_KIND["integer"],
+                    (*key, src),
+                )
+            )
+        if col.kind == "rating":
+            checks.append(
+                _Check(
+                    col.name,
+                    f"{_q(col.name)} NOT BETWEEN 1 AND 5",
+                    "is out of range",
+                    EXPECTED_KIND["rating"],
+                    (*key, src),
+                )
+            )
+    checks.extend(_table_checks(spec, key))
+    return checks
+
+
+def _table_checks(spec: TableSpec, key: tuple[str, ...]) -> list[_Check]:
+    """Checks that relate columns or ranges specific to one table."""
+    checks: list[_Check] = []
+    if spec.name == "contracts":
+        checks.append(
+            _Check(
+                "end_date",
+                "end_date <= start_date",
+                "is not after start_date",
+                "end_date > start_date",
+                ("contract_id", "start_date", "end_date"),
+            )
+        )
+    for name in NON_NEGATIVE.get(spec.name, ()):
+        checks.append(_Check(name, f"{_q(name)} < 0", "is negative", f"{name} ≥ 0", (*key, name)))
+    if spec.name == "surveys":
+        checks.append(
+            _Check(
+                "score",
+                "score NOT BETWEEN 0 AND 10",
+                "is out of range",
+                "an NPS score 0–10",
+                ("account_id", "sent_at", "score"),
+            )
+        )
+    for earlier, later in ORDERED.get(spec.name, ()):
+        checks.append(
+            _Check(
+                later,
+                f"{later} < {earlier}",
+                f"is before {earlier}",
+                f"{later} ≥ {earlier}",
+                (*key, earlier, later),
+            )
+        )
+    return checks
+
+
+def _register(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, spec: TableSpec, source: str
+) -> set[str]:
+    """Create the checked relation and the typed view for one table; return columns present."""
+    mapping = data.columns.get(spec.name, {})
+    found = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+    missing = [c for c in spec.required_columns if mapping.get(c, c) not in found]
+    if missing:
+        column = missing[0]
+        hint = f"column {mapping.get(column, column)!r} (map yours in data.columns.{spec.name})"
+        raise DataContractError(
+            spec.name, column, f"required column is missing; found {', '.join(found)}", hint
+        )
+    present = {c.name for c in spec.columns if mapping.get(c.name, c.name) in found}
+    select = ["row_number() OVER () AS _row"]
+    for col in spec.columns:
+        src = mapping.get(col.name, col.name)
+        if col.name in present:
+            select.append(f"{_q(src)} AS src_{col.name}")
+            select.append(f"{_typed(col, _q(src))} AS {_q(col.name)}")
+        else:
+            select.append(f"NULL AS src_{col.name}")
+            select.append(f"CAST(NULL AS {SQL_TYPES[col.kind]}) AS {_q(col.name)}")
+    con.execute(
+        f"CREATE VIEW {_q('_checked_' + spec.name)} AS SELECT {', '.join(select)} FROM {source}"
+    )
+    columns = ", ".join(_q(c.name) for c in spec.columns)
+    con.execute(
+        f"CREATE VIEW {_q(spec.name)} AS SELECT {columns} FROM {_q('_checked_' + spec.name)}"
+    )
+    return present
+
+
+def _examples(
+    con: duckdb.DuckDBPyConnection, relation: str, predicate: str, columns: tuple[str, ...]
+) -> pd.DataFrame:
+    shown = ", ".join(
+        f"{c} AS {_q(c.removeprefix('src_'))}" if c.startswith("src_") else _q(c) for c in columns
+    )
+    return con.execute(
+        f"SELECT _row AS row, {shown} FROM {relation} WHERE {predicate} "
+        f"ORDER BY _row LIMIT {EXAMPLES}"
+    ).df()
+
+
+def _validate(con: duckdb.DuckDBPyConnection, spec: TableSpec, present: set[str]) -> None:
+    relation = _q("_checked_" + spec.name)
+    checks = _checks(spec, present)
+    counts = _one(
+        con,
+        "SELECT "
+        + ", ".join(f"count(*) FILTER (WHERE coalesce(({c.bad}), false))" for c in checks)
+        + f" FROM {relation}",
+    )
+    for check, count in zip(checks, counts, strict=True):
+        if count:
+            predicate = f"coalesce(({check.bad}), false)"
+            raise DataContractError(
+                spec.name,
+                check.column,
+                f"{count:,} row{'s' if count > 1 else ''} where {check.column} {check.problem}",
+                check.expected,
+                _examples(con, relation, predicate, check.shown),
+            )
+    if spec.key:
+        keys = ", ".join(_q(k) for k in spec.key)
+        dupes = con.execute(
+            f"SELECT {keys}, count(*) AS rows FROM {_q(spec.name)} GROUP BY ALL "
+            f"HAVING count(*) > 1 ORDER BY rows DESC, {keys} LIMIT {EXAMPLES}"
+        ).df()
+        if len(dupes):
+            raise DataContractError(
+                spec.name, spec.key[0], f"{len(dupes)}+ duplicated key value(s)",
+                f"{', '.join(spec.key)} unique", dupes,
+            )  # fmt: skip
+
+
+def _validate_accounts_known(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    predicate = "account_id NOT IN (SELECT account_id FROM accounts)"
+    relation = _q("_checked_" + table)
+    (count,) = _one(con, f"SELECT count(*) FROM {relation} WHERE {predicate}")
+    if count:
+        raise DataContractError(
+            table, "account_id", f"{count:,} rows whose account is not in accounts",
+            "every account_id to exist in accounts",
+            _examples(con, relation, predicate, ("account_id",)),
+        )  # fmt: skip
+
+
+def read_raw(data: DataConfig) -> RawData:
+    """Locate every contract table, apply the remaps, validate everything.
+
+    Raises:
+        DataContractError: on the first problem, checked in a fixed order (tables in contract
+            order; per table: required columns, empty values, types, ranges, order, keys; then
+            rows whose account is unknown).
+    """
+    _check_remaps(data)
+    con = _connect(data)
+    try:
+        existing = _existing_tables(con) if data.source == "duckdb" else set()
+        present: list[str] = []
+        missing: list[str] = []
+        for name, spec in TABLES.items():
+            source = _source_sql(data, name)
+            if data.source == "duckdb" and data.tables.get(name, name) not in existing:
+                source = None
+            if source is None:
+                if spec.required:
+                    looked = (
+                        f"table {data.tables.get(name, name)!r} in {data.duckdb_path}"
+                        if data.source == "duckdb"
+                        else f"{name}.parquet, {name}/*.parquet or {name}.csv in {data.raw_dir}"
+                    )
+                    raise DataContractError(
+                        name, None, f"required table not found (looked for {looked})",
+                        "the table to be present (map its name in data.tables)",
+                    )  # fmt: skip
+                missing.append(name)
+                continue
+            columns = _register(con, data, spec, source)
+            _validate(con, spec, columns)
+            present.append(name)
+        (accounts,) = _one(con, "SELECT count(*) FROM accounts")
+        if not accounts:
+            raise DataContractError("accounts", None, "the table is empty", "at least one account")
+        for name in present:
+            if name != "accounts":
+                _validate_accounts_known(con, name)
+    except BaseException:
+        con.close()
+        raise
+    return RawData(connection=con, present=tuple(present), missing=tuple(missing))
+
+
+def profile(raw: RawData) -> pd.DataFrame:
+    """One row per present table: rows, columns, distinct accounts and the time span."""
+    rows = []
+    for name in raw.present:
+        spec = TABLES[name]
+        time = _q(spec.time_column) if spec.time_column else "NULL"
+        count, accounts, first, last = _one(
+            raw.connection,
+            f"SELECT count(*), count(DISTINCT account_id), min({time}), max({time}) "
+            f"FROM {_q(name)}",
+        )
+        rows.append(
+            {
+                "table": name,
+                "rows": count,
+                "columns": len(spec.columns),
+                "accounts": accounts,
+                "min_time": first,
+                "max_time": last,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def data_end(raw: RawData) -> pd.Timestamp:
+    """The latest observed timestamp (the data's end for labels, unless ``data.cutoff`` is set).
+
+    Only tables that record what happened count: contracts may start and invoices fall due
+    after the export was taken.
+    """
+    latest = [
+        _one(raw.connection, f"SELECT max({_q(spec.time_column)}) FROM {_q(name)}")[0]
+        for name, spec in TABLES.items()
+        if raw.has(name) and spec.time_column and spec.observed
+    ]
+    return pd.Timestamp(max(t for t in latest if t is not None))
