@@ -497,14 +497,16 @@ def profile(raw: RawData) -> pd.DataFrame:
 
 
 def data_end(raw: RawData) -> pd.Timestamp:
-    """The latest observed timestamp (the data's end for labels, unless ``data.cutoff`` is set).
+    """The latest event seen in any table (the data's end for labels, unless ``data.cutoff``).
 
-    Only tables that record what happened count: contracts may start and invoices fall due
-    after the export was taken.
+    Scheduled dates do not count: contracts may start and invoices fall due after the export.
     """
-    latest = [
-        _one(raw.connection, f"SELECT max({_q(spec.time_column)}) FROM {_q(name)}")[0]
+    parts = [
+        f"SELECT max({_q(col.name)}) AS t FROM {_q(name)}"
         for name, spec in TABLES.items()
-        if raw.has(name) and spec.time_column and spec.observed
+        if raw.has(name)
+        for col in spec.columns
+        if col.kind == "timestamp" and not col.scheduled
     ]
-    return pd.Timestamp(max(t for t in latest if t is not None))
+    (latest,) = _one(raw.connection, f"SELECT max(t) FROM ({' UNION ALL '.join(parts)})")
+    return pd.Timestamp(latest)

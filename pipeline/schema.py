@@ -19,6 +19,7 @@ class ColumnSpec:
     kind: Kind
     required: bool = True
     description: str = ""
+    scheduled: bool = False  # a date set in advance (contract end, invoice due): not an event
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,6 @@ class TableSpec:
     key: tuple[str, ...] = ()
     time_column: str | None = None
     description: str = ""
-    observed: bool = True  # its time column records what happened (so it bounds the data's end)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -43,8 +43,10 @@ class TableSpec:
         return next(c for c in self.columns if c.name == name)
 
 
-def _c(name: str, kind: Kind, required: bool = True, description: str = "") -> ColumnSpec:
-    return ColumnSpec(name, kind, required, description)
+def _c(
+    name: str, kind: Kind, required: bool = True, description: str = "", scheduled: bool = False
+) -> ColumnSpec:
+    return ColumnSpec(name, kind, required, description, scheduled)
 
 
 ACCOUNT_ID = _c("account_id", "string", description="the account key")
@@ -74,8 +76,8 @@ TABLES: dict[str, TableSpec] = {
             (
                 _c("contract_id", "string"),
                 ACCOUNT_ID,
-                _c("start_date", "timestamp"),
-                _c("end_date", "timestamp"),
+                _c("start_date", "timestamp", scheduled=True),
+                _c("end_date", "timestamp", scheduled=True),
                 _c("arr", "number", description="annual recurring revenue, ≥ 0"),
                 _c("seats", "integer", False),
                 _c("renewed", "boolean", False, "outcome where known; else derived"),
@@ -85,7 +87,6 @@ TABLES: dict[str, TableSpec] = {
             key=("contract_id",),
             time_column="start_date",
             description="one row per contract term; end_date after start_date",
-            observed=False,
         ),
         TableSpec(
             "usage_events",
@@ -161,12 +162,11 @@ TABLES: dict[str, TableSpec] = {
             "invoices",
             (
                 ACCOUNT_ID,
-                _c("due_date", "timestamp"),
+                _c("due_date", "timestamp", scheduled=True),
                 _c("amount", "number"),
                 _c("paid_date", "timestamp", False),
             ),
             time_column="due_date",
-            observed=False,
         ),
         TableSpec(
             "opportunities",
