@@ -353,6 +353,20 @@ def simulate(
         k: [] for k in ("account", "start", "end", "arr", "seats", "renewed", "renewal_arr")
     }
     decisions: list[tuple[int, _Decision]] = []
+
+    def record(i: np.ndarray, renewed: np.ndarray, renewal_arr: np.ndarray) -> None:
+        """Log the contracts in force for accounts ``i`` with their outcome."""
+        for key, values in (
+            ("account", i),
+            ("start", c_start[i]),
+            ("end", c_end[i]),
+            ("arr", c_arr[i]),
+            ("seats", c_seats[i]),
+            ("renewed", renewed),
+            ("renewal_arr", renewal_arr),
+        ):
+            contract_rows[key].append(values.copy())
+
     events: dict[str, list[np.ndarray]] = {k: [] for k in ("account", "day", "recorded", "back")}
     term_offset = np.vectorize(TERM_OFFSET.get, otypes=[float])
 
@@ -424,16 +438,7 @@ def simulate(
         discounted = m - last_discount[i] <= 6
         mult = _renewal_multiplier(h[i], acc.adoption[i], budget[i], discounted, renewed, rng)
         renewal_arr = np.round(c_arr[i] * mult, -1)
-        for key, values in (
-            ("account", i),
-            ("start", c_start[i]),
-            ("end", c_end[i]),
-            ("arr", c_arr[i]),
-            ("seats", c_seats[i]),
-            ("renewed", renewed),
-            ("renewal_arr", renewal_arr),
-        ):
-            contract_rows[key].append(values)
+        record(i, renewed, renewal_arr)
         stay = i[renewed]
         gap = np.where(rng.random(stay.size) < 0.8, 0, rng.integers(1, 15, stay.size))
         nxt = c_end[stay] + gap
@@ -454,16 +459,7 @@ def simulate(
 
     running = np.flatnonzero(alive)
     decided_count = sum(a.size for a in contract_rows["account"])
-    for key, values in (
-        ("account", running),
-        ("start", c_start[running]),
-        ("end", c_end[running]),
-        ("arr", c_arr[running]),
-        ("seats", c_seats[running]),
-        ("renewed", np.zeros(running.size, dtype=bool)),
-        ("renewal_arr", np.full(running.size, np.nan)),
-    ):
-        contract_rows[key].append(values)
+    record(running, np.zeros(running.size, dtype=bool), np.full(running.size, np.nan))
     contracts = {k: np.concatenate(v) for k, v in contract_rows.items()}
     contracts["decided"] = np.arange(contracts["account"].size) < decided_count
 
