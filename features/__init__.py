@@ -1,1 +1,13 @@
-"""Pure feature builders: tables in, a point-in-time feature frame out (no I/O)."""
+"""Pure feature builders: contract tables in, a point-in-time feature frame out (no I/O)."""
+
+from features.build import FAMILIES, build_feature_table, families_for
+from features.spine import as_of_grid, make_scoring_spine, make_training_spine
+
+__all__ = [
+    "FAMILIES",
+    "as_of_grid",
+    "build_feature_table",
+    "families_for",
+    "make_scoring_spine",
+    "make_training_spine",
+]

@@ -68,9 +68,7 @@ def _given(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column].astype(object).where(frame[column].notna(), np.nan)
 
 
-def outcome_class(
-    renewed: np.ndarray, arr: np.ndarray, renewal_arr: np.ndarray
-) -> np.ndarray:
+def outcome_class(renewed: np.ndarray, arr: np.ndarray, renewal_arr: np.ndarray) -> np.ndarray:
     """churn / contraction / flat / expansion (±3 % is flat); empty where the outcome is unknown."""
     ratio = np.divide(renewal_arr, arr, out=np.ones_like(arr, dtype=float), where=arr > 0)
     cls = np.select(
@@ -112,9 +110,7 @@ def make_training_spine(
 def make_scoring_spine(contracts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """One snapshot per account with a contract in force at ``as_of`` (the one ending first)."""
     active = contracts[(contracts["start_date"] <= as_of) & (contracts["end_date"] > as_of)]
-    spine = active.assign(
-        as_of=as_of, renewed=np.nan, renewal_arr=np.nan, outcome=None
-    )
+    spine = active.assign(as_of=as_of, renewed=np.nan, renewal_arr=np.nan, outcome=None)
     return _one_per_account(spine)
 
 

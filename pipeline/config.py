@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from features.config import FeaturesConfig
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
@@ -109,14 +111,6 @@ class SyntheticConfig(_Section):
     usage_sessions_per_seat: float = Field(default=0.5, gt=0)
     chunk_accounts: int = Field(default=5000, ge=100)
     format: Literal["parquet", "csv"] = "parquet"
-
-
-class FeaturesConfig(_Section):
-    """Snapshot grid and labels (the same grid the synthetic world writes its oracle on)."""
-
-    frequency: Literal["weekly", "monthly", "quarterly"] = "monthly"
-    horizon_days: int = Field(default=180, ge=1)
-    grace_days: int = Field(default=30, ge=0)
 
 
 class MlflowConfig(_Section):

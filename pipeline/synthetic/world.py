@@ -436,7 +436,9 @@ def simulate(
         )
         renewed = z > 0
         discounted = m - last_discount[i] <= 6
-        mult = _renewal_multiplier(h[i], acc.adoption[i], budget[i], discounted, renewed, rng)
+        mult = _renewal_multiplier(
+            h[i], acc.adoption[i], budget[i], discounted, renewed, c_term[i], rng
+        )
         renewal_arr = np.round(c_arr[i] * mult, -1)
         record(i, renewed, renewal_arr)
         stay = i[renewed]
@@ -502,14 +504,21 @@ def _renewal_multiplier(
     budget: np.ndarray,
     discounted: np.ndarray,
     renewed: np.ndarray,
+    term: np.ndarray,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Renewal ARR over ARR: 0 on churn; contraction, flat or expansion for the renewed."""
+    """Renewal ARR over ARR: 0 on churn; contraction, flat or expansion for the renewed.
+
+    Short terms change size as often per year as annual ones, not at every renewal.
+    """
     u = health + 0.35 * adoption - 1.2 * budget + rng.normal(0, 0.45, health.size)
     expansion = np.exp(rng.normal(0.22, 0.12, health.size))
     contraction = np.exp(-np.abs(rng.normal(0.2, 0.1, health.size)))
     flat = 1 + rng.uniform(0, 0.025, health.size)
-    mult = np.where(u > 0.95, expansion, np.where(u < -0.35, contraction, flat))
+    resized = rng.random(health.size) < np.minimum(term / 12, 1.0)
+    mult = np.where(
+        resized & (u > 0.95), expansion, np.where(resized & (u < -0.35), contraction, flat)
+    )
     mult = mult * np.where(discounted, 1 - DISCOUNT_SHARE, 1.0)
     return np.where(renewed, mult, 0.0)
 

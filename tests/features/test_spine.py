@@ -63,7 +63,9 @@ def test_given_outcomes_win_over_succession():
 
 def test_training_spine_takes_contracts_ending_within_the_horizon():
     grid = as_of_grid(T("2024-09-01"), T("2025-03-01"), "monthly")
-    spine = make_training_spine(contracts(), grid, horizon_days=180, grace_days=30, data_end=DATA_END)
+    spine = make_training_spine(
+        contracts(), grid, horizon_days=180, grace_days=30, data_end=DATA_END
+    )
     a1 = spine[spine["account_id"] == "A1"]
     # a1 ends 2025-01-01: snapshots from 2024-09-01 (122 days ahead) to 2024-12-01, not at the end
     assert a1["as_of"].dt.strftime("%Y-%m").tolist() == ["2024-09", "2024-10", "2024-11", "2024-12"]

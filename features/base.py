@@ -1,0 +1,92 @@
+"""What every feature family shares: the engine it runs on, its catalog entries, SQL helpers.
+
+Families are written once as SQL over two relations, ``spine`` (one row per snapshot, with its
+window bounds as explicit columns: ``since_30d`` = as_of − 30 days) and the contract tables.
+Window bounds live in the spine rather than in interval arithmetic, which keeps the SQL portable
+and avoids DuckDB merging day and month intervals. Every join keeps only rows strictly before
+``as_of``: that is the whole point-in-time guarantee, and the tests check it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pandas as pd
+
+COMPONENTS = (
+    "usage",
+    "engagement",
+    "support",
+    "surveys",
+    "sentiment",
+    "relationships",
+    "billing",
+    "contract",
+    "interventions",
+)
+
+
+class Engine(Protocol):
+    """Where the SQL runs: DuckDB by default (see ``pipeline.engines``)."""
+
+    def register(self, name: str, frame: pd.DataFrame) -> None: ...
+
+    def query(self, sql: str) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One column of the feature table, as the catalog and the explanations describe it."""
+
+    name: str
+    family: str
+    component: str
+    description: str  # plain words; "{value}" is replaced by the account's value
+    fill: float | None = 0.0  # value for snapshots with no rows: 0 for counts, None for unknown
+    categorical: bool = False
+
+    def __post_init__(self) -> None:
+        if self.component not in COMPONENTS:
+            raise ValueError(f"feature {self.name}: component {self.component!r} is unknown")
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """A family's features per (account_id, as_of) and their catalog entries."""
+
+    family: str
+    frame: pd.DataFrame
+    features: tuple[Feature, ...] = field(default_factory=tuple)
+
+
+def slug(value: str) -> str:
+    """A column-name-safe form of a value from the data (event types, personas, kinds)."""
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", str(value)).strip("_").lower()
+    return text or "blank"
+
+
+def sql_list(values: Iterable[str]) -> str:
+    """A SQL IN-list of string literals (lower-cased; empty list matches nothing)."""
+    items = [str(v).lower().replace("'", "''") for v in values]
+    return ", ".join(f"'{v}'" for v in items) if items else "NULL"
+
+
+def sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def days_between(earlier: str, later: str) -> str:
+    """Fractional days from ``earlier`` to ``later`` (portable: epoch seconds)."""
+    return f"(epoch({later}) - epoch({earlier})) / 86400.0"
+
+
+def discover(engine: Engine, table: str, column: str, limit: int = 50) -> list[str]:
+    """Distinct values of a column, most frequent first (event types, personas, kinds)."""
+    frame = engine.query(
+        f"SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL "
+        f"GROUP BY 1 ORDER BY n DESC, value LIMIT {limit}"
+    )
+    return [str(v) for v in frame["value"]]

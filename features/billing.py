@@ -1,0 +1,45 @@
+"""Billing: late invoices, what is overdue at as_of and for how long."""
+
+from __future__ import annotations
+
+from features.base import Engine, FamilyResult, Feature, days_between
+from features.config import FeaturesConfig
+
+FAMILY = "billing"
+TABLE = "invoices"
+
+
+def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
+    return Feature(name, FAMILY, "billing", description, fill)
+
+
+def billing_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
+    """Build the billing family; a payment dated at or after as_of is not yet made."""
+    del cfg
+    paid = "i.paid_date IS NOT NULL AND i.paid_date < s.as_of"
+    frame = engine.query(
+        f"""
+        SELECT s.account_id, s.as_of,
+          count(*) FILTER (WHERE i.due_date >= s.since_365d) AS invoices_365d,
+          count(*) FILTER (WHERE i.due_date >= s.since_365d
+                           AND (({paid} AND i.paid_date > i.due_date) OR NOT ({paid})))
+            AS late_invoices_365d,
+          count(*) FILTER (WHERE NOT ({paid})) AS overdue_invoices,
+          coalesce(sum(i.amount) FILTER (WHERE NOT ({paid})), 0) AS amount_overdue_usd,
+          max({days_between("i.due_date", "s.as_of")}) FILTER (WHERE NOT ({paid}))
+            AS days_past_due,
+          avg(greatest({days_between("i.due_date", "i.paid_date")}, 0))
+            FILTER (WHERE {paid} AND i.due_date >= s.since_365d) AS days_late_avg_365d
+        FROM spine s JOIN {TABLE} i ON i.account_id = s.account_id AND i.due_date < s.as_of
+        GROUP BY s.account_id, s.as_of
+        """
+    )
+    features = (
+        _f("invoices_365d", "{value} invoices fell due in the last year"),
+        _f("late_invoices_365d", "{value} invoices were paid late or not at all (last year)"),
+        _f("overdue_invoices", "{value} invoices are overdue"),
+        _f("amount_overdue_usd", "{value:,.0f} overdue"),
+        _f("days_past_due", "the oldest unpaid invoice is {value:.0f} days past due", None),
+        _f("days_late_avg_365d", "invoices were paid {value:.0f} days late on average", None),
+    )
+    return FamilyResult(FAMILY, frame, features)

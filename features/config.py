@@ -1,0 +1,70 @@
+"""Settings of the spine and the feature families: the ``features`` section of params.yaml.
+
+Defined here, beside the code that uses them, so ``features/`` needs nothing from ``pipeline/``;
+``pipeline.config`` composes them into the whole params object.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class UsageFeatures(_Section):
+    key_event_types: list[str] = Field(default_factory=list)
+    top_key_events: int = Field(default=2, ge=1)
+
+
+class EngagementFeatures(_Section):
+    meeting_types: list[str] = Field(default_factory=lambda: ["meeting", "qbr", "ebr"])
+    review_types: list[str] = Field(default_factory=lambda: ["qbr", "ebr"])
+    answer_lag_days: int = Field(default=7, ge=0)
+
+
+class SupportFeatures(_Section):
+    high_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
+
+
+class RelationshipFeatures(_Section):
+    key_personas: list[str] = Field(default_factory=lambda: ["champion", "decision_maker"])
+    footprint: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "default": {"decision_maker": 1, "champion": 1, "admin": 1, "power_user": 1}
+        }
+    )
+
+
+class OpportunityFeatures(_Section):
+    expansion_types: list[str] = Field(default_factory=lambda: ["upsell", "cross-sell"])
+    won_stages: list[str] = Field(default_factory=lambda: ["closed_won", "won"])
+    lost_stages: list[str] = Field(default_factory=lambda: ["closed_lost", "lost"])
+
+
+class FeaturesConfig(_Section):
+    """Snapshot grid, labels and the feature families' settings.
+
+    The grid is the same one the synthetic world writes its oracle on.
+    """
+
+    frequency: Literal["weekly", "monthly", "quarterly"] = "monthly"
+    horizon_days: int = Field(default=180, ge=1)
+    grace_days: int = Field(default=30, ge=0)
+    warmup_days: int = Field(default=90, ge=0)
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    usage: UsageFeatures = Field(default_factory=UsageFeatures)
+    engagement: EngagementFeatures = Field(default_factory=EngagementFeatures)
+    support: SupportFeatures = Field(default_factory=SupportFeatures)
+    relationships: RelationshipFeatures = Field(default_factory=RelationshipFeatures)
+    opportunities: OpportunityFeatures = Field(default_factory=OpportunityFeatures)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_positive(cls, windows: list[int]) -> list[int]:
+        if not windows or any(w <= 0 for w in windows):
+            raise ValueError(f"windows must be positive day counts, got {windows}")
+        return sorted(set(windows))

@@ -1,0 +1,59 @@
+"""Engagement: conversations we start and the share answered, meetings and business reviews,
+inbound contact, recency of any touch."""
+
+from __future__ import annotations
+
+from features.base import Engine, FamilyResult, Feature, days_between, sql_list
+from features.config import FeaturesConfig
+
+FAMILY = "engagement"
+TABLE = "activities"
+
+
+def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
+    return Feature(name, FAMILY, "engagement", description, fill)
+
+
+def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
+    """Build the engagement family on ``spine`` and ``activities``.
+
+    Whether an outbound touch was answered is only judged once it is ``answer_lag_days`` old,
+    since the flag on a younger one may be set after as_of.
+    """
+    e = cfg.engagement
+    lag = e.answer_lag_days
+    outbound = "lower(a.direction) = 'outbound'"
+    judged = f"a.ts < s.since_{lag}d AND a.ts >= s.since_{90 + lag}d"
+    meeting = f"lower(a.type) IN ({sql_list(e.meeting_types)})"
+    review = f"lower(a.type) IN ({sql_list(e.review_types)})"
+    frame = engine.query(
+        f"""
+        SELECT s.account_id, s.as_of,
+          count(*) FILTER (WHERE {outbound} AND a.ts >= s.since_30d) AS outbound_touches_30d,
+          count(*) FILTER (WHERE {outbound} AND a.ts >= s.since_90d) AS outbound_touches_90d,
+          avg(CASE WHEN a.responded THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE {outbound} AND a.responded IS NOT NULL AND {judged})
+            AS outbound_answered_share_90d,
+          count(*) FILTER (WHERE lower(a.direction) = 'inbound' AND a.ts >= s.since_90d)
+            AS inbound_contacts_90d,
+          count(*) FILTER (WHERE {meeting} AND a.ts >= s.since_90d) AS meetings_90d,
+          {days_between(f"max(a.ts) FILTER (WHERE {meeting})", "s.as_of")} AS days_since_meeting,
+          {days_between(f"max(a.ts) FILTER (WHERE {review})", "s.as_of")}
+            AS days_since_business_review,
+          {days_between("max(a.ts)", "s.as_of")} AS days_since_last_touch
+        FROM spine s JOIN {TABLE} a ON a.account_id = s.account_id AND a.ts < s.as_of
+        GROUP BY s.account_id, s.as_of
+        """
+    )
+    features = (
+        _f("outbound_touches_30d", "{value} emails, calls or meetings we started in 30 days"),
+        _f("outbound_touches_90d", "{value} emails, calls or meetings we started in 90 days"),
+        _f("outbound_answered_share_90d", "{value:.0%} of our outreach was answered (90 days)",
+           None),
+        _f("inbound_contacts_90d", "{value} times the customer reached out in 90 days"),
+        _f("meetings_90d", "{value} meetings in the last 90 days"),
+        _f("days_since_meeting", "{value:.0f} days since the last meeting", None),
+        _f("days_since_business_review", "{value:.0f} days since the last business review", None),
+        _f("days_since_last_touch", "{value:.0f} days since any contact with the account", None),
+    )  # fmt: skip
+    return FamilyResult(FAMILY, frame, features)

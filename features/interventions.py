@@ -1,0 +1,45 @@
+"""Interventions, as history only: how often each kind (discovered from the log) was tried and
+how long ago. The decision context for causal estimates is the interventions stage's concern."""
+
+from __future__ import annotations
+
+from features.base import Engine, FamilyResult, Feature, days_between, discover, slug
+from features.config import FeaturesConfig
+
+FAMILY = "interventions"
+TABLE = "interventions"
+
+
+def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
+    return Feature(name, FAMILY, "interventions", description, fill)
+
+
+def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
+    """Build the interventions family on ``spine`` and ``interventions``."""
+    del cfg
+    kinds = discover(engine, TABLE, "type")
+    parts = []
+    features = [
+        _f("interventions_90d", "{value} interventions in the last 90 days"),
+        _f("interventions_365d", "{value} interventions in the last year"),
+    ]
+    for kind in kinds:
+        is_kind = f"i.type = '{kind.replace(chr(39), chr(39) * 2)}'"
+        col = slug(kind)
+        parts.append(f"count(*) FILTER (WHERE {is_kind} AND i.ts >= s.since_365d) AS {col}_365d")
+        parts.append(
+            f"{days_between(f'max(i.ts) FILTER (WHERE {is_kind})', 's.as_of')} AS days_since_{col}"
+        )
+        features.append(_f(f"{col}_365d", f"{{value}} × {kind} in the last year"))
+        features.append(_f(f"days_since_{col}", f"{{value:.0f}} days since the last {kind}", None))
+    frame = engine.query(
+        f"""
+        SELECT s.account_id, s.as_of,
+          count(*) FILTER (WHERE i.ts >= s.since_90d) AS interventions_90d,
+          count(*) FILTER (WHERE i.ts >= s.since_365d) AS interventions_365d
+          {"," + ", ".join(parts) if parts else ""}
+        FROM spine s JOIN {TABLE} i ON i.account_id = s.account_id AND i.ts < s.as_of
+        GROUP BY s.account_id, s.as_of
+        """
+    )
+    return FamilyResult(FAMILY, frame, tuple(features))
