@@ -49,7 +49,7 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     ]
     for t in types:
         col = slug(t)
-        is_t = f"e.event_type = '{t.replace(chr(39), chr(39) * 2)}'"
+        is_t = f"e.event_type = {_lit(t)}"
         for w in windows:
             select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_{w}d) AS {col}_{w}d")
             features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
@@ -63,20 +63,16 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         GROUP BY s.account_id, s.as_of, s.seats
         """
     )
+    recency = [days_between("max(d.last_ts)", "s.as_of") + " AS days_since_last_use"]
+    for t in types:
+        last_t = f"max(d.last_ts) FILTER (WHERE d.event_type = {_lit(t)})"
+        recency.append(f"{days_between(last_t, 's.as_of')} AS days_since_{slug(t)}")
     last = engine.query(
         f"""
         WITH daily AS (
             SELECT account_id, event_type, max(ts) AS last_ts
             FROM {TABLE} GROUP BY account_id, event_type, CAST(ts AS DATE))
-        SELECT s.account_id, s.as_of,
-               {days_between("max(d.last_ts)", "s.as_of")} AS days_since_last_use,
-               {
-            ", ".join(
-                f"{days_between(f'max(d.last_ts) FILTER (WHERE d.event_type = {_lit(t)})', 's.as_of')} "
-                f"AS days_since_{slug(t)}"
-                for t in types
-            )
-        }
+        SELECT s.account_id, s.as_of, {", ".join(recency)}
         FROM spine s JOIN daily d ON d.account_id = s.account_id AND d.last_ts < s.as_of
         GROUP BY s.account_id, s.as_of
         """
