@@ -49,9 +49,10 @@ def contract_outcomes(
     succeeded = (nxt_start - ordered["end_date"]).abs() <= grace
     known = ordered["end_date"] + grace <= data_end
     derived = np.where(succeeded, 1.0, np.where(known, 0.0, np.nan))
-    given = _given(ordered, "renewed")
+    # an outcome given for a contract that ends after the data's end is not known yet
+    given = _given(ordered, "renewed").where(ordered["end_date"] <= data_end, np.nan)
     renewed = np.where(given.notna(), given.astype(float), derived)
-    given_arr = _given(ordered, "renewal_arr").astype(float)
+    given_arr = _given(ordered, "renewal_arr").where(ordered["end_date"] <= data_end).astype(float)
     derived_arr = np.where(renewed == 1.0, nxt_arr.fillna(ordered["arr"]), 0.0)
     renewal_arr = np.where(given_arr.notna(), given_arr, derived_arr)
     renewal_arr = np.where(np.isnan(renewed), np.nan, renewal_arr)

@@ -116,9 +116,14 @@ def features(
     set_: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Build the point-in-time training set and feature catalog (not built yet)."""
-    _params(params, set_, quiet)
-    _not_built("features", "issue #3")
+    """Build the point-in-time training set and its feature catalog into output_dir/features.
+
+    Snapshots on the as-of grid (features.frequency) for every contract ending within
+    features.horizon_days, each with the features of ten families computed from rows strictly
+    before its as-of date, the renewal label beside them (empty when not known yet).
+    """
+    cfg = _params(params, set_, quiet)
+    _guard(stages.run_features, cfg, quiet)
 
 
 @app.command()

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import DataConfig
-from pipeline.schema import TABLES, ColumnSpec, TableSpec
+from pipeline.schema import EVENT_LOGS, TABLES, ColumnSpec, TableSpec
 
 EXAMPLES = 5
 TRUE_WORDS = ("true", "t", "1", "1.0", "yes", "y")
@@ -510,3 +510,12 @@ def data_end(raw: RawData) -> pd.Timestamp:
     ]
     (latest,) = _one(raw.connection, f"SELECT max(t) FROM ({' UNION ALL '.join(parts)})")
     return pd.Timestamp(latest)
+
+
+def data_start(raw: RawData) -> pd.Timestamp:
+    """Where the event history begins: the earliest row of any event log (else of contracts)."""
+    logs = [name for name in EVENT_LOGS if raw.has(name)]
+    parts = [f"SELECT min({_q(TABLES[n].time_column or '')}) AS t FROM {_q(n)}" for n in logs]
+    parts = parts or ["SELECT min(start_date) AS t FROM contracts"]
+    (earliest,) = _one(raw.connection, f"SELECT min(t) FROM ({' UNION ALL '.join(parts)})")
+    return pd.Timestamp(earliest)

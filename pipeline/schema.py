@@ -197,4 +197,13 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 
+# tables that log what happened over time; the earliest of their rows starts the event history
+EVENT_LOGS = (
+    "usage_events",
+    "support_tickets",
+    "surveys",
+    "activities",
+    "sentiment",
+    "interventions",
+)
 REQUIRED_TABLES: tuple[str, ...] = tuple(name for name, spec in TABLES.items() if spec.required)
