@@ -83,10 +83,17 @@ def days_between(earlier: str, later: str) -> str:
     return f"(epoch({later}) - epoch({earlier})) / 86400.0"
 
 
-def discover(engine: Engine, table: str, column: str, limit: int = 50) -> list[str]:
-    """Distinct values of a column, most frequent first (event types, personas, kinds)."""
+def discover(
+    engine: Engine, table: str, column: str, time_column: str, limit: int = 50
+) -> list[str]:
+    """Distinct values seen before the spine's last as_of, most frequent first.
+
+    Event types, personas and intervention kinds come from the data, never from code; only rows
+    before the last as_of count, so rows from the future cannot add columns.
+    """
     frame = engine.query(
-        f"SELECT {column} AS value, count(*) AS n FROM {table} WHERE {column} IS NOT NULL "
+        f"SELECT {column} AS value, count(*) AS n FROM {table} "
+        f"WHERE {column} IS NOT NULL AND {time_column} < (SELECT max(as_of) FROM spine) "
         f"GROUP BY 1 ORDER BY n DESC, value LIMIT {limit}"
     )
     return [str(v) for v in frame["value"]]

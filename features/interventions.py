@@ -17,7 +17,7 @@ def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
 def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the interventions family on ``spine`` and ``interventions``."""
     del cfg
-    kinds = discover(engine, TABLE, "type")
+    kinds = discover(engine, TABLE, "type", "ts")
     parts = []
     features = [
         _f("interventions_90d", "{value} interventions in the last 90 days"),

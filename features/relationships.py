@@ -19,7 +19,7 @@ def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
 def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the footprint family; a contact who leaves at or after as_of is still there."""
     rel = cfg.relationships
-    personas = discover(engine, TABLE, "persona")
+    personas = discover(engine, TABLE, "persona", "created_at")
     present = "c.created_at < s.as_of AND (c.left_at IS NULL OR c.left_at >= s.as_of)"
     left = "c.left_at IS NOT NULL AND c.left_at < s.as_of"
     key = f"lower(c.persona) IN ({sql_list(rel.key_personas)})"

@@ -18,12 +18,12 @@ def key_event_types(engine: Engine, cfg: FeaturesConfig) -> list[str]:
     """The product's key features: from params, else the most used event types."""
     if cfg.usage.key_event_types:
         return list(cfg.usage.key_event_types)
-    return discover(engine, TABLE, "event_type", limit=cfg.usage.top_key_events)
+    return discover(engine, TABLE, "event_type", "ts", limit=cfg.usage.top_key_events)
 
 
 def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the usage family on the ``spine`` and ``usage_events`` relations."""
-    types = discover(engine, TABLE, "event_type")
+    types = discover(engine, TABLE, "event_type", "ts")
     keys = key_event_types(engine, cfg)
     windows = cfg.windows
     reach = max([*windows, 90])
