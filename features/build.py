@@ -40,7 +40,7 @@ FIXED_DAYS = (7, 30, 60, 90, 180, 365)
 def window_days(cfg: FeaturesConfig) -> list[int]:
     """Every day offset a family compares timestamps against (bounds kept in the spine)."""
     lag = cfg.engagement.answer_lag_days
-    return sorted({*FIXED_DAYS, *cfg.windows, lag, 90 + lag} - {0})
+    return sorted({*FIXED_DAYS, *cfg.windows, lag, 90 + lag, 180 + lag} - {0})
 
 
 def with_window_bounds(spine: pd.DataFrame, days: list[int]) -> pd.DataFrame:

@@ -34,6 +34,10 @@ def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
           avg(CASE WHEN a.responded THEN 1.0 ELSE 0.0 END)
             FILTER (WHERE {outbound} AND a.responded IS NOT NULL AND {judged})
             AS outbound_answered_share_90d,
+          avg(CASE WHEN a.responded THEN 1.0 ELSE 0.0 END)
+            FILTER (WHERE {outbound} AND a.responded IS NOT NULL AND a.ts < s.since_{lag}d
+                    AND a.ts >= s.since_{180 + lag}d)
+            AS outbound_answered_share_180d,
           count(*) FILTER (WHERE lower(a.direction) = 'inbound' AND a.ts >= s.since_90d)
             AS inbound_contacts_90d,
           count(*) FILTER (WHERE {meeting} AND a.ts >= s.since_90d) AS meetings_90d,
@@ -50,6 +54,8 @@ def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("outbound_touches_90d", "{value} emails, calls or meetings we started in 90 days"),
         _f("outbound_answered_share_90d", "{value:.0%} of our outreach was answered (90 days)",
            None),
+        _f("outbound_answered_share_180d", "{value:.0%} of our outreach was answered "
+           "(180 days)", None),
         _f("inbound_contacts_90d", "{value} times the customer reached out in 90 days"),
         _f("meetings_90d", "{value} meetings in the last 90 days"),
         _f("days_since_meeting", "{value:.0f} days since the last meeting", None),

@@ -19,7 +19,7 @@ def sentiment_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     frame = engine.query(
         f"""
         WITH ranked AS (
-            SELECT s.account_id, s.as_of, s.since_90d, r.ts, r.rating,
+            SELECT s.account_id, s.as_of, s.since_90d, s.since_180d, r.ts, r.rating,
                    row_number() OVER (PARTITION BY s.account_id, s.as_of ORDER BY r.ts DESC) AS k
             FROM spine s JOIN {TABLE} r ON r.account_id = s.account_id AND r.ts < s.as_of
             WHERE r.rating IS NOT NULL)
@@ -28,6 +28,7 @@ def sentiment_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
                max(rating) FILTER (WHERE k = 1) - max(rating) FILTER (WHERE k = 2)
                    AS csm_rating_change,
                min(rating) FILTER (WHERE ts >= since_90d) AS csm_rating_min_90d,
+               avg(rating) FILTER (WHERE ts >= since_180d) AS csm_rating_avg_180d,
                {days_between("max(ts)", "as_of")} AS days_since_csm_rating
         FROM ranked GROUP BY account_id, as_of
         """
@@ -36,6 +37,7 @@ def sentiment_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("csm_rating", "the CSM rates the account {value:.0f} of 5"),
         _f("csm_rating_change", "the CSM's rating moved by {value:+.0f} since the previous one"),
         _f("csm_rating_min_90d", "the CSM's lowest rating this quarter was {value:.0f} of 5"),
+        _f("csm_rating_avg_180d", "the CSM's ratings averaged {value:.1f} of 5 over 180 days"),
         _f("days_since_csm_rating", "the CSM last rated the account {value:.0f} days ago"),
     )
     return FamilyResult(FAMILY, frame, features)

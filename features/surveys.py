@@ -35,6 +35,7 @@ def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
             GROUP BY s.account_id, s.as_of)
         SELECT sent.*,
                max(a.score) FILTER (WHERE a.k = 1) AS nps_latest,
+               avg(a.score) FILTER (WHERE a.k <= 4) AS nps_avg_last4,
                max(a.score) FILTER (WHERE a.k = 1) - max(a.score) FILTER (WHERE a.k = 2)
                    AS nps_change
         FROM sent LEFT JOIN answers a USING (account_id, as_of)
@@ -52,6 +53,7 @@ def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("survey_non_response_365d", "{value:.0%} of surveys went unanswered (last year)", None),
         _f("nps_latest", "the latest NPS answer was {value:.0f}", None),
         _f("nps_change", "NPS moved by {value:+.0f} since the previous answer", None),
+        _f("nps_avg_last4", "the last four NPS answers averaged {value:.1f}", None),
         _f("nps_category", "the latest NPS answer is a {value}", None, categorical=True),
     )
     return FamilyResult(FAMILY, frame, features)

@@ -39,6 +39,10 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         "count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d) / nullif(s.seats, 0) "
         "AS active_user_share_30d",
         "count(DISTINCT e.event_type) FILTER (WHERE e.ts >= s.since_30d) AS features_used_30d",
+        "count(*) FILTER (WHERE e.ts >= s.since_30d) / nullif(s.seats, 0) AS events_per_seat_30d",
+        "count(*) FILTER (WHERE e.ts >= s.since_90d) / nullif(s.seats, 0) AS events_per_seat_90d",
+        f"avg(CASE WHEN lower(e.event_type) IN ({sql_list(keys)}) THEN 1.0 ELSE 0.0 END) "
+        "FILTER (WHERE e.ts >= s.since_90d) AS key_event_share_90d",
         f"count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d "
         f"AND lower(e.event_type) IN ({sql_list(keys)})) AS _key_users_30d",
     ]
@@ -46,6 +50,13 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("active_users_30d", "{value} people used the product in the last 30 days"),
         _f("active_user_share_30d", "{value:.0%} of the seats were used in the last 30 days", None),
         _f("features_used_30d", "{value} different product features used in the last 30 days"),
+        _f("events_per_seat_30d", "{value:.1f} product events per seat in the last 30 days", None),
+        _f("events_per_seat_90d", "{value:.1f} product events per seat in the last 90 days", None),
+        _f(
+            "key_event_share_90d",
+            f"{{value:.0%}} of activity used the key features ({', '.join(keys)}) over 90 days",
+            None,
+        ),
     ]
     for t in types:
         col = slug(t)
@@ -53,6 +64,17 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         for w in windows:
             select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_{w}d) AS {col}_{w}d")
             features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
+        select.append(
+            f"avg(CASE WHEN {is_t} THEN 1.0 ELSE 0.0 END) FILTER (WHERE e.ts >= s.since_90d) "
+            f"AS {col}_share_90d"
+        )
+        features.append(
+            _f(
+                f"{col}_share_90d",
+                f"'{t}' was {{value:.0%}} of product activity over 90 days",
+                None,
+            )
+        )
         select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_30d) AS _{col}_30")
         select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_90d) AS _{col}_90")
     windowed = engine.query(

@@ -205,6 +205,27 @@ def bench(
         typer.echo(json.dumps(row))
 
 
+@app.command("signal-check")
+def signal_check(
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    test_days: Annotated[int, typer.Option(help="Length of the out-of-time test period.")] = 180,
+) -> None:
+    """Synthetic world only: a plain LightGBM on the training set, out of time, beside the oracle.
+
+    Reads output_dir/features (run `healthscore features` first) and data.oracle_dir, and prints
+    both ROC AUCs on the same test snapshots.
+    """
+    from pipeline.evaluation import run_signal_check
+
+    cfg = _params(params, set_, quiet=False)
+    result = _guard(run_signal_check, cfg, test_days)
+    typer.echo(
+        f"model AUC {result.model_auc:.3f}  oracle AUC {result.oracle_auc:.3f}  "
+        f"gap {result.gap:.3f}  ({result.test_rows:,} test snapshots from {result.test_from})"
+    )
+
+
 @app.command("params")
 def show_params(
     params: ParamsOption = DEFAULT_PARAMS,

@@ -89,11 +89,24 @@ def test_stages_not_built_yet_say_so_and_exit_4(tmp_path):
     assert "not built yet" in result.output
 
 
-def test_all_runs_data_and_validate_then_names_the_missing_stages(tmp_path):
+def test_all_runs_the_built_stages_then_names_the_missing_ones(tmp_path):
     result = runner.invoke(app, ["all", *args_for(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "not built yet: features" in result.output
+    assert "not built yet: train" in result.output
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
+    assert (tmp_path / "out" / "features" / "training_set.parquet").exists()
+
+
+def test_features_writes_the_training_set_and_its_catalog(generated):
+    result = runner.invoke(app, ["features", *args_for(generated)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(generated / "out" / "features" / "training_set.parquet")
+    catalog = pd.read_csv(generated / "out" / "features" / "catalog.csv")
+    assert not table.duplicated(["account_id", "as_of"]).any()
+    assert set(catalog["name"]) <= set(table.columns)
+    assert {"renewed", "renewal_arr", "outcome"} <= set(table.columns)
+    assert not {"renewed", "renewal_arr", "outcome"} & set(catalog["name"])
+    assert table["renewed"].dropna().isin([0.0, 1.0]).all()
 
 
 def test_params_prints_the_effective_config(tmp_path):

@@ -1,0 +1,26 @@
+"""Out-of-time split: test on the latest period, train a horizon before it, labelled rows only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.validation import out_of_time_split
+
+
+def test_split_leaves_a_gap_of_one_horizon_and_skips_unlabelled_rows():
+    as_of = pd.Series(pd.date_range("2024-01-01", "2025-12-01", freq="MS").repeat(2))
+    labelled = pd.Series(np.ones(len(as_of), dtype=bool)).where(as_of < "2025-12-01", False)
+    train, test = out_of_time_split(as_of, labelled, horizon_days=180, test_days=90)
+    # last labelled as_of 2025-11-01 → test after 2025-08-03, train up to 2025-02-04
+    assert as_of[test].min() == pd.Timestamp("2025-09-01")
+    assert as_of[test].max() == pd.Timestamp("2025-11-01")
+    assert as_of[train].max() == pd.Timestamp("2025-02-01")
+    assert not set(train) & set(test)
+
+
+def test_empty_split_is_named():
+    as_of = pd.Series(pd.to_datetime(["2025-01-01", "2025-02-01"]))
+    with pytest.raises(ValueError, match="split is empty"):
+        out_of_time_split(as_of, pd.Series([True, True]), horizon_days=180, test_days=30)
+    with pytest.raises(ValueError, match="no labelled"):
+        out_of_time_split(as_of, pd.Series([False, False]), horizon_days=180, test_days=30)
