@@ -81,11 +81,13 @@ def build_feature_table(
         raise ValueError("spine has duplicate (account_id, as_of) rows")
     keys = with_window_bounds(spine[[*KEY, "contract_id", "days_to_renewal"]], window_days(cfg))
     engine.register("spine_keys", keys)
-    engine.query(
-        "CREATE OR REPLACE TEMP TABLE spine AS "
-        "SELECT k.*, c.seats, a.segment FROM spine_keys k "
-        "LEFT JOIN contracts c ON c.contract_id = k.contract_id "
-        "LEFT JOIN accounts a ON a.account_id = k.account_id"
+    engine.register(
+        "spine",
+        engine.query(
+            "SELECT k.*, c.seats, a.segment FROM spine_keys k "
+            "LEFT JOIN contracts c ON c.contract_id = k.contract_id "
+            "LEFT JOIN accounts a ON a.account_id = k.account_id"
+        ),
     )
     table = spine.drop(columns="days_to_renewal")  # the contract family reports it as a feature
     catalog: list[Feature] = []
