@@ -80,7 +80,12 @@ def sql_literal(value: str) -> str:
 
 def days_between(earlier: str, later: str) -> str:
     """Fractional days from ``earlier`` to ``later`` (portable: epoch seconds)."""
-    return f"(epoch({later}) - epoch({earlier})) / 86400.0"
+    return f"CAST(epoch({later}) - epoch({earlier}) AS DOUBLE) / 86400"
+
+
+def share(condition: str) -> str:
+    """SQL for the share of rows where ``condition`` holds (a DOUBLE on every engine)."""
+    return f"avg(CASE WHEN {condition} THEN CAST(1 AS DOUBLE) ELSE CAST(0 AS DOUBLE) END)"
 
 
 def discover(

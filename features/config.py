@@ -51,6 +51,7 @@ class FeaturesConfig(_Section):
     The grid is the same one the synthetic world writes its oracle on.
     """
 
+    engine: Literal["duckdb", "spark"] = "duckdb"
     frequency: Literal["weekly", "monthly", "quarterly"] = "monthly"
     horizon_days: int = Field(default=180, ge=1)
     grace_days: int = Field(default=30, ge=0)

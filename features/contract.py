@@ -26,7 +26,8 @@ def contract_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         f"""
         WITH current AS (
             SELECT s.account_id, s.as_of, s.days_to_renewal, k.arr, k.seats,
-                   {days_between("k.start_date", "k.end_date")} / 30.4375 AS term_months,
+                   {days_between("k.start_date", "k.end_date")} / CAST(30.4375 AS DOUBLE)
+                     AS term_months,
                    greatest({days_between("a.created_at", "s.as_of")}, 0) AS tenure_days,
                    a.segment, a.industry, a.region, a.tier
             FROM spine s

@@ -3,7 +3,7 @@ inbound contact, recency of any touch."""
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between, sql_list
+from features.base import Engine, FamilyResult, Feature, days_between, share, sql_list
 from features.config import FeaturesConfig
 
 FAMILY = "engagement"
@@ -31,10 +31,10 @@ def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         SELECT s.account_id, s.as_of,
           count(*) FILTER (WHERE {outbound} AND a.ts >= s.since_30d) AS outbound_touches_30d,
           count(*) FILTER (WHERE {outbound} AND a.ts >= s.since_90d) AS outbound_touches_90d,
-          avg(CASE WHEN a.responded THEN 1.0 ELSE 0.0 END)
+          {share("a.responded")}
             FILTER (WHERE {outbound} AND a.responded IS NOT NULL AND {judged})
             AS outbound_answered_share_90d,
-          avg(CASE WHEN a.responded THEN 1.0 ELSE 0.0 END)
+          {share("a.responded")}
             FILTER (WHERE {outbound} AND a.responded IS NOT NULL AND a.ts < s.since_{lag}d
                     AND a.ts >= s.since_{180 + lag}d)
             AS outbound_answered_share_180d,

@@ -29,7 +29,7 @@ def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         sent AS (
             SELECT s.account_id, s.as_of,
                    count(*) FILTER (WHERE v.sent_at >= s.since_365d) AS surveys_sent_365d,
-                   avg(CASE WHEN {answered} THEN 0.0 ELSE 1.0 END)
+                   avg(CASE WHEN {answered} THEN CAST(0 AS DOUBLE) ELSE CAST(1 AS DOUBLE) END)
                        FILTER (WHERE v.sent_at >= s.since_365d) AS survey_non_response_365d
             FROM spine s JOIN {TABLE} v ON v.account_id = s.account_id AND v.sent_at < s.as_of
             GROUP BY s.account_id, s.as_of)

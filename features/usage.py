@@ -3,7 +3,16 @@ their ratio to seats, breadth, and adoption of the key features."""
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between, discover, slug, sql_list
+from features.base import (
+    Engine,
+    FamilyResult,
+    Feature,
+    days_between,
+    discover,
+    share,
+    slug,
+    sql_list,
+)
 from features.config import FeaturesConfig
 
 FAMILY = "usage"
@@ -41,7 +50,7 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         "count(DISTINCT e.event_type) FILTER (WHERE e.ts >= s.since_30d) AS features_used_30d",
         "count(*) FILTER (WHERE e.ts >= s.since_30d) / nullif(s.seats, 0) AS events_per_seat_30d",
         "count(*) FILTER (WHERE e.ts >= s.since_90d) / nullif(s.seats, 0) AS events_per_seat_90d",
-        f"avg(CASE WHEN lower(e.event_type) IN ({sql_list(keys)}) THEN 1.0 ELSE 0.0 END) "
+        share(f"lower(e.event_type) IN ({sql_list(keys)})") + " "
         "FILTER (WHERE e.ts >= s.since_90d) AS key_event_share_90d",
         f"count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d "
         f"AND lower(e.event_type) IN ({sql_list(keys)})) AS _key_users_30d",
@@ -64,10 +73,7 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         for w in windows:
             select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_{w}d) AS {col}_{w}d")
             features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
-        select.append(
-            f"avg(CASE WHEN {is_t} THEN 1.0 ELSE 0.0 END) FILTER (WHERE e.ts >= s.since_90d) "
-            f"AS {col}_share_90d"
-        )
+        select.append(share(is_t) + f" FILTER (WHERE e.ts >= s.since_90d) AS {col}_share_90d")
         features.append(
             _f(
                 f"{col}_share_90d",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import features
 from pipeline import io, synthetic
 from pipeline.config import Params, flatten
-from pipeline.engines import DuckDBEngine
+from pipeline.engines import DuckDBEngine, SparkEngine
 from pipeline.logs import progress_enabled
 from pipeline.storage import atomic_directory
 
@@ -131,14 +132,15 @@ def run_features(params: Params, quiet: bool = False) -> FeaturesResult:
         raw.frame("contracts"), grid, cfg.horizon_days, cfg.grace_days, end
     )
     log.info(
-        "features: %s snapshots on %d %s as-of dates (%s → %s), data end %s",
+        "features: %s snapshots on %d %s as-of dates (%s → %s), data end %s, engine %s",
         f"{len(spine):,}", len(grid), cfg.frequency, grid[0].date(), grid[-1].date(), end,
+        cfg.engine,
     )  # fmt: skip
     families = features.families_for(raw.present)
-    with _progress(quiet) as bar:
+    with _progress(quiet) as bar, tempfile.TemporaryDirectory(prefix="healthscore-") as tmp:
         task = bar.add_task("feature families", total=len(families))
         table, catalog = features.build_feature_table(
-            DuckDBEngine(raw.connection), spine, cfg, raw.present,
+            make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present,
             on_family=lambda name: bar.update(task, advance=1, description=name),
         )  # fmt: skip
     target = params.output_dir / "features"
@@ -161,6 +163,15 @@ def run_features(params: Params, quiet: bool = False) -> FeaturesResult:
         100 * result.label_rate, f"{result.censored:,}", result.path,
     )  # fmt: skip
     return result
+
+
+def make_engine(name: str, raw: io.RawData, scratch: Path) -> DuckDBEngine | SparkEngine:
+    """The engine named in params, holding the validated contract tables."""
+    if name == "spark":
+        engine = SparkEngine.local()
+        engine.load_tables(raw.connection, list(raw.present), scratch)
+        return engine
+    return DuckDBEngine(raw.connection)
 
 
 def _progress(quiet: bool) -> Progress:
