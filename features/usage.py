@@ -3,6 +3,8 @@ their ratio to seats, breadth, and adoption of the key features."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from features.base import (
     Engine,
     FamilyResult,
@@ -137,7 +139,7 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _trend(last_30, last_90):  # noqa: ANN001, ANN202 (pandas Series in and out)
+def _trend(last_30: pd.Series, last_90: pd.Series) -> pd.Series:
     """Daily rate over the last 30 days over the daily rate of the 60 days before it."""
     before = (last_90 - last_30) / 60.0
     return (last_30 / 30.0) / before.where(before > 0)

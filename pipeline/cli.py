@@ -71,6 +71,9 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     except ConfigError as exc:
         log.error("%s", exc)
         raise typer.Exit(EXIT_PARAMS) from None
+    except (ValueError, FileNotFoundError) as exc:  # the stage's own checks on its inputs
+        log.error("%s", exc)
+        raise typer.Exit(EXIT_DATA) from None
 
 
 @app.command()

@@ -84,12 +84,11 @@ def stamp(day: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _in_life(ctx: Context, a: np.ndarray, day: np.ndarray) -> np.ndarray:
     """Rows that fall inside the event history and the account's life as a customer."""
-    global_a = a
     return (
         (day >= ctx.cal.start)
         & (day < ctx.cal.end)
-        & (day > ctx.acc.created_day[global_a])  # from the day after the account was created
-        & (day < ctx.hist.last_day[global_a])
+        & (day > ctx.acc.created_day[a])  # from the day after the account was created
+        & (day < ctx.hist.last_day[a])
     )
 
 
@@ -163,7 +162,9 @@ def _pick_contact(ctx: Context, a: np.ndarray, rng: np.random.Generator) -> pa.A
     return pc.if_else(pa.array(count > 0), values, pa.scalar(None, pa.string()))
 
 
-def _monthly(ctx: Context, chunk: np.ndarray, rate: np.ndarray, rng: np.random.Generator):  # noqa: ANN202
+def _monthly(
+    ctx: Context, chunk: np.ndarray, rate: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows from a Poisson rate per (account, history month): account, month, health, day."""
     months = _history_months(ctx)
     counts = rng.poisson(np.where(ctx.hist.alive[chunk, months], rate, 0.0))
