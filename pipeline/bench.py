@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline import io, synthetic
 from pipeline.config import Params
 
@@ -69,6 +71,93 @@ def run_bench(params: Params, sizes: list[int]) -> list[dict[str, object]]:
     return results
 
 
+def run_usage_bench(events: Path, reference_out: Path | None = None) -> dict[str, object]:
+    """:func:`measure_usage_reference` in a child process, so its peak memory is its own."""
+    args = [sys.executable, "-m", "pipeline.bench", "usage", str(events)]
+    if reference_out is not None:
+        args.append(str(reference_out))
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_usage_reference(events: Path, reference_out: Path | None = None) -> dict[str, object]:
+    """The usage family on the shared reference log (``usage_reference.py gen``), in this process.
+
+    The spine is every account × the reference's 24 month starts. With ``reference_out`` (the
+    reference build's output), the features both compute are compared: per type and window
+    counts, days since last, and the 30-vs-90 trend.
+    """
+    import duckdb
+    import pandas as pd
+
+    from features.build import window_days, with_window_bounds
+    from features.config import FeaturesConfig
+    from features.usage import usage_features
+    from pipeline.engines import DuckDBEngine
+
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute(
+        "CREATE VIEW usage_events AS SELECT CAST(account_id AS VARCHAR) AS account_id, ts, "
+        f"event_type, CAST(NULL AS VARCHAR) AS user_id, quantity FROM read_parquet('{events}')"
+    )
+    cfg = FeaturesConfig(usage={"key_event_types": ["login"]})
+    snaps = pd.date_range("2023-02-01", "2025-01-01", freq="MS")
+    accounts = con.execute("SELECT DISTINCT account_id FROM usage_events").df()["account_id"]
+    spine = pd.DataFrame(
+        {"account_id": accounts.repeat(len(snaps)).to_numpy(), "as_of": list(snaps) * len(accounts)}
+    ).assign(seats=None)
+    engine = DuckDBEngine(con)
+    engine.register("spine", with_window_bounds(spine, window_days(cfg)))
+    started = time.perf_counter()
+    result = usage_features(engine, cfg)
+    seconds = time.perf_counter() - started
+    figures: dict[str, object] = {
+        "rows": len(result.frame),
+        "features": len(result.features),
+        "usage_s": round(seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    if reference_out is not None:
+        figures["max_abs_diff"] = _compare_with_reference(result.frame, reference_out)
+    return figures
+
+
+def _compare_with_reference(ours: pd.DataFrame, reference_out: Path) -> float:
+    import numpy as np
+    import pandas as pd
+
+    from features.base import slug
+
+    ref = pd.read_parquet(reference_out)
+    ref = ref.assign(account_id=ref["account_id"].astype(str))
+    merged = ref.merge(ours, on=["account_id", "as_of"], how="left")
+    worst = 0.0
+    for column in ref.columns:
+        if "__" not in column:
+            continue
+        etype, feature = column.split("__")
+        col = slug(etype)
+        if feature.startswith("cnt_"):
+            mine = merged[f"{col}_{feature.removeprefix('cnt_')}"].fillna(0)
+        elif feature == "days_since_last":
+            mine = merged[f"days_since_{col}"]
+        elif feature == "trend_30_90":
+            n30, n90 = merged[f"{col}_30d"], merged[f"{col}_90d"]
+            mine = (n30 / 30) / (n90 / 90).where(n90 > 0)
+        else:
+            continue  # quantity sums are not among the usage family's features
+        diff = np.nanmax(np.abs(mine.to_numpy(float) - merged[column].to_numpy(float)), initial=0)
+        both_nan = merged[column].isna() == mine.isna()
+        if not both_nan.all():
+            return float("inf")
+        worst = max(worst, float(diff))
+    return worst
+
+
 if __name__ == "__main__":
-    figures = measure_world(Params.model_validate_json(Path(sys.argv[1]).read_text()))
-    print(json.dumps(figures))
+    if sys.argv[1] == "usage":
+        out = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+        print(json.dumps(measure_usage_reference(Path(sys.argv[2]), out)))
+    else:
+        print(json.dumps(measure_world(Params.model_validate_json(Path(sys.argv[1]).read_text()))))

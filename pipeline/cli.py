@@ -182,6 +182,17 @@ def bench(
         list[int] | None,
         typer.Option("--accounts", "-n", help="World size(s) to measure (repeatable)."),
     ] = None,
+    usage_log: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also time the usage family on this reference event log "
+            "(../shared/bench/usage_reference.py gen)."
+        ),
+    ] = None,
+    reference_output: Annotated[
+        Path | None,
+        typer.Option(help="The reference build's output, to check both give the same values."),
+    ] = None,
 ) -> None:
     """Print world-generation and validation speed and peak memory per world size.
 
@@ -206,6 +217,11 @@ def bench(
     Console().print(table)
     for row in results:
         typer.echo(json.dumps(row))
+    if usage_log is not None:
+        from pipeline.bench import run_usage_bench
+
+        log.info("bench: usage family on %s", usage_log)
+        typer.echo(json.dumps(run_usage_bench(usage_log, reference_output)))
 
 
 @app.command("signal-check")
