@@ -1,5 +1,10 @@
-"""Usage: per event type (discovered from the data) counts, trend and recency; active users,
-their ratio to seats, breadth, and adoption of the key features."""
+"""Usage: per event type (discovered from the data) counts, share, trend and recency; active
+users, their share of seats, breadth, events per seat, and adoption of the key features.
+
+Per-type figures are aggregated in long form (one row per account, as_of and event type) and
+pivoted afterwards: one pass with a handful of aggregates, rather than a filter per type and
+window over every joined row.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from features.config import FeaturesConfig
 
 FAMILY = "usage"
 TABLE = "usage_events"
+KEY = ["account_id", "as_of"]
 
 
 def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
@@ -38,105 +44,122 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     keys = key_event_types(engine, cfg)
     windows = cfg.windows
     reach = max([*windows, 90])
+    joined = (
+        f"spine s JOIN {TABLE} e ON e.account_id = s.account_id "
+        f"AND e.ts < s.as_of AND e.ts >= s.since_{reach}d"
+    )
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE e.ts >= s.since_{w}d) AS n{w}" for w in sorted({*windows, 30, 90})
+    )
+    per_type = engine.query(
+        f"SELECT s.account_id, s.as_of, e.event_type, {counts} FROM {joined} "
+        f"WHERE e.event_type IN ({_in(types)}) GROUP BY s.account_id, s.as_of, e.event_type"
+    )
+    is_key = f"lower(e.event_type) IN ({sql_list(keys)})"
+    overall = engine.query(
+        f"""
+        SELECT s.account_id, s.as_of, any_value(s.seats) AS _seats,
+          count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d) AS active_users_30d,
+          count(DISTINCT e.event_type) FILTER (WHERE e.ts >= s.since_30d) AS features_used_30d,
+          count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d AND {is_key})
+            AS _key_users_30d,
+          {share(is_key)} FILTER (WHERE e.ts >= s.since_90d) AS key_event_share_90d
+        FROM {joined} GROUP BY s.account_id, s.as_of
+        """
+    )
+    last = engine.query(
+        f"""
+        WITH daily AS (
+            SELECT account_id, event_type, max(ts) AS last_ts
+            FROM {TABLE} GROUP BY account_id, event_type, CAST(ts AS DATE))
+        SELECT s.account_id, s.as_of, d.event_type,
+               {days_between("max(d.last_ts)", "s.as_of")} AS days_since
+        FROM spine s JOIN daily d ON d.account_id = s.account_id AND d.last_ts < s.as_of
+        GROUP BY s.account_id, s.as_of, d.event_type
+        """
+    )
+    frame, features = _assemble(per_type, overall, last, types, keys, windows)
+    return FamilyResult(FAMILY, frame, tuple(features))
+
+
+def _assemble(
+    per_type: pd.DataFrame,
+    overall: pd.DataFrame,
+    last: pd.DataFrame,
+    types: list[str],
+    keys: list[str],
+    windows: list[int],
+) -> tuple[pd.DataFrame, list[Feature]]:
+    """Pivot the long per-type figures and derive totals, shares and trends."""
+    columns = [c for c in per_type.columns if c.startswith("n")]
+    wide = per_type.pivot_table(index=KEY, columns="event_type", values=columns, aggfunc="sum")
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([columns, types]), fill_value=0).fillna(
+        0
+    )
+    totals = {n: wide[n].sum(axis=1) for n in columns}
+    recency = last.pivot_table(index=KEY, columns="event_type", values="days_since", aggfunc="min")
+    recency = recency.reindex(columns=types)
+    frame = pd.DataFrame(index=wide.index.union(recency.index).set_names(KEY))
     features: list[Feature] = []
-    select: list[str] = []
+    out: dict[str, pd.Series] = {}
     for w in windows:
-        select.append(f"count(*) FILTER (WHERE e.ts >= s.since_{w}d) AS events_{w}d")
+        out[f"events_{w}d"] = totals[f"n{w}"]
         features.append(_f(f"events_{w}d", f"{{value}} product events in the last {w} days"))
-    select += [
-        "count(*) FILTER (WHERE e.ts >= s.since_30d) AS _n30",
-        "count(*) FILTER (WHERE e.ts >= s.since_90d) AS _n90",
-        "count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d) AS active_users_30d",
-        "count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d) / nullif(s.seats, 0) "
-        "AS active_user_share_30d",
-        "count(DISTINCT e.event_type) FILTER (WHERE e.ts >= s.since_30d) AS features_used_30d",
-        "count(*) FILTER (WHERE e.ts >= s.since_30d) / nullif(s.seats, 0) AS events_per_seat_30d",
-        "count(*) FILTER (WHERE e.ts >= s.since_90d) / nullif(s.seats, 0) AS events_per_seat_90d",
-        share(f"lower(e.event_type) IN ({sql_list(keys)})") + " "
-        "FILTER (WHERE e.ts >= s.since_90d) AS key_event_share_90d",
-        f"count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d "
-        f"AND lower(e.event_type) IN ({sql_list(keys)})) AS _key_users_30d",
+    out["usage_trend_30v60"] = _trend(totals["n30"], totals["n90"])
+    out["_n30_total"], out["_n90_total"] = totals["n30"], totals["n90"]
+    out["days_since_last_use"] = recency.min(axis=1)
+    features += [
+        _f(
+            "usage_trend_30v60", "usage over the last 30 days is {value:.0%} of the 60 before", None
+        ),
+        _f("days_since_last_use", "{value:.0f} days since anyone used the product", None),
     ]
+    for t in types:
+        col = slug(t)
+        for w in windows:
+            out[f"{col}_{w}d"] = wide[(f"n{w}", t)]
+            features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
+        out[f"{col}_share_90d"] = wide[("n90", t)] / totals["n90"].where(totals["n90"] > 0)
+        out[f"{col}_trend_30v60"] = _trend(wide[("n30", t)], wide[("n90", t)])
+        out[f"days_since_{col}"] = recency[t]
+        features += [
+            _f(f"{col}_share_90d", f"'{t}' was {{value:.0%}} of activity over 90 days", None),
+            _f(f"{col}_trend_30v60", f"'{t}' over the last 30 days is {{value:.0%}} of the 60 "
+               "before", None),
+            _f(f"days_since_{col}", f"{{value:.0f}} days since '{t}' was last used", None),
+        ]  # fmt: skip
+    columns = {k: s.reindex(frame.index).to_numpy() for k, s in out.items()}
+    frame = pd.DataFrame(columns, index=frame.index).reset_index()
+    counted = [f.name for f in features if f.fill == 0.0] + ["_n30_total", "_n90_total"]
+    frame = pd.concat([frame.drop(columns=counted), frame[counted].fillna(0)], axis=1)
+    frame = frame.merge(overall, on=KEY, how="left").copy()  # one block per dtype again
+    seats = frame["_seats"].astype(float).where(frame["_seats"].astype(float) > 0)
+    frame = frame.assign(
+        active_users_30d=frame["active_users_30d"].fillna(0),
+        features_used_30d=frame["features_used_30d"].fillna(0),
+        active_user_share_30d=frame["active_users_30d"] / seats,
+        events_per_seat_30d=frame["_n30_total"] / seats,
+        events_per_seat_90d=frame["_n90_total"] / seats,
+        key_feature_adoption_30d=frame["_key_users_30d"]
+        / frame["active_users_30d"].where(frame["active_users_30d"] > 0),
+    )
     features += [
         _f("active_users_30d", "{value} people used the product in the last 30 days"),
         _f("active_user_share_30d", "{value:.0%} of the seats were used in the last 30 days", None),
         _f("features_used_30d", "{value} different product features used in the last 30 days"),
         _f("events_per_seat_30d", "{value:.1f} product events per seat in the last 30 days", None),
         _f("events_per_seat_90d", "{value:.1f} product events per seat in the last 90 days", None),
-        _f(
-            "key_event_share_90d",
-            f"{{value:.0%}} of activity used the key features ({', '.join(keys)}) over 90 days",
-            None,
-        ),
-    ]
-    for t in types:
-        col = slug(t)
-        is_t = f"e.event_type = {_lit(t)}"
-        for w in windows:
-            select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_{w}d) AS {col}_{w}d")
-            features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
-        select.append(share(is_t) + f" FILTER (WHERE e.ts >= s.since_90d) AS {col}_share_90d")
-        features.append(
-            _f(
-                f"{col}_share_90d",
-                f"'{t}' was {{value:.0%}} of product activity over 90 days",
-                None,
-            )
-        )
-        select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_30d) AS _{col}_30")
-        select.append(f"count(*) FILTER (WHERE {is_t} AND e.ts >= s.since_90d) AS _{col}_90")
-    windowed = engine.query(
-        f"""
-        SELECT s.account_id, s.as_of, {", ".join(select)}
-        FROM spine s JOIN {TABLE} e
-          ON e.account_id = s.account_id AND e.ts < s.as_of AND e.ts >= s.since_{reach}d
-        GROUP BY s.account_id, s.as_of, s.seats
-        """
-    )
-    recency = [days_between("max(d.last_ts)", "s.as_of") + " AS days_since_last_use"]
-    for t in types:
-        last_t = f"max(d.last_ts) FILTER (WHERE d.event_type = {_lit(t)})"
-        recency.append(f"{days_between(last_t, 's.as_of')} AS days_since_{slug(t)}")
-    last = engine.query(
-        f"""
-        WITH daily AS (
-            SELECT account_id, event_type, max(ts) AS last_ts
-            FROM {TABLE} GROUP BY account_id, event_type, CAST(ts AS DATE))
-        SELECT s.account_id, s.as_of, {", ".join(recency)}
-        FROM spine s JOIN daily d ON d.account_id = s.account_id AND d.last_ts < s.as_of
-        GROUP BY s.account_id, s.as_of
-        """
-    )
-    features.append(
-        _f("days_since_last_use", "{value:.0f} days since anyone used the product", None)
-    )
-    features += [
-        _f(f"days_since_{slug(t)}", f"{{value:.0f}} days since '{t}' was last used", None)
-        for t in types
-    ]
-    frame = windowed.merge(last, on=["account_id", "as_of"], how="outer")
-    frame = frame.assign(
-        usage_trend_30v60=_trend(frame["_n30"], frame["_n90"]),
-        key_feature_adoption_30d=frame["_key_users_30d"] / frame["active_users_30d"].where(
-            frame["active_users_30d"] > 0
-        ),
-        **{f"{slug(t)}_trend_30v60": _trend(frame[f"_{slug(t)}_30"], frame[f"_{slug(t)}_90"])
-           for t in types},
-    )  # fmt: skip
-    features += [
-        _f("usage_trend_30v60", "usage over the last 30 days is {value:.0%} of the 60 before",
-           None),
+        _f("key_event_share_90d", f"{{value:.0%}} of activity used the key features "
+           f"({', '.join(keys)}) over 90 days", None),
         _f("key_feature_adoption_30d",
            f"{{value:.0%}} of active users used the key features ({', '.join(keys)})", None),
-        *[_f(f"{slug(t)}_trend_30v60", f"'{t}' over the last 30 days is {{value:.0%}} of the 60 "
-             "before", None) for t in types],
     ]  # fmt: skip
     helpers = [c for c in frame.columns if c.startswith("_")]
-    return FamilyResult(FAMILY, frame.drop(columns=helpers), tuple(features))
+    return frame.drop(columns=helpers), features
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _in(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values) if values else "NULL"
 
 
 def _trend(last_30: pd.Series, last_90: pd.Series) -> pd.Series:
