@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from features.spine import as_of_grid, outcome_class
 from pipeline.config import FeaturesConfig, SyntheticConfig
 from pipeline.synthetic.tables import Context
 from pipeline.synthetic.world import (
@@ -32,13 +33,6 @@ from pipeline.synthetic.world import (
     WorldSummary,
     intervention_effects,
 )
-
-
-def as_of_grid(start: np.datetime64, end: np.datetime64, frequency: str) -> np.ndarray:
-    """The regular as-of grid (inclusive of both ends when they fall on it)."""
-    freq = {"weekly": "W-MON", "monthly": "MS", "quarterly": "QS"}[frequency]
-    dates = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=freq)
-    return dates.to_numpy().astype("datetime64[D]")
 
 
 def future_health(
@@ -98,7 +92,8 @@ def make_oracle(
     term_offset = np.vectorize(lambda t: TERM_OFFSET.get(t, 0.0), otypes=[float])(term)
     inter = hist.interventions
     snapshots, effects = [], []
-    for as_of in as_of_grid(cal.start, cal.end, features.frequency):
+    grid = as_of_grid(pd.Timestamp(cal.start), pd.Timestamp(cal.end), features.frequency)
+    for as_of in grid.to_numpy().astype("datetime64[D]"):
         sel = np.flatnonzero(
             (con["start"] <= as_of) & (con["end"] > as_of) & (con["end"] <= as_of + horizon)
         )
@@ -167,16 +162,6 @@ def make_oracle(
                 )
             )
     return pd.concat(snapshots, ignore_index=True), pd.concat(effects, ignore_index=True)
-
-
-def outcome_class(renewed: np.ndarray, arr: np.ndarray, renewal_arr: np.ndarray) -> np.ndarray:
-    """churn / contraction / flat / expansion from the renewal ARR (±3 % counts as flat)."""
-    ratio = np.divide(renewal_arr, arr, out=np.ones_like(arr, dtype=float), where=arr > 0)
-    return np.where(
-        ~renewed,
-        "churn",
-        np.where(ratio < 0.97, "contraction", np.where(ratio > 1.03, "expansion", "flat")),
-    )
 
 
 def realism_checks(
@@ -271,7 +256,7 @@ def write_oracle(
         as_of=snapshots["as_of"].astype("datetime64[s]"),
         end_date=snapshots["end_date"].astype("datetime64[s]"),
         outcome=outcome_class(
-            snapshots["renewed"].to_numpy(dtype=bool),
+            snapshots["renewed"].to_numpy(dtype=float),
             snapshots["arr"].to_numpy(dtype=float),
             np.nan_to_num(snapshots["renewal_arr"].to_numpy(dtype=float)),
         ),

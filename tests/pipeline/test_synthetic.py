@@ -316,3 +316,32 @@ def test_the_default_world_is_believable(tmp_path_factory):
         .set_index("renewed")["share"]
     )
     assert gone.loc[False] > 1.5 * gone.loc[True], gone.to_dict()
+
+
+def test_the_spine_reproduces_the_oracles_snapshots_and_labels(world):
+    # given the world's contracts, when the features' spine is built on the oracle's grid
+    from features.spine import as_of_grid, make_training_spine
+
+    params, _ = world
+    contracts = read(params, "contracts")
+    contracts = contracts.assign(
+        start_date=pd.to_datetime(contracts["start_date"]),
+        end_date=pd.to_datetime(contracts["end_date"]),
+    )
+    oracle = pd.read_parquet(params.data.oracle_dir / "snapshots.parquet")
+    end = pd.Timestamp(params.synthetic.end_date)
+    grid = as_of_grid(oracle["as_of"].min(), end, params.features.frequency)
+    spine = make_training_spine(
+        contracts, grid, params.features.horizon_days, params.features.grace_days, end
+    )
+    # then the snapshots are the same, and every known label agrees with the world's outcome
+    keys = ["account_id", "as_of", "contract_id"]
+    merged = spine.merge(
+        oracle.assign(as_of=oracle["as_of"].astype(spine["as_of"].dtype)), on=keys, how="outer",
+        indicator=True, suffixes=("", "_oracle"),
+    )  # fmt: skip
+    share_matched = (merged["_merge"] == "both").mean()
+    assert share_matched > 0.99, merged["_merge"].value_counts().to_dict()
+    known = merged[(merged["_merge"] == "both") & merged["renewed"].notna()]
+    assert len(known) > 100
+    assert (known["renewed"] == known["renewed_oracle"].astype(float)).all()
