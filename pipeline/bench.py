@@ -28,9 +28,8 @@ def measure_world(params: Params) -> dict[str, object]:
     )
     generate_s = time.perf_counter() - started
     started = time.perf_counter()
-    raw = io.read_raw(params.data)
-    validate_s = time.perf_counter() - started
-    raw.connection.close()
+    with io.read_raw(params.data):
+        validate_s = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "accounts": summary.accounts,

@@ -99,6 +99,15 @@ class RawData:
         """Materialise one table as pandas (fine for small tables and tests)."""
         return self.relation(table).df()
 
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> RawData:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str) -> tuple:
     """The first row of a query, fetching it whole (DuckDB refuses new work on a half-read one)."""

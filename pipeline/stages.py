@@ -65,16 +65,19 @@ def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
     return summary
 
 
-def run_validate(params: Params) -> io.RawData:
+def run_validate(params: Params) -> pd.DataFrame:
     """Read every raw table, check it against the data contract, write a profile of it."""
-    raw = io.read_raw(params.data)
+    with io.read_raw(params.data) as raw:
+        return _write_profile(raw, params.output_dir / "validation")
+
+
+def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
     if raw.missing:
         log.info(
             "validate: optional tables not found (no features of theirs): %s",
             ", ".join(raw.missing),
         )
     profile = io.profile(raw)
-    target = params.output_dir / "validation"
     with atomic_directory(target) as tmp:
         profile.to_csv(tmp / "profile.csv", index=False)
         (tmp / "summary.json").write_text(
@@ -93,7 +96,7 @@ def run_validate(params: Params) -> io.RawData:
         "validate: %d tables, %s rows, data ends %s; profile → %s",
         len(raw.present), f"{int(profile['rows'].sum()):,}", io.data_end(raw).date(), target,
     )  # fmt: skip
-    return raw
+    return profile
 
 
 def run_all(params: Params, quiet: bool = False) -> None:
@@ -123,8 +126,12 @@ class FeaturesResult:
 def run_features(params: Params, quiet: bool = False) -> FeaturesResult:
     """Build the point-in-time training set and its catalog into ``output_dir/features``."""
     started = time.perf_counter()
+    with io.read_raw(params.data) as raw:
+        return _build_features(raw, params, quiet, started)
+
+
+def _build_features(raw: io.RawData, params: Params, quiet: bool, started: float) -> FeaturesResult:
     cfg = params.features
-    raw = io.read_raw(params.data)
     end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
     first = io.data_start(raw).normalize() + pd.Timedelta(days=cfg.warmup_days)
     grid = features.as_of_grid(first, end, cfg.frequency)
