@@ -16,9 +16,7 @@ from features.base import (
     Feature,
     days_between,
     discover,
-    share,
     slug,
-    sql_list,
 )
 from features.config import FeaturesConfig
 
@@ -55,36 +53,26 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         f"SELECT s.account_id, s.as_of, e.event_type, {counts} FROM {joined} "
         f"WHERE e.event_type IN ({_in(types)}) GROUP BY s.account_id, s.as_of, e.event_type"
     )
-    is_key = f"lower(e.event_type) IN ({sql_list(keys)})"
-    overall = engine.query(
+    key_types = [t for t in types if t.lower() in {k.lower() for k in keys}]
+    users = engine.query(
         f"""
         SELECT s.account_id, s.as_of, any_value(s.seats) AS _seats,
-          count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d) AS active_users_30d,
-          count(DISTINCT e.event_type) FILTER (WHERE e.ts >= s.since_30d) AS features_used_30d,
-          count(DISTINCT e.user_id) FILTER (WHERE e.ts >= s.since_30d AND {is_key})
-            AS _key_users_30d,
-          {share(is_key)} FILTER (WHERE e.ts >= s.since_90d) AS key_event_share_90d
-        FROM {joined} GROUP BY s.account_id, s.as_of
+          count(DISTINCT e.user_id) AS active_users_30d,
+          count(DISTINCT e.user_id) FILTER (WHERE e.event_type IN ({_in(key_types)}))
+            AS _key_users_30d
+        FROM spine s JOIN {TABLE} e ON e.account_id = s.account_id
+          AND e.ts < s.as_of AND e.ts >= s.since_30d
+        GROUP BY s.account_id, s.as_of
         """
     )
-    last = engine.query(
-        f"""
-        WITH daily AS (
-            SELECT account_id, event_type, max(ts) AS last_ts
-            FROM {TABLE} GROUP BY account_id, event_type, CAST(ts AS DATE))
-        SELECT s.account_id, s.as_of, d.event_type,
-               {days_between("max(d.last_ts)", "s.as_of")} AS days_since
-        FROM spine s JOIN daily d ON d.account_id = s.account_id AND d.last_ts < s.as_of
-        GROUP BY s.account_id, s.as_of, d.event_type
-        """
-    )
-    frame, features = _assemble(per_type, overall, last, types, keys, windows)
+    last = engine.query(_recency_sql(types))
+    frame, features = _assemble(per_type, users, last, types, key_types, windows)
     return FamilyResult(FAMILY, frame, tuple(features))
 
 
 def _assemble(
     per_type: pd.DataFrame,
-    overall: pd.DataFrame,
+    users: pd.DataFrame,
     last: pd.DataFrame,
     types: list[str],
     keys: list[str],
@@ -106,6 +94,9 @@ def _assemble(
         out[f"events_{w}d"] = totals[f"n{w}"]
         features.append(_f(f"events_{w}d", f"{{value}} product events in the last {w} days"))
     out["usage_trend_30v60"] = _trend(totals["n30"], totals["n90"])
+    out["features_used_30d"] = (wide["n30"] > 0).sum(axis=1)
+    key_n90 = wide["n90"][keys].sum(axis=1) if keys else totals["n90"] * 0
+    out["key_event_share_90d"] = key_n90 / totals["n90"].where(totals["n90"] > 0)
     out["_n30_total"], out["_n90_total"] = totals["n30"], totals["n90"]
     out["days_since_last_use"] = recency.min(axis=1)
     features += [
@@ -113,6 +104,7 @@ def _assemble(
             "usage_trend_30v60", "usage over the last 30 days is {value:.0%} of the 60 before", None
         ),
         _f("days_since_last_use", "{value:.0f} days since anyone used the product", None),
+        _f("features_used_30d", "{value} different product features used in the last 30 days"),
     ]
     for t in types:
         col = slug(t)
@@ -132,11 +124,10 @@ def _assemble(
     frame = pd.DataFrame(columns, index=frame.index).reset_index()
     counted = [f.name for f in features if f.fill == 0.0] + ["_n30_total", "_n90_total"]
     frame = pd.concat([frame.drop(columns=counted), frame[counted].fillna(0)], axis=1)
-    frame = frame.merge(overall, on=KEY, how="left").copy()  # one block per dtype again
+    frame = frame.merge(users, on=KEY, how="left").copy()  # one block per dtype again
     seats = frame["_seats"].astype(float).where(frame["_seats"].astype(float) > 0)
     frame = frame.assign(
         active_users_30d=frame["active_users_30d"].fillna(0),
-        features_used_30d=frame["features_used_30d"].fillna(0),
         active_user_share_30d=frame["active_users_30d"] / seats,
         events_per_seat_30d=frame["_n30_total"] / seats,
         events_per_seat_90d=frame["_n90_total"] / seats,
@@ -146,7 +137,6 @@ def _assemble(
     features += [
         _f("active_users_30d", "{value} people used the product in the last 30 days"),
         _f("active_user_share_30d", "{value:.0%} of the seats were used in the last 30 days", None),
-        _f("features_used_30d", "{value} different product features used in the last 30 days"),
         _f("events_per_seat_30d", "{value:.1f} product events per seat in the last 30 days", None),
         _f("events_per_seat_90d", "{value:.1f} product events per seat in the last 90 days", None),
         _f("key_event_share_90d", f"{{value:.0%}} of activity used the key features "
@@ -156,6 +146,43 @@ def _assemble(
     ]  # fmt: skip
     helpers = [c for c in frame.columns if c.startswith("_")]
     return frame.drop(columns=helpers), features
+
+
+def _recency_sql(types: list[str]) -> str:
+    """Days since each event type was last used, per snapshot, without joining every event to
+    every later as_of: events are bucketed between consecutive as_of dates (a range join with
+    the few distinct dates), then each bucket's latest time is carried forward by a window."""
+    return f"""
+        WITH dates AS (SELECT DISTINCT as_of FROM spine),
+        grid AS (
+            SELECT as_of,
+                   coalesce(lag(as_of) OVER (ORDER BY as_of), CAST('1900-01-01' AS TIMESTAMP))
+                     AS previous
+            FROM dates),
+        daily AS (
+            SELECT account_id, event_type, max(ts) AS last_ts
+            FROM {TABLE} WHERE event_type IN ({_in(types)})
+            GROUP BY account_id, event_type, CAST(ts AS DATE)),
+        bucketed AS (
+            SELECT d.account_id, d.event_type, g.as_of, max(d.last_ts) AS last_ts
+            FROM daily d JOIN grid g ON d.last_ts < g.as_of AND d.last_ts >= g.previous
+            GROUP BY d.account_id, d.event_type, g.as_of),
+        pairs AS (SELECT DISTINCT account_id, event_type FROM bucketed),
+        marks AS (
+            SELECT s.account_id, p.event_type, s.as_of, CAST(NULL AS TIMESTAMP) AS last_ts,
+                   1 AS is_snapshot
+            FROM spine s JOIN pairs p ON p.account_id = s.account_id
+            UNION ALL
+            SELECT account_id, event_type, as_of, last_ts, 0 AS is_snapshot FROM bucketed),
+        carried AS (
+            SELECT account_id, event_type, as_of, is_snapshot,
+                   max(last_ts) OVER (
+                       PARTITION BY account_id, event_type ORDER BY as_of, is_snapshot
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS last_ts
+            FROM marks)
+        SELECT account_id, as_of, event_type, {days_between("last_ts", "as_of")} AS days_since
+        FROM carried WHERE is_snapshot = 1 AND last_ts IS NOT NULL
+        """
 
 
 def _in(values: list[str]) -> str:
