@@ -10,7 +10,7 @@ and avoids DuckDB merging day and month intervals. Every join keeps only rows st
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -60,6 +60,17 @@ class FamilyResult:
     family: str
     frame: pd.DataFrame
     features: tuple[Feature, ...] = field(default_factory=tuple)
+
+
+def feature_maker(family: str, component: str, fill: float | None = 0.0) -> Callable[..., Feature]:
+    """A constructor for one family's features: ``make(name, description, fill=…)``."""
+
+    def make(
+        name: str, description: str, fill: float | None = fill, categorical: bool = False
+    ) -> Feature:
+        return Feature(name, family, component, description, fill, categorical)
+
+    return make
 
 
 def slug(value: str) -> str:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between
+from features.base import Engine, FamilyResult, days_between, feature_maker
 from features.config import FeaturesConfig
 
 FAMILY = "billing"
 TABLE = "invoices"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "billing", description, fill)
+_f = feature_maker(FAMILY, "billing")
 
 
 def billing_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

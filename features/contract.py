@@ -6,17 +6,14 @@ Only what was known at as_of: the current contract's own outcome never appears h
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between
+from features.base import Engine, FamilyResult, days_between, feature_maker
 from features.config import FeaturesConfig
 
 FAMILY = "contract"
 CATEGORICAL = ("segment", "industry", "region", "tier")
 
 
-def _f(
-    name: str, description: str, fill: float | None = None, categorical: bool = False
-) -> Feature:
-    return Feature(name, FAMILY, "contract", description, fill, categorical)
+_f = feature_maker(FAMILY, "contract", fill=None)
 
 
 def contract_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

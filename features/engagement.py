@@ -3,15 +3,21 @@ inbound contact, recency of any touch."""
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between, share, sql_list
+from features.base import (
+    Engine,
+    FamilyResult,
+    days_between,
+    feature_maker,
+    share,
+    sql_list,
+)
 from features.config import FeaturesConfig
 
 FAMILY = "engagement"
 TABLE = "activities"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "engagement", description, fill)
+_f = feature_maker(FAMILY, "engagement")
 
 
 def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

@@ -3,15 +3,14 @@ how long ago. The decision context for causal estimates is the interventions sta
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between, discover, slug
+from features.base import Engine, FamilyResult, days_between, discover, feature_maker, slug
 from features.config import FeaturesConfig
 
 FAMILY = "interventions"
 TABLE = "interventions"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "interventions", description, fill)
+_f = feature_maker(FAMILY, "interventions")
 
 
 def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

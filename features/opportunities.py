@@ -5,15 +5,14 @@ A deal's stage is only trusted once ``closed_at`` is before as_of; until then it
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, sql_list
+from features.base import Engine, FamilyResult, feature_maker, sql_list
 from features.config import FeaturesConfig
 
 FAMILY = "opportunities"
 TABLE = "opportunities"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "contract", description, fill)
+_f = feature_maker(FAMILY, "contract")
 
 
 def opportunities_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

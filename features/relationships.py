@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.base import Engine, FamilyResult, Feature, discover, slug, sql_list
+from features.base import Engine, FamilyResult, Feature, discover, feature_maker, slug, sql_list
 from features.config import FeaturesConfig
 
 FAMILY = "relationships"
 TABLE = "contacts"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "relationships", description, fill)
+_f = feature_maker(FAMILY, "relationships")
 
 
 def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

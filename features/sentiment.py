@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between
+from features.base import Engine, FamilyResult, days_between, feature_maker
 from features.config import FeaturesConfig
 
 FAMILY = "sentiment"
 TABLE = "sentiment"
 
 
-def _f(name: str, description: str, fill: float | None = None) -> Feature:
-    return Feature(name, FAMILY, "sentiment", description, fill)
+_f = feature_maker(FAMILY, "sentiment", fill=None)
 
 
 def sentiment_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

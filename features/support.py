@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, Feature, days_between, sql_list
+from features.base import Engine, FamilyResult, days_between, feature_maker, sql_list
 from features.config import FeaturesConfig
 
 FAMILY = "support"
 TABLE = "support_tickets"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "support", description, fill)
+_f = feature_maker(FAMILY, "support")
 
 
 def support_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

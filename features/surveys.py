@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.base import Engine, FamilyResult, Feature
+from features.base import Engine, FamilyResult, feature_maker
 from features.config import FeaturesConfig
 
 FAMILY = "surveys"
 TABLE = "surveys"
 
 
-def _f(name: str, description: str, fill: float | None = 0.0, categorical: bool = False) -> Feature:
-    return Feature(name, FAMILY, "surveys", description, fill, categorical)
+_f = feature_maker(FAMILY, "surveys")
 
 
 def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:

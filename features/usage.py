@@ -16,6 +16,7 @@ from features.base import (
     Feature,
     days_between,
     discover,
+    feature_maker,
     slug,
 )
 from features.config import FeaturesConfig
@@ -25,8 +26,7 @@ TABLE = "usage_events"
 KEY = ["account_id", "as_of"]
 
 
-def _f(name: str, description: str, fill: float | None = 0.0) -> Feature:
-    return Feature(name, FAMILY, "usage", description, fill)
+_f = feature_maker(FAMILY, "usage")
 
 
 def key_event_types(engine: Engine, cfg: FeaturesConfig) -> list[str]:
