@@ -3,7 +3,15 @@ how long ago. The decision context for causal estimates is the interventions sta
 
 from __future__ import annotations
 
-from features.base import Engine, FamilyResult, days_between, discover, feature_maker, slug
+from features.base import (
+    Engine,
+    FamilyResult,
+    days_between,
+    discover,
+    feature_maker,
+    slug,
+    sql_literal,
+)
 from features.config import FeaturesConfig
 
 FAMILY = "interventions"
@@ -23,7 +31,7 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("interventions_365d", "{value} interventions in the last year"),
     ]
     for kind in kinds:
-        is_kind = f"i.type = '{kind.replace(chr(39), chr(39) * 2)}'"
+        is_kind = f"i.type = {sql_literal(kind)}"
         col = slug(kind)
         parts.append(f"count(*) FILTER (WHERE {is_kind} AND i.ts >= s.since_365d) AS {col}_365d")
         parts.append(

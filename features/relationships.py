@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.base import Engine, FamilyResult, Feature, discover, feature_maker, slug, sql_list
+from features.base import (
+    Engine,
+    FamilyResult,
+    Feature,
+    discover,
+    feature_maker,
+    slug,
+    sql_list,
+    sql_literal,
+)
 from features.config import FeaturesConfig
 
 FAMILY = "relationships"
@@ -23,8 +32,7 @@ def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     left = "c.left_at IS NOT NULL AND c.left_at < s.as_of"
     key = f"lower(c.persona) IN ({sql_list(rel.key_personas)})"
     per_persona = ", ".join(
-        f"count(*) FILTER (WHERE {present} AND c.persona = '{p.replace(chr(39), chr(39) * 2)}') "
-        f"AS contacts_{slug(p)}"
+        f"count(*) FILTER (WHERE {present} AND c.persona = {sql_literal(p)}) AS contacts_{slug(p)}"
         for p in personas
     )
     frame = engine.query(
