@@ -29,17 +29,3 @@ def atomic_directory(target: Path) -> Iterator[Path]:
         target.rename(old)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_file(target: Path) -> Iterator[Path]:
-    """Yield a temporary file path that replaces ``target`` only if the block succeeds."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(target)

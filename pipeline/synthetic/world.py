@@ -262,12 +262,6 @@ def make_accounts(cfg: SyntheticConfig, cal: Calendar, rng: np.random.Generator)
     )
 
 
-def months_between(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Whole calendar months from start to end (the contract term)."""
-    start = np.asarray(start).astype("datetime64[M]")
-    return (np.asarray(end).astype("datetime64[M]") - start).astype(int)
-
-
 def add_months(days: np.ndarray, months: np.ndarray) -> np.ndarray:
     days = np.asarray(days).astype("datetime64[D]")
     dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(int)
