@@ -101,14 +101,14 @@ class SyntheticConfig(_Section):
     """Scale and shape of the synthetic B2B world written by ``healthscore data``."""
 
     seed: int = 42
-    accounts: int = Field(default=3000, ge=10)
+    accounts: int = Field(default=10000, ge=10)
     end_date: date = date(2026, 11, 1)
     history_months: int = Field(default=36, ge=6, le=120)
     prehistory_months: int = Field(default=24, ge=0, le=120)
     segments: dict[str, SegmentSpec] = Field(default_factory=_default_segments)
     accounts_per_csm: int = Field(default=60, ge=1)
     csm_capacity_per_month: int = Field(default=3, ge=0)
-    usage_sessions_per_seat: float = Field(default=0.5, gt=0)
+    usage_sessions_per_seat: float = Field(default=3.0, gt=0)
     chunk_accounts: int = Field(default=5000, ge=100)
     format: Literal["parquet", "csv"] = "parquet"
 

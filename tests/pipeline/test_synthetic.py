@@ -248,7 +248,7 @@ def test_renewal_probability_matches_a_monte_carlo_of_the_dynamics():
 
 @pytest.mark.slow
 def test_the_default_world_is_believable(tmp_path_factory):
-    """Realism figures the README states, on the default world (3,000 accounts)."""
+    """Realism figures the README states, on the default world (10,000 accounts)."""
     tmp = tmp_path_factory.mktemp("default")
     params = load_params(
         ROOT / "params.yaml", [f"data.raw_dir={tmp}/raw", f"data.oracle_dir={tmp}/oracle"]
