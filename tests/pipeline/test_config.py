@@ -101,7 +101,7 @@ def test_parse_override_keeps_strings_and_numbers():
 
 def test_flatten_gives_dotted_keys_for_logging():
     flat = flatten(Params())
-    assert flat["synthetic.accounts"] == 3000
+    assert flat["synthetic.accounts"] == 10000
     assert flat["data.raw_dir"] == "data/raw"
     assert flat["synthetic.segments.smb.terms.12"] == 0.6
     assert flat["mlflow.tracking_uri"] == "sqlite:///mlflow.db"
