@@ -52,7 +52,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_VENV = REPO / ".venv-featuretools"
-DEFAULT_REFERENCE = Path("/work/shared/bench/usage_reference.py")
+DEFAULT_REFERENCE = REPO.parent / "shared" / "bench" / "usage_reference.py"
 FULL_ACCOUNTS = 20_000
 # featuretools 1.31 declares no upper bounds; upstream has since restricted numpy < 2, and conda
 # packages it with pandas < 3. Pinned: the last numpy 1.x and the last pandas 2.2.
