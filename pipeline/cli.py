@@ -134,10 +134,24 @@ def train(
     params: ParamsOption = DEFAULT_PARAMS,
     set_: SetOption = None,
     quiet: QuietOption = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Move the champion alias to the new version even if it is not better."
+        ),
+    ] = False,
 ) -> None:
-    """Train, evaluate and register the win-probability ensemble (not built yet)."""
-    _params(params, set_, quiet)
-    _not_built("train", "issue #4")
+    """Tune, fit, evaluate and register the win-probability ensemble in MLflow.
+
+    Reads output_dir/features (run `healthscore features` first). Optuna tunes the members on
+    the training period (budget: train.tuning), the stacked ensemble is calibrated out of fold,
+    then evaluated out of time beside the scorecard and single-LightGBM baselines (and the
+    synthetic world's oracle when data.oracle_dir has one). One MLflow run per call; the model
+    is registered as mlflow.model_name and takes the alias mlflow.alias only if it beats the
+    current holder on train.promotion.metric, unless --force.
+    """
+    cfg = _params(params, set_, quiet)
+    _guard(stages.run_train, cfg, force)
 
 
 @app.command()

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.config import FeaturesConfig
+from models.config import TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -117,6 +118,7 @@ class MlflowConfig(_Section):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "healthscore"
     model_name: str = "healthscore"
+    alias: str = "champion"
 
 
 class Params(_Section):
@@ -126,6 +128,7 @@ class Params(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

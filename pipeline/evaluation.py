@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from models.metrics import classification_metrics
 from models.validation import out_of_time_split
 from pipeline.config import Params
 
@@ -80,3 +81,33 @@ def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
         result.test_from, f"{result.train_rows:,}",
     )  # fmt: skip
     return result
+
+
+def oracle_comparison(
+    params: Params, scored: pd.DataFrame, top_k_percent: list[float]
+) -> dict[str, float] | None:
+    """The model's out-of-time metrics beside the oracle's on the same snapshots.
+
+    ``scored`` holds ``account_id``, ``as_of``, ``renewed``, ``arr`` and ``p``. Returns None when
+    there is no oracle (real data). Keys: ``model_*``, ``oracle_*``, ``gap_*`` and ``rows``.
+    """
+    path = params.data.oracle_dir / "snapshots.parquet"
+    if not path.exists():
+        return None
+    oracle = pd.read_parquet(path, columns=["account_id", "as_of", "p_renew"])
+    oracle = oracle.assign(as_of=oracle["as_of"].astype(scored["as_of"].dtype))
+    joined = scored.merge(oracle, on=["account_id", "as_of"], how="inner")
+    if len(joined) < 0.95 * len(scored):
+        log.warning("oracle: only %d of %d test snapshots found", len(joined), len(scored))
+    if joined.empty:
+        return None
+    model = classification_metrics(joined["renewed"], joined["p"], joined["arr"], top_k_percent)
+    truth = classification_metrics(
+        joined["renewed"], joined["p_renew"], joined["arr"], top_k_percent
+    )
+    out: dict[str, float] = {"rows": float(len(joined))}
+    for key in ("roc_auc", "brier", "ece", "log_loss", "pr_auc"):
+        out[f"model_{key}"] = model[key]
+        out[f"oracle_{key}"] = truth[key]
+        out[f"gap_{key}"] = truth[key] - model[key]
+    return out

@@ -84,15 +84,20 @@ def test_broken_input_exits_3_naming_table_and_column_and_writes_nothing(generat
 
 
 def test_stages_not_built_yet_say_so_and_exit_4(tmp_path):
-    result = runner.invoke(app, ["train", *args_for(tmp_path)])
+    result = runner.invoke(app, ["score", *args_for(tmp_path)])
     assert result.exit_code == EXIT_NOT_BUILT
     assert "not built yet" in result.output
 
 
+@pytest.mark.slow
 def test_all_runs_the_built_stages_then_names_the_missing_ones(tmp_path):
-    result = runner.invoke(app, ["all", *args_for(tmp_path)])
+    from tests.pipeline.test_train import small
+
+    args = ["--params", str(ROOT / "params.yaml"), *(f"--set={kv}" for kv in small(tmp_path))]
+    result = runner.invoke(app, ["all", *args])
     assert result.exit_code == 0, result.output
-    assert "not built yet: train" in result.output
+    assert "not built yet: score" in result.output
+    assert "champion → version 1" in result.output
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
     assert (tmp_path / "out" / "features" / "training_set.parquet").exists()
 

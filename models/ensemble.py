@@ -1,0 +1,331 @@
+"""The win-probability ensemble: diverse members stacked in log-odds space, then calibrated.
+
+Members (each with exact per-feature contributions in its own log-odds):
+- ``lightgbm``: gradient-boosted trees on the readable features, categoricals native;
+  contributions by LightGBM's TreeSHAP (``pred_contrib``).
+- ``linear``: L2 logistic regression on median-imputed, quantile-normalised features with
+  missing-value indicators and one-hot categoricals; contributions coefficient × (value − mean).
+- ``additive``: boosted stumps (one feature per tree), a learned scorecard with nonlinear shapes
+  and no interactions; contributions by TreeSHAP, exact because the model is additive.
+
+The stack is ``z = b + Σ_k w_k · z_k`` with non-negative weights fitted on out-of-fold log-odds
+(folds grouped by account), so an account's contributions are ``Σ_k w_k · φ_k`` and add up to
+``z`` exactly. A calibrator (isotonic, sigmoid or Venn-ABERS, chosen by out-of-fold log loss)
+then maps ``z`` to the win probability; Venn-ABERS also gives a probability interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
+
+from models.calibration import Calibrator, Method, choose_calibration
+
+MEMBERS = ("lightgbm", "linear", "additive")
+MISSING = "(missing)"
+
+
+class Member(Protocol):
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Member: ...
+    def decision(self, X: pd.DataFrame) -> np.ndarray: ...
+    def contributions(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
+class TreeMember:
+    """LightGBM in log-odds; ``additive=True`` restricts it to stumps."""
+
+    def __init__(
+        self, params: dict[str, Any], seed: int, additive: bool = False, n_jobs: int = 1
+    ) -> None:
+        self.params = params
+        self.seed = seed
+        self.additive = additive
+        self.n_jobs = n_jobs
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> TreeMember:
+        shape = {"max_depth": 1, "num_leaves": 2} if self.additive else {}
+        self.model_ = lgb.LGBMClassifier(
+            **self.params,
+            **shape,
+            subsample_freq=1 if self.params.get("subsample", 1.0) < 1 else 0,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        self.model_.fit(X, y)
+        return self
+
+    def decision(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model_.predict(X, raw_score=True), dtype=float)
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features + 1): TreeSHAP per feature, the expected log-odds last."""
+        return np.asarray(self.model_.predict(X, pred_contrib=True), dtype=float)
+
+
+class LinearMember:
+    """Regularised logistic regression on normalised features, exact linear contributions."""
+
+    def __init__(self, C: float, max_iter: int, seed: int) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LinearMember:
+        self.numeric_ = [c for c in X.columns if not isinstance(X[c].dtype, pd.CategoricalDtype)]
+        self.categorical_ = [c for c in X.columns if c not in self.numeric_]
+        self.columns_ = list(X.columns)
+        numeric = X[self.numeric_].to_numpy(dtype=float)
+        self.imputer_ = SimpleImputer(
+            strategy="median", add_indicator=True, keep_empty_features=True
+        )
+        imputed = self.imputer_.fit_transform(numeric)
+        width = len(self.numeric_)
+        self.quantiles_ = QuantileTransformer(
+            n_quantiles=min(200, len(X)), output_distribution="normal", subsample=50_000,
+            random_state=self.seed,
+        ).fit(imputed[:, :width])  # fmt: skip
+        self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+        self.onehot_.fit(self._labels(X))
+        design = self._design(X)
+        self.mean_ = design.mean(axis=0)
+        self.scale_ = design.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        self.model_ = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        self.model_.fit((design - self.mean_) / self.scale_, y)
+        indicators = self.imputer_.indicator_.features_ if self.imputer_.indicator_ else []
+        owner = [self.columns_.index(c) for c in self.numeric_]
+        owner += [self.columns_.index(self.numeric_[i]) for i in indicators]
+        for column, cats in zip(self.categorical_, self.onehot_.categories_, strict=True):
+            owner += [self.columns_.index(column)] * len(cats)
+        self.owner_ = np.asarray(owner)
+        return self
+
+    def _labels(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.categorical_:
+            return np.empty((len(X), 0), dtype=object)
+        return X[self.categorical_].astype(object).where(X[self.categorical_].notna(), MISSING)
+
+    def _design(self, X: pd.DataFrame) -> np.ndarray:
+        imputed = self.imputer_.transform(X[self.numeric_].to_numpy(dtype=float))
+        width = len(self.numeric_)
+        parts = [self.quantiles_.transform(imputed[:, :width]), imputed[:, width:]]
+        if self.categorical_:
+            parts.append(self.onehot_.transform(self._labels(X)))
+        return np.hstack(parts)
+
+    def decision(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model_.decision_function((self._design(X) - self.mean_) / self.scale_)
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features + 1): coefficient × (value − mean) per feature, intercept last."""
+        coef = self.model_.coef_[0] / self.scale_
+        per_column = (self._design(X) - self.mean_) * coef
+        out = np.zeros((len(X), len(self.columns_) + 1))
+        np.add.at(out.T, self.owner_, per_column.T)
+        out[:, -1] = self.model_.intercept_[0]
+        return out
+
+
+class HealthEnsemble(ClassifierMixin, BaseEstimator):
+    """Stacked, calibrated renewal classifier (scikit-learn API).
+
+    ``fit(X, y, groups=account_ids)``: X holds the readable features (categoricals as pandas
+    ``category``), y is 1 = renewed. Learned: ``members_``, ``weights_``, ``intercept_``,
+    ``calibrator_``, ``oof_proba_`` (out-of-fold calibrated probabilities, for CV metrics).
+    """
+
+    def __init__(
+        self,
+        members: tuple[str, ...] = MEMBERS,
+        lightgbm: dict[str, Any] | None = None,
+        linear: dict[str, Any] | None = None,
+        additive: dict[str, Any] | None = None,
+        cv_folds: int = 5,
+        calibration: str = "auto",
+        seed: int = 42,
+        n_jobs: int = 1,
+    ) -> None:
+        self.members = members
+        self.lightgbm = lightgbm
+        self.linear = linear
+        self.additive = additive
+        self.cv_folds = cv_folds
+        self.calibration = calibration
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _make(self, name: str) -> Member:
+        if name == "lightgbm":
+            return TreeMember(dict(self.lightgbm or {}), self.seed, n_jobs=self.n_jobs)
+        if name == "linear":
+            return LinearMember(
+                **{"C": 0.05, "max_iter": 500, **(self.linear or {})}, seed=self.seed
+            )
+        if name == "additive":
+            return TreeMember(dict(self.additive or {}), self.seed, True, self.n_jobs)
+        raise ValueError(f"unknown ensemble member {name!r}; one of {MEMBERS}")
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray | pd.Series,
+        groups: np.ndarray | pd.Series | None = None,
+    ) -> HealthEnsemble:
+        X, y = _check_frame(X), _check_label(y, len(X))
+        groups = np.arange(len(X)) if groups is None else np.asarray(groups)
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.array([0, 1])
+        self.categories_ = {
+            c: list(X[c].cat.categories)
+            for c in X.columns
+            if isinstance(X[c].dtype, pd.CategoricalDtype)
+        }
+        folds = StratifiedGroupKFold(n_splits=self.cv_folds, shuffle=True, random_state=self.seed)
+        splits = list(folds.split(X, y, groups))
+        oof = np.zeros((len(X), len(self.members)))
+        for fit_rows, held_rows in splits:
+            for k, name in enumerate(self.members):
+                member = self._make(name).fit(X.iloc[fit_rows], y[fit_rows])
+                oof[held_rows, k] = member.decision(X.iloc[held_rows])
+        self.oof_member_scores_ = oof
+        self.intercept_, self.weights_ = _stack(oof, y)
+        stacked = self.intercept_ + oof @ self.weights_
+        if self.calibration == "auto":
+            method, self.calibration_losses_, self.oof_proba_ = choose_calibration(
+                stacked, y, groups, folds=self.cv_folds
+            )
+        else:
+            method = self.calibration
+            _, self.calibration_losses_, _ = choose_calibration(stacked, y, groups, self.cv_folds)
+            self.oof_proba_ = _cross_fit(method, stacked, y, splits)
+        self.calibration_method_: Method = method
+        self.calibrator_ = Calibrator(method).fit(stacked, y)
+        self.members_ = [self._make(name).fit(X, y) for name in self.members]
+        return self
+
+    def refit_members(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HealthEnsemble:
+        """Refit the members on more data (e.g. every labelled snapshot), keeping the stacking
+        weights and the calibrator learned out of fold: the model to deploy after evaluation."""
+        X, y = _check_frame(X), _check_label(y, len(X))
+        X = X[list(self.feature_names_in_)]
+        self.categories_ = {
+            c: list(X[c].cat.categories)
+            for c in X.columns
+            if isinstance(X[c].dtype, pd.CategoricalDtype)
+        }
+        self.members_ = [self._make(name).fit(X, y) for name in self.members]
+        return self
+
+    def _aligned(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The training columns in order; text recoded to the training categories (unseen
+        categories become missing)."""
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise ValueError(f"features missing from the frame: {missing[:10]}")
+        X = X[list(self.feature_names_in_)]
+        recoded = {}
+        for column, cats in self.categories_.items():
+            text = X[column].astype(object)
+            recoded[column] = pd.Categorical(text.where(text.isin(cats)), categories=cats)
+        return _check_frame(X.assign(**recoded))
+
+    def member_scores(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, members): each member's log-odds."""
+        X = self._aligned(X)
+        return np.column_stack([m.decision(X) for m in self.members_])
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """The ensemble's log-odds (before calibration)."""
+        return self.intercept_ + self.member_scores(X) @ self.weights_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = self.calibrator_.predict(self.decision_function(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    def predict_interval(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Venn-ABERS lower and upper win probability per row."""
+        return self.calibrator_.interval(self.decision_function(X))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Exact per-feature log-odds contributions; column ``_base`` holds the expected value.
+
+        Each row sums to :meth:`decision_function` (up to float rounding).
+        """
+        X = self._aligned(X)
+        total = np.zeros((len(X), X.shape[1] + 1))
+        for weight, member in zip(self.weights_, self.members_, strict=True):
+            total += weight * member.contributions(X)
+        total[:, -1] += self.intercept_
+        return pd.DataFrame(total, columns=[*X.columns, "_base"], index=X.index)
+
+
+def _stack(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Intercept and non-negative weights of a logistic meta-learner on members' log-odds."""
+    sign = 2 * y - 1
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        z = theta[0] + scores @ theta[1:]
+        grad_z = -sign * expit(-sign * z)
+        value = -log_expit(sign * z).mean()
+        return value, np.concatenate([[grad_z.mean()], scores.T @ grad_z / len(z)])
+
+    k = scores.shape[1]
+    start = np.concatenate([[0.0], np.full(k, 1.0 / k)])
+    bounds = [(None, None)] + [(0.0, None)] * k
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return float(result.x[0]), np.asarray(result.x[1:])
+
+
+def _cross_fit(
+    method: Method, score: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    out = np.empty(score.size)
+    for fit_rows, held_rows in splits:
+        out[held_rows] = (
+            Calibrator(method).fit(score[fit_rows], y[fit_rows]).predict(score[held_rows])
+        )
+    return out
+
+
+def _check_frame(X: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(X, pd.DataFrame):
+        raise ValueError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+    bad = [
+        c
+        for c in X.columns
+        if not isinstance(X[c].dtype, pd.CategoricalDtype)
+        and not pd.api.types.is_numeric_dtype(X[c].dtype)
+    ]
+    if bad:
+        raise ValueError(f"non-numeric columns must be pandas 'category' dtype: {bad[:10]}")
+    return X
+
+
+def _check_label(y: np.ndarray | pd.Series, rows: int) -> np.ndarray:
+    values = np.asarray(y, dtype=float)
+    if values.shape != (rows,):
+        raise ValueError(f"label has shape {values.shape}, expected ({rows},)")
+    if np.isnan(values).any() or not np.isin(values, [0, 1]).all():
+        raise ValueError("label must be 0/1 with no missing values (drop censored snapshots)")
+    if values.min() == values.max():
+        raise ValueError(f"label has one class only ({int(values[0])}); cannot fit")
+    return values.astype(int)

@@ -1,0 +1,331 @@
+"""``make train``: tune, fit, evaluate and register the win-probability ensemble in MLflow.
+
+Flow: read the training set → out-of-time split (one horizon of gap) → Optuna on the training
+period → the stacked, calibrated ensemble (grouped CV inside) → out-of-time metrics beside the
+baselines (classic scorecard, single LightGBM) and the oracle where there is one → factor audit
+and lead time → refit on every labelled snapshot → MLflow run, registered pyfunc, promotion gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+
+from models.config import TrainConfig
+from models.ensemble import HealthEnsemble, TreeMember
+from models.metrics import classification_metrics, lead_time
+from models.scorecard import Scorecard, factor_audit
+from models.tuning import Tuned, tune
+from models.validation import out_of_time_split
+from pipeline import evaluation, plots, registry
+from pipeline.config import Params, flatten
+
+log = logging.getLogger("healthscore")
+
+KEY = ["account_id", "as_of"]
+SHAP_SAMPLE = 2000
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    version: str
+    promoted: bool
+    metrics: dict[str, float]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingSet:
+    table: pd.DataFrame
+    catalog: pd.DataFrame
+    features: list[str]
+    fingerprint: str
+
+
+def load_training_set(folder: Path) -> TrainingSet:
+    """The features stage's output, text columns as categories, with a content fingerprint."""
+    table_path, catalog_path = folder / "training_set.parquet", folder / "catalog.csv"
+    for path in (table_path, catalog_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run `healthscore features` first")
+    table = pd.read_parquet(table_path)
+    catalog = pd.read_csv(catalog_path)
+    names = catalog["name"].tolist()
+    absent = [n for n in [*names, *KEY, "renewed", "arr", "contract_id", "days_to_renewal"]
+              if n not in table.columns]  # fmt: skip
+    if absent:
+        raise ValueError(f"{table_path}: columns in the catalog but not the table: {absent[:10]}")
+    categorical = catalog.loc[catalog["categorical"].astype(bool), "name"].tolist()
+    table = table.assign(**{c: table[c].astype("category") for c in categorical})
+    digest = hashlib.sha256()
+    digest.update(pd.util.hash_pandas_object(table[[*KEY, "renewed"]], index=False).to_numpy())
+    digest.update(",".join(names).encode())
+    return TrainingSet(table, catalog, names, digest.hexdigest()[:12])
+
+
+def run_train(params: Params, force: bool = False) -> TrainResult:
+    """Tune, fit and evaluate the ensemble; log the run and register the model in MLflow."""
+    cfg = params.train
+    timer = _Timer()
+    with timer("load"):
+        data = load_training_set(params.output_dir / "features")
+    table, names = data.table, data.features
+    labelled = table["renewed"].notna()
+    train_rows, test_rows = out_of_time_split(
+        table["as_of"], labelled, params.features.horizon_days, cfg.test_days
+    )
+    train, test = table.iloc[train_rows], table.iloc[test_rows]
+    y_train, y_test = (
+        train["renewed"].astype(int).to_numpy(),
+        test["renewed"].astype(int).to_numpy(),
+    )
+    log.info(
+        "train: %s labelled snapshots × %d features (data %s); train %s up to %s, "
+        "out-of-time test %s from %s",
+        f"{int(labelled.sum()):,}", len(names), data.fingerprint, f"{len(train):,}",
+        train["as_of"].max().date(), f"{len(test):,}", test["as_of"].min().date(),
+    )  # fmt: skip
+
+    with timer("tune"):
+        tuned = _tune(train[names], y_train, train["account_id"].to_numpy(), cfg, params, data)
+    with timer("ensemble"):
+        ensemble = _ensemble(cfg, tuned).fit(train[names], y_train, groups=train["account_id"])
+    log.info(
+        "train: ensemble weights %s, intercept %.3f, calibration %s (out-of-fold log loss %s)",
+        dict(zip(cfg.members, np.round(ensemble.weights_, 3).tolist(), strict=True)),
+        ensemble.intercept_, ensemble.calibration_method_,
+        {k: round(v, 4) for k, v in ensemble.calibration_losses_.items()},
+    )  # fmt: skip
+
+    with timer("evaluate"):
+        p_test = ensemble.predict_proba(test[names])[:, 1]
+        metrics = _prefixed("cv", classification_metrics(
+            y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent))  # fmt: skip
+        oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
+        metrics |= _prefixed("oot", oot)
+        baselines = _baselines(train, test, names, data.catalog, cfg, tuned)
+        for label, p in baselines.items():
+            scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
+            metrics |= _prefixed(f"baseline_{label}", scores)
+            metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
+            metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
+        leads, warning_days = lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below)
+        metrics["median_warning_days"] = warning_days
+        scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
+        oracle = evaluation.oracle_comparison(params, scored, cfg.top_k_percent)
+        if oracle:
+            metrics |= _prefixed("oracle", oracle)
+        audit = _audit(train, names, data.catalog, y_train, cfg)
+
+    _report(metrics, oracle, leads, warning_days, baselines)
+    with timer("refit"):
+        deployed = ensemble
+        if cfg.refit_on_all:
+            everything = table[labelled]
+            deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
+    with timer("log"):
+        result = _log_run(
+            params, data, deployed, test, p_test, baselines, metrics, leads, audit, tuned, force,
+            timer,
+        )  # fmt: skip
+    result.seconds = dict(timer.seconds)
+    log.info(
+        "train: done in %.0f s (%s); run %s, model %s v%s",
+        sum(timer.seconds.values()),
+        ", ".join(f"{k} {v:.0f} s" for k, v in timer.seconds.items()),
+        result.run_id, params.mlflow.model_name, result.version,
+    )  # fmt: skip
+    return result
+
+
+def _tune(
+    X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, cfg: TrainConfig, params: Params,
+    data: TrainingSet,
+) -> Tuned:  # fmt: skip
+    if cfg.tuning.trials == 0:
+        log.info("train: tuning off (train.tuning.trials = 0), params.yaml values used")
+        return Tuned(cfg.lightgbm.model_dump(), cfg.linear.model_dump(), {}, {}, 0.0)
+    params.output_dir.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{params.output_dir / 'optuna.db'}")
+    prefix = f"{params.mlflow.experiment}-{data.fingerprint}-seed{cfg.seed}"
+    return tune(X, y, groups, cfg, storage, prefix)
+
+
+def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
+    return HealthEnsemble(
+        members=tuple(cfg.members),
+        lightgbm=tuned.lightgbm,
+        linear=tuned.linear,
+        additive=cfg.additive.model_dump(),
+        cv_folds=cfg.cv_folds,
+        calibration=cfg.calibration,
+        seed=cfg.seed,
+        n_jobs=cfg.n_jobs,
+    )
+
+
+def _baselines(
+    train: pd.DataFrame, test: pd.DataFrame, names: list[str], catalog: pd.DataFrame,
+    cfg: TrainConfig, tuned: Tuned,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Out-of-time win probabilities of the single LightGBM and the classic scorecard."""
+    y = train["renewed"].astype(int).to_numpy()
+    single = TreeMember(tuned.lightgbm, cfg.seed, n_jobs=cfg.n_jobs).fit(train[names], y)
+    out = {"lightgbm": expit(single.decision(test[names]))}
+    components = dict(zip(catalog["name"], catalog["component"], strict=True))
+    weights = {k: v for k, v in cfg.scorecard.weights.items() if k in components.values()}
+    if weights:
+        card = Scorecard(weights, components).fit(train[names], y)
+        # a monotone map of the 0–100 score to a probability, so Brier and ECE are comparable
+        platt = LogisticRegression().fit(card.health(train[names])[:, None], y)
+        out["scorecard"] = platt.predict_proba(card.health(test[names])[:, None])[:, 1]
+    return out
+
+
+def _audit(
+    train: pd.DataFrame, names: list[str], catalog: pd.DataFrame, y: np.ndarray, cfg: TrainConfig
+) -> pd.DataFrame:
+    components = dict(zip(catalog["name"], catalog["component"], strict=True))
+    all_components = {c: 1.0 for c in sorted(set(components.values()))}
+    card = Scorecard(all_components, components).fit(train[names], y)
+    return factor_audit(train[names], y, components, card.component_scores(train[names]))
+
+
+def _report(
+    metrics: dict[str, float], oracle: dict[str, float] | None, leads: pd.DataFrame,
+    warning_days: float, baselines: dict[str, np.ndarray],
+) -> None:  # fmt: skip
+    log.info(
+        "train: out-of-time AUC %.3f, PR AUC %.3f, Brier %.4f, ECE %.4f, top-decile lift %.2f "
+        "(cross-validated AUC %.3f)",
+        metrics["oot_roc_auc"], metrics["oot_pr_auc"], metrics["oot_brier"], metrics["oot_ece"],
+        metrics["oot_top_decile_lift"], metrics["cv_roc_auc"],
+    )  # fmt: skip
+    for label in baselines:
+        gain = metrics[f"gain_auc_vs_{label}"]
+        log.info(
+            "train: %s the %s baseline: AUC %.3f vs %.3f (%+.3f), Brier %.4f vs %.4f",
+            "beats" if gain > 0 else "does NOT beat", label, metrics["oot_roc_auc"],
+            metrics[f"baseline_{label}_roc_auc"], gain, metrics["oot_brier"],
+            metrics[f"baseline_{label}_brier"],
+        )  # fmt: skip
+    if oracle:
+        log.info(
+            "train: against the oracle on %d snapshots: AUC %.3f vs %.3f (gap %.3f), "
+            "Brier %.4f vs %.4f, ECE %.4f vs %.4f",
+            oracle["rows"], oracle["model_roc_auc"], oracle["oracle_roc_auc"],
+            oracle["gap_roc_auc"], oracle["model_brier"], oracle["oracle_brier"],
+            oracle["model_ece"], oracle["oracle_ece"],
+        )  # fmt: skip
+    log.info(
+        "train: lead time — median %.0f days of warning before a non-renewal; recall by days "
+        "before renewal %s",
+        warning_days,
+        ", ".join(f"{r.days_before_renewal}: {r.recall:.0%}" for r in leads.itertuples()),
+    )  # fmt: skip
+
+
+def _log_run(
+    params: Params, data: TrainingSet, deployed: HealthEnsemble, test: pd.DataFrame,
+    p_test: np.ndarray, baselines: dict[str, np.ndarray], metrics: dict[str, float],
+    leads: pd.DataFrame, audit: pd.DataFrame, tuned: Tuned, force: bool, timer: _Timer,
+) -> TrainResult:  # fmt: skip
+    names = data.features
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    sample = test.sample(min(SHAP_SAMPLE, len(test)), random_state=params.train.seed)
+    contributions = deployed.contributions(sample[names])
+    importance = contributions[names].abs().mean().sort_values(ascending=False)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({k: _param(v) for k, v in flatten(params).items()})
+        mlflow.log_params({f"tuned.lightgbm.{k}": v for k, v in tuned.lightgbm.items()})
+        mlflow.log_param("tuned.linear.C", tuned.linear.get("C"))
+        mlflow.set_tags(
+            {
+                "data_fingerprint": data.fingerprint,
+                "git_commit": _git_commit(),
+                "trained_through": str(data.table.loc[data.table["renewed"].notna(), "as_of"]
+                                       .max().date()),
+                "calibration": deployed.calibration_method_,
+                "stack_weights": json.dumps(
+                    dict(zip(deployed.members, np.round(deployed.weights_, 4).tolist(),
+                             strict=True))),
+            }
+        )  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in timer.seconds.items()})
+        y_test = test["renewed"].astype(int).to_numpy()
+        curves = {"ensemble": p_test, **{f"{k} baseline": v for k, v in baselines.items()}}
+        for name, fig in {
+            "reliability.png": plots.reliability_diagram(y_test, curves),
+            "lift.png": plots.lift_curve(y_test, curves),
+            "importance.png": plots.importance_bar(importance),
+            "shap_summary.png": plots.shap_summary(contributions, sample[names]),
+        }.items():
+            mlflow.log_figure(fig, f"plots/{name}")
+            plt.close(fig)
+        folder = Path(tmp)
+        data.catalog.to_csv(folder / "catalog.csv", index=False)
+        audit.to_csv(folder / "factor_audit.csv", index=False)
+        leads.to_csv(folder / "lead_time.csv", index=False)
+        importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        mlflow.log_artifacts(tmp, "evaluation")
+        version = registry.log_scoring_model(
+            deployed, data.catalog, sample[names], params.mlflow.model_name
+        )
+        promotion = registry.promote(
+            params.mlflow.model_name, params.mlflow.alias, version, params.train.promotion.metric,
+            metrics[f"oot_{params.train.promotion.metric}"],
+            params.train.promotion.min_improvement, force,
+        )  # fmt: skip
+        mlflow.set_tag("promoted", str(promotion.promoted).lower())
+        mlflow.set_tag("promotion_reason", promotion.reason)
+        return TrainResult(run.info.run_id, version, promotion.promoted, metrics)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[step] = round(time.perf_counter() - started, 2)
+        log.info("train: %s took %.1f s", step, self.seconds[step])
+
+
+def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}_{k}": float(v) for k, v in values.items()}
+
+
+def _param(value: object) -> object:
+    text = json.dumps(value) if isinstance(value, list | dict) else value
+    return text if not isinstance(text, str) or len(text) <= 500 else text[:497] + "..."
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

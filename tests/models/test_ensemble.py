@@ -1,0 +1,130 @@
+"""The ensemble's contract: scikit-learn API, determinism, exact additivity, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.calibration import Calibrator, choose_calibration
+from models.ensemble import HealthEnsemble
+
+SMALL = {
+    "lightgbm": {
+        "n_estimators": 40,
+        "learning_rate": 0.1,
+        "num_leaves": 7,
+        "min_child_samples": 10,
+    },
+    "additive": {"n_estimators": 40, "learning_rate": 0.1, "min_child_samples": 10},
+    "linear": {"C": 0.5},
+    "cv_folds": 3,
+}
+
+
+def accounts_frame(rows: int = 900, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Snapshots of 300 accounts: renewal depends on usage (nonlinear), tickets, a segment."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(rows // 3), 3)
+    usage = rng.gamma(2.0, 10.0, rows)
+    tickets = rng.poisson(2.0, rows).astype(float)
+    segment = rng.choice(["smb", "mid_market", "enterprise"], rows, p=[0.6, 0.3, 0.1])
+    noise = rng.normal(0, 1, rows)
+    z = 1.5 + 0.08 * np.minimum(usage, 30) - 1.2 - 0.4 * tickets + (segment == "enterprise") + noise
+    y = pd.Series((z > 0).astype(int), name="renewed")
+    usage[rng.random(rows) < 0.1] = np.nan  # accounts with no usage rows
+    X = pd.DataFrame(
+        {
+            "events_30d": usage,
+            "tickets_90d": tickets,
+            "segment": pd.Categorical(segment),
+            "random_noise": rng.normal(0, 1, rows),
+        }
+    )
+    return X, y, groups
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, groups = accounts_frame()
+    return HealthEnsemble(**SMALL, seed=7).fit(X, y, groups=groups), X, y
+
+
+def test_fit_predict_proba_follows_the_sklearn_contract(fitted):
+    model, X, y = fitted
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert ((proba > 0) & (proba < 1)).all()
+    assert set(model.predict(X)) <= {0, 1}
+    assert model.oof_proba_.shape == (len(X),)
+    assert (model.weights_ >= 0).all() and model.weights_.sum() > 0
+    # it learned something: out-of-fold AUC well above chance
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, model.oof_proba_) > 0.75
+
+
+def test_same_seed_same_model(fitted):
+    model, X, y = fitted
+    groups = np.repeat(np.arange(len(X) // 3), 3)
+    again = HealthEnsemble(**SMALL, seed=7).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_contributions_add_up_to_the_log_odds_exactly(fitted):
+    model, X, _ = fitted
+    contributions = model.contributions(X)
+    assert list(contributions.columns) == [*X.columns, "_base"]
+    np.testing.assert_allclose(
+        contributions.sum(axis=1).to_numpy(), model.decision_function(X), atol=1e-6
+    )
+    # per member too: each member's contributions sum to its own log-odds
+    for member, scores in zip(model.members_, model.member_scores(X).T, strict=True):
+        np.testing.assert_allclose(member.contributions(X).sum(axis=1), scores, atol=1e-6)
+
+
+def test_calibrated_probability_is_monotone_in_the_log_odds(fitted):
+    model, X, _ = fitted
+    order = np.argsort(model.decision_function(X), kind="stable")
+    p = model.predict_proba(X)[:, 1][order]
+    assert (np.diff(p) >= -1e-12).all()
+    low, high = model.predict_interval(X)
+    assert (low <= high + 1e-12).all()
+
+
+def test_unseen_categories_missing_values_and_column_order_are_handled(fitted):
+    model, X, _ = fitted
+    odd = X.iloc[:5][list(reversed(X.columns))].assign(
+        segment=["reseller", None, "smb", "smb", "enterprise"], events_30d=np.nan
+    )
+    proba = model.predict_proba(odd)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(
+        model.contributions(odd).sum(axis=1).to_numpy(), model.decision_function(odd), atol=1e-6
+    )
+
+
+def test_bad_inputs_are_refused_with_a_message_naming_them():
+    X, y, groups = accounts_frame(90)
+    with pytest.raises(ValueError, match="one class"):
+        HealthEnsemble(**SMALL).fit(X, pd.Series(np.ones(len(X))), groups=groups)
+    with pytest.raises(ValueError, match="missing values"):
+        HealthEnsemble(**SMALL).fit(X, y.astype(float).where(y.index > 0), groups=groups)
+    with pytest.raises(ValueError, match="segment"):
+        HealthEnsemble(**SMALL).fit(X.assign(segment=X["segment"].astype(str)), y, groups=groups)
+    with pytest.raises(ValueError, match="unknown ensemble member 'forest'"):
+        HealthEnsemble(**{**SMALL, "members": ("forest",)}).fit(X, y, groups=groups)
+
+
+def test_calibration_is_chosen_by_out_of_fold_log_loss():
+    rng = np.random.default_rng(3)
+    score = rng.normal(0, 2, 3000)
+    # the truth is a sigmoid of half the score: the sigmoid fits best, isotonic close
+    y = (rng.random(3000) < 1 / (1 + np.exp(-0.5 * score))).astype(int)
+    method, losses, oof = choose_calibration(score, y, np.arange(3000) // 3, folds=3)
+    assert set(losses) == {"isotonic", "sigmoid", "venn_abers"}
+    assert losses[method] == min(losses.values())
+    assert oof.shape == (3000,)
+    p = Calibrator("sigmoid").fit(score, y).predict(np.array([0.0, 2.0]))
+    np.testing.assert_allclose(p, [0.5, 1 / (1 + np.exp(-1.0))], atol=0.03)

@@ -1,0 +1,90 @@
+"""Metrics, lead time, the scorecard baseline and the factor audit on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.metrics import (
+    classification_metrics,
+    expected_calibration_error,
+    lead_time,
+    top_share,
+    univariate_auc,
+)
+from models.scorecard import Scorecard, factor_audit
+
+
+def test_ece_is_the_weighted_gap_between_observed_and_predicted_per_bin():
+    renewed = np.array([1, 1, 0, 0, 1, 1, 1, 1])
+    p = np.array([0.5, 0.5, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9])
+    # two equal-count bins: observed 0.5 vs 0.5 (gap 0), observed 1.0 vs 0.9 (gap 0.1)
+    assert expected_calibration_error(renewed, p, bins=2) == pytest.approx(0.05)
+
+
+def test_top_k_by_arr_at_risk_ranks_by_arr_times_risk():
+    arr = np.array([100.0, 1000.0, 10.0, 500.0])
+    p = np.array([0.5, 0.9, 0.0, 0.8])  # at risk: 50, 100, 10, 100 → ties kept in input order
+    assert list(top_share(arr, p, 50)) == [1, 3]
+    metrics = classification_metrics(np.array([1, 0, 1, 1]), p, arr, [50])
+    assert metrics["precision_top_50pct"] == 0.5
+    assert metrics["recall_top_50pct"] == 1.0
+    assert metrics["arr_recall_top_50pct"] == 1.0
+
+
+def test_lead_time_buckets_and_warning_days():
+    snapshots = pd.DataFrame(
+        {
+            "contract_id": ["a", "a", "a", "b", "b", "c"],
+            "days_to_renewal": [150, 80, 20, 170, 50, 40],
+            "renewed": [0, 0, 0, 0, 0, 1],
+        }
+    )
+    # a: flagged at 80 and 20 (not 150) → 80 days of warning; b: last snapshot not flagged → 0
+    p = np.array([0.9, 0.5, 0.4, 0.3, 0.8, 0.6])
+    table, median = lead_time(snapshots, p, [30, 60, 90, 180], at_risk_below=0.7)
+    assert median == pytest.approx(40.0)
+    rows = table.set_index("days_before_renewal")
+    assert rows.loc["1-30", "recall"] == 1.0
+    assert rows.loc["31-60", "snapshots"] == 2
+    assert rows.loc["31-60", "precision"] == 0.0  # only the renewed contract c is flagged there
+    assert rows.loc["31-60", "recall"] == 0.0
+    assert rows.loc["91-180", "recall"] == 0.5
+
+
+def test_univariate_auc_of_a_perfect_and_a_useless_factor():
+    renewed = np.array([0, 0, 1, 1])
+    assert univariate_auc(pd.Series([1.0, 2.0, 3.0, 4.0]), renewed) == 1.0
+    assert univariate_auc(pd.Series([4.0, 3.0, 2.0, 1.0]), renewed) == 0.0
+    assert univariate_auc(pd.Series([1.0, 1.0, 1.0, 1.0]), renewed) == 0.5
+
+
+def test_scorecard_orients_features_and_scores_by_percentile():
+    X = pd.DataFrame(
+        {"logins": [0.0, 10.0, 20.0, 30.0], "tickets": [9.0, 6.0, 3.0, 0.0], "nps": [np.nan] * 4}
+    )
+    renewed = np.array([0, 0, 1, 1])
+    components = {"logins": "usage", "tickets": "support", "nps": "surveys"}
+    card = Scorecard({"usage": 0.5, "support": 0.5}, components).fit(X, renewed)
+    scores = card.component_scores(X)
+    # more logins and fewer tickets go with renewal: both rank the last account highest
+    assert list(scores["usage"]) == [12.5, 37.5, 62.5, 87.5]
+    assert list(scores["support"]) == [12.5, 37.5, 62.5, 87.5]
+    assert list(card.health(X)) == [12.5, 37.5, 62.5, 87.5]
+    with pytest.raises(ValueError, match="sentiment"):
+        Scorecard({"sentiment": 1.0}, components).fit(X, renewed)
+
+
+def test_factor_audit_flags_metrics_that_do_not_predict_renewal():
+    rng = np.random.default_rng(1)
+    renewed = (rng.random(2000) < 0.8).astype(int)
+    X = pd.DataFrame(
+        {"active_users": renewed * 2 + rng.normal(0, 1, 2000), "page_views": rng.normal(0, 1, 2000)}
+    )
+    audit = factor_audit(X, renewed, {"active_users": "usage", "page_views": "usage"})
+    rows = audit.set_index("name")
+    assert bool(rows.loc["active_users", "predictive"])
+    assert not bool(rows.loc["page_views", "predictive"])
+    assert rows.loc["active_users", "auc"] > 0.8
+    assert rows.loc["active_users", "spearman"] > 0.5

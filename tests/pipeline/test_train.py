@@ -1,0 +1,116 @@
+"""`healthscore train` end to end on a small world: MLflow run, registered pyfunc, the gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+from pipeline import registry, stages
+from pipeline.cli import EXIT_DATA, app
+from pipeline.config import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def small(tmp: Path, *extra: str) -> list[str]:
+    return [
+        "synthetic.accounts=400",
+        "synthetic.history_months=24",
+        "synthetic.prehistory_months=12",
+        f"data.raw_dir={tmp}/raw",
+        f"data.oracle_dir={tmp}/oracle",
+        f"output_dir={tmp}/out",
+        f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
+        "train.n_jobs=1",
+        "train.cv_folds=3",
+        "train.tuning.trials=2",
+        "train.tuning.timeout_s=20",
+        "train.tuning.folds=2",
+        "train.lightgbm.n_estimators=60",
+        "train.additive.n_estimators=60",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    params = load_params(ROOT / "params.yaml", small(tmp))
+    stages.run_data(params, quiet=True)
+    stages.run_features(params, quiet=True)
+    first = stages.run_train(params)
+    return params, first
+
+
+def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
+    params, result = trained
+    run = MlflowClient(params.mlflow.tracking_uri).get_run(result.run_id)
+    metrics = run.data.metrics
+    expected = [
+        "cv_roc_auc", "oot_roc_auc", "oot_pr_auc", "oot_brier", "oot_log_loss", "oot_ece",
+        "oot_top_decile_lift", "oot_precision_top_10pct", "oot_recall_top_10pct",
+        "baseline_scorecard_roc_auc", "baseline_lightgbm_roc_auc", "gain_auc_vs_scorecard",
+        "oracle_oracle_roc_auc", "oracle_model_roc_auc", "median_warning_days",
+    ]  # fmt: skip
+    assert not [key for key in expected if key not in metrics]
+    assert 0.6 < metrics["oot_roc_auc"] <= 1.0
+    assert run.data.params["train.tuning.trials"] == "2"
+    assert len(run.data.tags["data_fingerprint"]) == 12
+    artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
+        result.run_id, "plots")}  # fmt: skip
+    assert artifacts == {f"plots/{n}.png" for n in ("reliability", "lift", "importance",
+                                                    "shap_summary")}  # fmt: skip
+    names = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
+        result.run_id, "evaluation")}  # fmt: skip
+    assert {"evaluation/factor_audit.csv", "evaluation/lead_time.csv",
+            "evaluation/catalog.csv"} <= names  # fmt: skip
+
+
+def test_the_champion_pyfunc_scores_the_features(trained):
+    params, result = trained
+    assert result.promoted and result.version == "1"
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, version = registry.load_champion(params.mlflow.model_name, params.mlflow.alias)
+    assert version == "1"
+    table = pd.read_parquet(params.output_dir / "features" / "training_set.parquet")
+    features = registry.as_model_input(table[model.features].head(50), ["segment", "industry",
+                                       "region", "tier", "nps_category"])  # fmt: skip
+    loaded = mlflow.pyfunc.load_model(f"models:/{params.mlflow.model_name}@champion")
+    out = loaded.predict(features)
+    assert list(out.columns) == ["win_probability", "win_probability_low",
+                                 "win_probability_high", "health"]  # fmt: skip
+    p = out["win_probability"].to_numpy()
+    assert ((p > 0) & (p < 1)).all()
+    assert (out["win_probability_low"] <= p).all() and (p <= out["win_probability_high"]).all()
+    np.testing.assert_array_equal(out["health"], np.rint(100 * p).astype(int))
+    contributions = model.ensemble.contributions(features)
+    np.testing.assert_allclose(
+        contributions.sum(axis=1), model.ensemble.decision_function(features), atol=1e-6
+    )
+
+
+def test_the_gate_keeps_the_champion_unless_beaten_or_forced(trained):
+    params, _ = trained
+    same = stages.run_train(params)  # same data, same seed: equal metric, not better
+    assert not same.promoted and same.version == "2"
+    client = MlflowClient(params.mlflow.tracking_uri)
+    assert client.get_model_version_by_alias(params.mlflow.model_name, "champion").version == 1
+    forced = stages.run_train(params, force=True)
+    assert forced.promoted and forced.version == "3"
+    assert client.get_model_version_by_alias(params.mlflow.model_name, "champion").version == 3
+    assert client.get_run(forced.run_id).data.tags["promotion_reason"].endswith("forced")
+
+
+def test_train_without_features_exits_3_and_says_what_to_run(tmp_path):
+    args = [f"--set={kv}" for kv in small(tmp_path)]
+    result = CliRunner().invoke(app, ["train", "--params", str(ROOT / "params.yaml"), *args])
+    assert result.exit_code == EXIT_DATA
+    assert "run `healthscore features` first" in result.output
