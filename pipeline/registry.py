@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -28,32 +29,36 @@ LOWER_IS_BETTER = {"log_loss", "brier"}
 REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "venn-abers", "mlflow")
 
 
-class HealthModel(mlflow.pyfunc.PythonModel):
-    """The deployed ensemble with the feature catalog it was trained on."""
+# MLflow warns at class creation when predict has no type hints; the signature is explicit instead
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
 
-    def __init__(self, ensemble: HealthEnsemble, catalog: pd.DataFrame) -> None:
-        self.ensemble = ensemble
-        self.catalog = catalog
+    class HealthModel(mlflow.pyfunc.PythonModel):
+        """The deployed ensemble with the feature catalog it was trained on."""
 
-    @property
-    def features(self) -> list[str]:
-        return list(self.ensemble.feature_names_in_)
+        def __init__(self, ensemble: HealthEnsemble, catalog: pd.DataFrame) -> None:
+            self.ensemble = ensemble
+            self.catalog = catalog
 
-    # no annotations here: MLflow reads predict's type hints as a schema; the signature is explicit
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-        """Win probability, its interval and health 0–100 per row of features."""
-        frame = pd.DataFrame(model_input)
-        p = self.ensemble.predict_proba(frame)[:, 1]
-        low, high = self.ensemble.predict_interval(frame)
-        return pd.DataFrame(
-            {
-                "win_probability": p,
-                "win_probability_low": np.minimum(low, p),
-                "win_probability_high": np.maximum(high, p),
-                "health": np.rint(100 * p).astype("int64"),
-            },
-            index=frame.index,
-        )
+        @property
+        def features(self) -> list[str]:
+            return list(self.ensemble.feature_names_in_)
+
+        # no annotations: MLflow would read them as a schema; the signature is explicit
+        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+            """Win probability, its interval and health 0–100 per row of features."""
+            frame = pd.DataFrame(model_input)
+            p = self.ensemble.predict_proba(frame)[:, 1]
+            low, high = self.ensemble.predict_interval(frame)
+            return pd.DataFrame(
+                {
+                    "win_probability": p,
+                    "win_probability_low": np.minimum(low, p),
+                    "win_probability_high": np.maximum(high, p),
+                    "health": np.rint(100 * p).astype("int64"),
+                },
+                index=frame.index,
+            )
 
 
 def configure(tracking_uri: str, experiment: str) -> None:

@@ -1,0 +1,19 @@
+"""Suite-wide fixtures."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment():
+    """Each test starts from the same environment and leaves it as found.
+
+    MLflow's ``set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``; without this a training test
+    would silently change the params every later test on the same worker loads.
+    """
+    saved = dict(os.environ)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
