@@ -1,5 +1,6 @@
-"""Usage: per event type (discovered from the data) counts, share, trend and recency; active
-users, their share of seats, breadth, events per seat, and adoption of the key features.
+"""Usage: per event type (discovered from the data) counts, quantity sums, share, trend and
+recency; active users, their share of seats, breadth, events per seat, and adoption of the key
+features. Quantity sums exist only when the optional ``quantity`` column has values.
 
 Per-type figures are aggregated in long form (one row per account, as_of and event type) and
 pivoted afterwards: one pass with a handful of aggregates, rather than a filter per type and
@@ -36,6 +37,18 @@ def key_event_types(engine: Engine, cfg: FeaturesConfig) -> list[str]:
     return discover(engine, TABLE, "event_type", "ts", limit=cfg.usage.top_key_events)
 
 
+def has_quantity(engine: Engine) -> bool:
+    """Whether any event before the spine's last as_of carries a quantity (it is optional).
+
+    Only earlier rows count, so quantities recorded later cannot add columns to a snapshot.
+    """
+    found = engine.query(
+        f"SELECT 1 AS found FROM {TABLE} "
+        "WHERE quantity IS NOT NULL AND ts < (SELECT max(as_of) FROM spine) LIMIT 1"
+    )
+    return len(found) > 0
+
+
 def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the usage family on the ``spine`` and ``usage_events`` relations."""
     types = discover(engine, TABLE, "event_type", "ts")
@@ -46,9 +59,12 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         f"spine s JOIN {TABLE} e ON e.account_id = s.account_id "
         f"AND e.ts < s.as_of AND e.ts >= s.since_{reach}d"
     )
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE e.ts >= s.since_{w}d) AS n{w}" for w in sorted({*windows, 30, 90})
-    )
+    counted = sorted({*windows, 30, 90})
+    counts = ", ".join(f"count(*) FILTER (WHERE e.ts >= s.since_{w}d) AS n{w}" for w in counted)
+    if has_quantity(engine):
+        counts += ", " + ", ".join(
+            f"sum(e.quantity) FILTER (WHERE e.ts >= s.since_{w}d) AS q{w}" for w in windows
+        )
     per_type = engine.query(
         f"SELECT s.account_id, s.as_of, e.event_type, {counts} FROM {joined} "
         f"WHERE e.event_type IN ({_in(types)}) GROUP BY s.account_id, s.as_of, e.event_type"
@@ -79,7 +95,7 @@ def _assemble(
     windows: list[int],
 ) -> tuple[pd.DataFrame, list[Feature]]:
     """Pivot the long per-type figures and derive totals, shares and trends."""
-    columns = [c for c in per_type.columns if c.startswith("n")]
+    columns = [c for c in per_type.columns if c[0] in "nq" and c[1:].isdigit()]
     wide = per_type.pivot_table(index=KEY, columns="event_type", values=columns, aggfunc="sum")
     wide = wide.reindex(columns=pd.MultiIndex.from_product([columns, types]), fill_value=0).fillna(
         0
@@ -90,9 +106,15 @@ def _assemble(
     frame = pd.DataFrame(index=wide.index.union(recency.index).set_names(KEY))
     features: list[Feature] = []
     out: dict[str, pd.Series] = {}
+    quantities = any(c.startswith("q") for c in columns)
     for w in windows:
         out[f"events_{w}d"] = totals[f"n{w}"]
         features.append(_f(f"events_{w}d", f"{{value}} product events in the last {w} days"))
+        if quantities:
+            out[f"quantity_{w}d"] = totals[f"q{w}"]
+            features.append(
+                _f(f"quantity_{w}d", f"{{value:,.1f}} total quantity used in the last {w} days")
+            )
     out["usage_trend_30v60"] = _trend(totals["n30"], totals["n90"])
     out["features_used_30d"] = (wide["n30"] > 0).sum(axis=1)
     key_n90 = wide["n90"][keys].sum(axis=1) if keys else totals["n90"] * 0
@@ -111,6 +133,11 @@ def _assemble(
         for w in windows:
             out[f"{col}_{w}d"] = wide[(f"n{w}", t)]
             features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
+            if quantities:
+                out[f"{col}_qty_{w}d"] = wide[(f"q{w}", t)]
+                features.append(
+                    _f(f"{col}_qty_{w}d", f"{{value:,.1f}} '{t}' quantity in the last {w} days")
+                )
         out[f"{col}_share_90d"] = wide[("n90", t)] / totals["n90"].where(totals["n90"] > 0)
         out[f"{col}_trend_30v60"] = _trend(wide[("n30", t)], wide[("n90", t)])
         out[f"days_since_{col}"] = recency[t]

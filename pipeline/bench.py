@@ -84,7 +84,7 @@ def measure_usage_reference(events: Path, reference_out: Path | None = None) -> 
 
     The spine is every account × the reference's 24 month starts. With ``reference_out`` (the
     reference build's output), the features both compute are compared: per type and window
-    counts, days since last, and the 30-vs-90 trend.
+    counts and quantity sums, days since last, and the 30-vs-90 trend.
     """
     import duckdb
     import pandas as pd
@@ -139,13 +139,15 @@ def _compare_with_reference(ours: pd.DataFrame, reference_out: Path) -> float:
         col = slug(etype)
         if feature.startswith("cnt_"):
             mine = merged[f"{col}_{feature.removeprefix('cnt_')}"].fillna(0)
+        elif feature.startswith("sum_"):
+            mine = merged[f"{col}_qty_{feature.removeprefix('sum_')}"].fillna(0)
         elif feature == "days_since_last":
             mine = merged[f"days_since_{col}"]
         elif feature == "trend_30_90":
             n30, n90 = merged[f"{col}_30d"], merged[f"{col}_90d"]
             mine = (n30 / 30) / (n90 / 90).where(n90 > 0)
         else:
-            continue  # quantity sums are not among the usage family's features
+            continue
         diff = np.nanmax(np.abs(mine.to_numpy(float) - merged[column].to_numpy(float)), initial=0)
         both_nan = merged[column].isna() == mine.isna()
         if not both_nan.all():

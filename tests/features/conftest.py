@@ -53,7 +53,7 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
                 ],
                 "event_type": ["login", "report", "login", "login", "report", "login"],
                 "user_id": ["u1", "u2", "u1", "u3", "u1", "u9"],
-                "quantity": [1.0, 2.0, 1.0, 1.0, 5.0, 1.0],
+                "quantity": [3.0, 2.0, 0.5, None, 5.0, 100.0],
             }
         ),
         "support_tickets": pd.DataFrame(

@@ -46,6 +46,34 @@ def test_usage(built):
     assert np.isnan(a2["days_since_last_use"]), "and an unknown recency"
 
 
+def test_usage_quantity_sums(built):
+    a1 = built[0].loc["A1"]
+    # quantities before 2025-01-01: login 3 (12-31), 0.5 (12-10), none (11-15); report 2 (12-28),
+    # 5 (10-01, outside 90 days); the login at as_of carries 100 and must not count
+    assert (a1["login_qty_7d"], a1["login_qty_30d"], a1["login_qty_90d"]) == (3.0, 3.5, 3.5)
+    assert (a1["report_qty_7d"], a1["report_qty_30d"], a1["report_qty_90d"]) == (2.0, 2.0, 2.0)
+    assert (a1["quantity_7d"], a1["quantity_30d"], a1["quantity_90d"]) == (5.0, 5.5, 5.5)
+    assert a1["login_90d"] == 3, "an event without a quantity still counts"
+    a2 = built[0].loc["A2"]
+    assert a2["quantity_90d"] == 0 and a2["login_qty_30d"] == 0, "no events: sums are zero"
+
+
+def test_usage_without_quantities_has_no_quantity_features(cfg):
+    # given quantities only at or after as_of (the column is optional; absent means all null)
+    tables = tiny_tables()
+    events = tables["usage_events"]
+    tables["usage_events"] = events.assign(quantity=events["quantity"].where(events["ts"] >= AS_OF))
+
+    # when
+    table, catalog = build_feature_table(engine_for(tables), spine_at(), cfg, list(tables))
+
+    # then
+    quantity_columns = [c for c in table.columns if "qty" in c or c.startswith("quantity_")]
+    assert quantity_columns == [], "later quantities must not add columns to a snapshot"
+    assert not catalog["name"].str.contains("qty|quantity").any()
+    assert table.set_index("account_id").loc["A1", "events_90d"] == 4
+
+
 def test_support(built):
     a1 = built[0].loc["A1"]
     assert (a1["tickets_7d"], a1["tickets_30d"], a1["tickets_90d"]) == (1, 2, 3)
