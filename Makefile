@@ -67,6 +67,10 @@ format: setup
 bench: setup
 	$(HS) bench --params $(PARAMS) $(ARGS)
 
+## The ensemble on a real churn table (Telco, from PyPI) beside strong public baselines
+bench-tables: setup
+	$(BIN)/python -m pipeline.bench_tables $(PARAMS)
+
 ## Re-pin constraints.txt to what .venv has now
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^healthscore' \
@@ -76,4 +80,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score all test lint format bench lock clean
+.PHONY: help setup data validate features train score all test lint format bench bench-tables lock clean

@@ -26,6 +26,7 @@ COMPONENTS = (
     "billing",
     "contract",
     "interventions",
+    "profile",  # columns of a prebuilt snapshot table that no other component claims
 )
 
 
@@ -47,6 +48,7 @@ class Feature:
     description: str  # plain words; "{value}" is replaced by the account's value
     fill: float | None = 0.0  # value for snapshots with no rows: 0 for counts, None for unknown
     categorical: bool = False
+    source_column: str | None = None  # prebuilt tables: the column of the team's table
 
     def __post_init__(self) -> None:
         if self.component not in COMPONENTS:

@@ -128,5 +128,6 @@ def make_catalog(table: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
             "dtype": [str(table[f.name].dtype) for f in features],
             "categorical": [f.categorical for f in features],
             "description": [f.description for f in features],
+            "source_column": [f.source_column for f in features],
         }
     )

@@ -6,6 +6,7 @@ Defined here, beside the code that uses them, so ``features/`` needs nothing fro
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,6 +44,26 @@ class OpportunityFeatures(_Section):
     expansion_types: list[str] = Field(default_factory=lambda: ["upsell", "cross-sell"])
     won_stages: list[str] = Field(default_factory=lambda: ["closed_won", "won"])
     lost_stages: list[str] = Field(default_factory=lambda: ["closed_lost", "lost"])
+
+
+class PrebuiltTable(_Section):
+    """A table with one row per snapshot (``data.source: table``): which column is what.
+
+    Every other column is a feature: numbers as they are, numbers written as text (blanks
+    included) as numbers, booleans as 0/1, text with few distinct values as categories. Text
+    that looks like an identifier or free text, dates and constant columns are left out, each
+    named in the log.
+    """
+
+    path: Path | None = None  # the training table (Parquet or CSV)
+    id_column: str = "account_id"
+    label_column: str = "renewed"
+    churn_value: str | int | float | bool | None = None  # null: the label is 1 = renewed, 0 = not
+    arr_column: str | None = None  # null: every row counts as 1 in ARR-weighted figures
+    as_of_column: str | None = None  # null: no time; validation holds out whole ids instead
+    drop_columns: list[str] = Field(default_factory=list)
+    components: dict[str, str] = Field(default_factory=dict)  # column -> component (else profile)
+    max_categories: int = Field(default=50, ge=2)
 
 
 class FeaturesConfig(_Section):

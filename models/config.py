@@ -70,6 +70,7 @@ class TrainConfig(_Section):
     n_jobs: int = Field(default=2, ge=1)  # LightGBM threads; more than the free cores is slower
     cv_folds: int = Field(default=4, ge=2)
     test_days: int = Field(default=180, ge=1)
+    holdout_share: float = Field(default=0.25, gt=0, le=0.5)  # tables with no as-of: ids held out
     members: list[Literal["lightgbm", "linear", "additive"]] = Field(
         default_factory=lambda: ["lightgbm", "linear", "additive"]
     )

@@ -1,9 +1,11 @@
-"""Splits that respect time: out-of-time test on the latest period, with a gap of one horizon."""
+"""Splits that respect time: out-of-time test on the latest period, with a gap of one horizon;
+grouped by id where a table has no time. Never a random split of rows."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
 
 
 def out_of_time_split(
@@ -31,3 +33,27 @@ def out_of_time_split(
             f"{test.size} test rows after {test_start.date()}"
         )
     return train, test
+
+
+def holdout_split(
+    groups: pd.Series, labelled: pd.Series, renewed: pd.Series, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions of (train, test) for a table with no time: a stratified holdout of whole
+    ids (every row of an id on one side), the closest honest split when as-of dates are absent.
+
+    Raises:
+        ValueError: ``share`` is not in (0, 0.5], or too few labelled rows to split.
+    """
+    if not 0 < share <= 0.5:
+        raise ValueError(f"holdout share must be in (0, 0.5], got {share}")
+    known = np.flatnonzero(labelled.to_numpy(dtype=bool))
+    y = renewed.to_numpy()[known].astype(int)
+    folds = round(1 / share)
+    if known.size < 2 * folds or np.bincount(y, minlength=2).min() < folds:
+        raise ValueError(
+            f"too few labelled rows ({known.size}, {int((y == 0).sum())} churned) for a "
+            f"1/{folds} holdout"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fit, held = next(splitter.split(known, y, groups.to_numpy()[known]))
+    return np.sort(known[fit]), np.sort(known[held])

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from features.config import FeaturesConfig
+from features.config import FeaturesConfig, PrebuiltTable
 from models.config import TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -33,16 +33,19 @@ class DataConfig(_Section):
 
     raw_dir: Path = Path("data/raw")
     oracle_dir: Path = Path("data/oracle")
-    source: Literal["auto", "parquet", "csv", "duckdb"] = "auto"
+    source: Literal["auto", "parquet", "csv", "duckdb", "table"] = "auto"
     duckdb_path: Path | None = None
     cutoff: date | None = None
     tables: dict[str, str] = Field(default_factory=dict)
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    prebuilt: PrebuiltTable = Field(default_factory=PrebuiltTable)
 
     @model_validator(mode="after")
-    def _duckdb_needs_path(self) -> DataConfig:
+    def _source_needs_path(self) -> DataConfig:
         if self.source == "duckdb" and self.duckdb_path is None:
             raise ValueError("source 'duckdb' needs data.duckdb_path (the database file)")
+        if self.source == "table" and self.prebuilt.path is None:
+            raise ValueError("source 'table' needs data.prebuilt.path (the snapshot table)")
         return self
 
 

@@ -528,3 +528,30 @@ def data_start(raw: RawData) -> pd.Timestamp:
     parts = parts or ["SELECT min(start_date) AS t FROM contracts"]
     (earliest,) = _one(raw.connection, f"SELECT min(t) FROM ({' UNION ALL '.join(parts)})")
     return pd.Timestamp(earliest)
+
+
+def read_prebuilt(path: Path) -> pd.DataFrame:
+    """A prebuilt snapshot table: a Parquet or CSV file, or a folder of Parquet parts.
+
+    CSV columns keep pandas' own type inference; text that holds numbers is typed later, by
+    :mod:`features.prebuilt`, so blanks in a numeric column do not make it unreadable.
+
+    Raises:
+        DataContractError: the path does not exist, is of an unknown kind, or is empty.
+    """
+    if not path.exists():
+        raise DataContractError(
+            "prebuilt", None, f"{path} not found", "a Parquet or CSV file (data.prebuilt.path)"
+        )
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in {".parquet", ".pq"}:
+        frame = pd.read_parquet(path)
+    elif suffix in {".csv", ".txt"} or path.name.lower().endswith(".csv.gz"):
+        frame = pd.read_csv(path, low_memory=False)
+    else:
+        raise DataContractError(
+            "prebuilt", None, f"{path.name} is neither Parquet nor CSV", ".parquet or .csv"
+        )
+    if frame.empty:
+        raise DataContractError("prebuilt", None, f"{path} has no rows", "one row per snapshot")
+    return frame

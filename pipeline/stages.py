@@ -68,8 +68,39 @@ def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
 
 def run_validate(params: Params) -> pd.DataFrame:
     """Read every raw table, check it against the data contract, write a profile of it."""
+    if params.data.source == "table":
+        return _validate_prebuilt(params, params.output_dir / "validation")
     with io.read_raw(params.data) as raw:
         return _write_profile(raw, params.output_dir / "validation")
+
+
+def _validate_prebuilt(params: Params, target: Path) -> pd.DataFrame:
+    """Type the prebuilt table as training would; profile each column's role and type."""
+    spec = params.data.prebuilt
+    assert spec.path is not None  # the config requires it for source "table"
+    frame = io.read_prebuilt(spec.path)
+    built = features.prebuilt_training_set(frame, spec)
+    used = dict(zip(built.catalog["source_column"], built.catalog["dtype"], strict=True))
+    roles = {spec.id_column: "id", spec.label_column: "label", spec.as_of_column: "as_of"}
+    profile = pd.DataFrame(
+        {
+            "column": frame.columns,
+            "role": [roles.get(c, "feature" if c in used else "left out") for c in frame.columns],
+            "dtype": [used.get(c, str(frame[c].dtype)) for c in frame.columns],
+            "distinct": [int(frame[c].nunique()) for c in frame.columns],
+            "missing": [float(frame[c].isna().mean()) for c in frame.columns],
+            "note": [built.skipped.get(c, "") for c in frame.columns],
+        }
+    )
+    with atomic_directory(target) as tmp:
+        profile.to_csv(tmp / "profile.csv", index=False)
+    log.info(
+        "validate: table %s: %s rows, %d features, %d columns left out; label rate %.1f%%; "
+        "profile → %s",
+        spec.path, f"{len(frame):,}", len(built.catalog), len(built.skipped),
+        100 * built.table["renewed"].mean(), target,
+    )  # fmt: skip
+    return profile
 
 
 def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
@@ -101,8 +132,12 @@ def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
 
 
 def run_all(params: Params, quiet: bool = False) -> None:
-    """The main job on the embedded default: data → validate → the stages built so far."""
-    run_data(params, quiet)
+    """The main job on the embedded default: data → validate → the stages built so far.
+
+    With ``data.source: table`` there is no world to generate: validate → features → train.
+    """
+    if params.data.source != "table":
+        run_data(params, quiet)
     run_validate(params)
     run_features(params, quiet)
     run_train(params)
@@ -131,10 +166,25 @@ class FeaturesResult:
 
 
 def run_features(params: Params, quiet: bool = False) -> FeaturesResult:
-    """Build the point-in-time training set and its catalog into ``output_dir/features``."""
+    """Build the point-in-time training set and its catalog into ``output_dir/features``.
+
+    With ``data.source: table`` the prebuilt snapshot table is typed and written in the same
+    shape instead, so every later stage runs unchanged.
+    """
     started = time.perf_counter()
+    if params.data.source == "table":
+        return _prebuilt_features(params, started)
     with io.read_raw(params.data) as raw:
         return _build_features(raw, params, quiet, started)
+
+
+def _prebuilt_features(params: Params, started: float) -> FeaturesResult:
+    spec = params.data.prebuilt
+    assert spec.path is not None  # the config requires it for source "table"
+    built = features.prebuilt_training_set(io.read_prebuilt(spec.path), spec)
+    for column, reason in built.skipped.items():
+        log.info("features: column %r left out: %s", column, reason)
+    return _write_training_set(params, built.table, built.catalog, started, f"table {spec.path}")
 
 
 def _build_features(raw: io.RawData, params: Params, quiet: bool, started: float) -> FeaturesResult:
@@ -157,6 +207,12 @@ def _build_features(raw: io.RawData, params: Params, quiet: bool, started: float
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present,
             on_family=lambda name: bar.update(task, advance=1, description=name),
         )  # fmt: skip
+    return _write_training_set(params, table, catalog, started, f"{len(families)} families")
+
+
+def _write_training_set(
+    params: Params, table: pd.DataFrame, catalog: pd.DataFrame, started: float, source: str
+) -> FeaturesResult:
     target = params.output_dir / "features"
     known = table["renewed"].notna()
     with atomic_directory(target) as tmp:
@@ -171,9 +227,9 @@ def _build_features(raw: io.RawData, params: Params, quiet: bool, started: float
         censored=int((~known).sum()),
     )
     log.info(
-        "features: %s rows × %d features from %d families in %.1f s; renewal rate %.1f%% "
-        "(%s censored, kept for scoring) → %s",
-        f"{result.rows:,}", result.features, len(families), time.perf_counter() - started,
+        "features: %s rows × %d features from %s in %.1f s; renewal rate %.1f%% "
+        "(%s unlabelled, kept for scoring) → %s",
+        f"{result.rows:,}", result.features, source, time.perf_counter() - started,
         100 * result.label_rate, f"{result.censored:,}", result.path,
     )  # fmt: skip
     return result

@@ -32,7 +32,7 @@ from models.ensemble import HealthEnsemble, TreeMember
 from models.metrics import classification_metrics, lead_time
 from models.scorecard import Scorecard, factor_audit
 from models.tuning import Tuned, tune
-from models.validation import out_of_time_split
+from models.validation import holdout_split, out_of_time_split
 from pipeline import evaluation, plots, registry
 from pipeline.config import Params, flatten
 
@@ -88,19 +88,15 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         data = load_training_set(params.output_dir / "features")
     table, names = data.table, data.features
     labelled = table["renewed"].notna()
-    train_rows, test_rows = out_of_time_split(
-        table["as_of"], labelled, params.features.horizon_days, cfg.test_days
-    )
-    train, test = table.iloc[train_rows], table.iloc[test_rows]
+    train, test, split = _split(table, labelled, params)
     y_train, y_test = (
         train["renewed"].astype(int).to_numpy(),
         test["renewed"].astype(int).to_numpy(),
     )
     log.info(
-        "train: %s labelled snapshots × %d features (data %s); train %s up to %s, "
-        "out-of-time test %s from %s",
+        "train: %s labelled snapshots × %d features (data %s); train %s, test %s (%s)",
         f"{int(labelled.sum()):,}", len(names), data.fingerprint, f"{len(train):,}",
-        train["as_of"].max().date(), f"{len(test):,}", test["as_of"].min().date(),
+        f"{len(test):,}", split,
     )  # fmt: skip
 
     with timer("tune"):
@@ -126,10 +122,14 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
             metrics |= _prefixed(f"baseline_{label}", scores)
             metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
             metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
-        leads, warning_days = lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below)
+        leads, warning_days = _lead_time(test, p_test, cfg)
         metrics["median_warning_days"] = warning_days
         scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
-        oracle = evaluation.oracle_comparison(params, scored, cfg.top_k_percent)
+        oracle = (
+            None
+            if params.data.source == "table"
+            else evaluation.oracle_comparison(params, scored, cfg.top_k_percent)
+        )
         if oracle:
             metrics |= _prefixed("oracle", oracle)
         audit = _audit(train, names, data.catalog, y_train, cfg)
@@ -153,6 +153,37 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         result.run_id, params.mlflow.model_name, result.version,
     )  # fmt: skip
     return result
+
+
+def _split(
+    table: pd.DataFrame, labelled: pd.Series, params: Params
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Out of time where the snapshots have dates; otherwise whole ids held out."""
+    cfg = params.train
+    if table["as_of"].notna().any():
+        rows = out_of_time_split(
+            table["as_of"], labelled, params.features.horizon_days, cfg.test_days
+        )
+        train, test = table.iloc[rows[0]], table.iloc[rows[1]]
+        how = (
+            f"out of time: train up to {train['as_of'].max().date()}, "
+            f"test from {test['as_of'].min().date()}"
+        )
+        return train, test, how
+    rows = holdout_split(
+        table["account_id"], labelled, table["renewed"], cfg.holdout_share, cfg.seed
+    )
+    how = f"no as-of dates: {cfg.holdout_share:.0%} of ids held out"
+    return table.iloc[rows[0]], table.iloc[rows[1]], how
+
+
+def _lead_time(
+    test: pd.DataFrame, p_test: np.ndarray, cfg: TrainConfig
+) -> tuple[pd.DataFrame, float]:
+    """Lead-time figures where days to renewal are known (not in a prebuilt table without)."""
+    if test["days_to_renewal"].isna().all():
+        return pd.DataFrame(columns=["days_before_renewal", "recall"]), float("nan")
+    return lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below)
 
 
 def _tune(
@@ -234,6 +265,8 @@ def _report(
             oracle["gap_roc_auc"], oracle["model_brier"], oracle["oracle_brier"],
             oracle["model_ece"], oracle["oracle_ece"],
         )  # fmt: skip
+    if leads.empty:
+        return
     log.info(
         "train: lead time — median %.0f days of warning before a non-renewal; recall by days "
         "before renewal %s",
@@ -261,7 +294,7 @@ def _log_run(
                 "data_fingerprint": data.fingerprint,
                 "git_commit": _git_commit(),
                 "trained_through": str(data.table.loc[data.table["renewed"].notna(), "as_of"]
-                                       .max().date()),
+                                       .max()),
                 "calibration": deployed.calibration_method_,
                 "stack_weights": json.dumps(
                     dict(zip(deployed.members, np.round(deployed.weights_, 4).tolist(),

@@ -24,3 +24,23 @@ def test_empty_split_is_named():
         out_of_time_split(as_of, pd.Series([True, True]), horizon_days=180, test_days=30)
     with pytest.raises(ValueError, match="no labelled"):
         out_of_time_split(as_of, pd.Series([False, False]), horizon_days=180, test_days=30)
+
+
+def test_holdout_keeps_every_id_on_one_side_and_skips_unlabelled_rows():
+    from models.validation import holdout_split
+
+    # given 40 ids with two rows each, a quarter churned, and two unlabelled rows
+    ids = pd.Series(np.repeat([f"a{i}" for i in range(40)], 2))
+    renewed = pd.Series(np.repeat(np.arange(40) % 4 != 0, 2).astype(float))
+    labelled = pd.Series(np.ones(80, dtype=bool)).where(np.arange(80) >= 2, False)
+    # when a quarter of the ids is held out
+    train, test = holdout_split(ids, labelled, renewed, share=0.25, seed=0)
+    # then no id is on both sides, no unlabelled row is used, and the split is stratified
+    assert not set(ids[train]) & set(ids[test])
+    assert {0, 1}.isdisjoint({*train, *test})
+    assert len(test) == pytest.approx(20, abs=2)
+    assert renewed[test].mean() == pytest.approx(0.75, abs=0.1)
+    again = holdout_split(ids, labelled, renewed, share=0.25, seed=0)
+    assert (again[1] == test).all(), "same seed, same split"
+    with pytest.raises(ValueError, match="holdout share must be in"):
+        holdout_split(ids, labelled, renewed, share=0.9, seed=0)
