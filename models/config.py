@@ -1,4 +1,4 @@
-"""Settings of training: the ``train`` section of params.yaml.
+"""Settings of training and scoring: the ``train`` and ``score`` sections of params.yaml.
 
 Defined here, beside the code that uses them, so ``models/`` needs nothing from ``pipeline/``;
 ``pipeline.config`` composes them into the whole params object.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -92,3 +92,28 @@ class TrainConfig(_Section):
         if not value or len(set(value)) != len(value):
             raise ValueError(f"list each member once, at least one: {value}")
         return value
+
+
+class Bands(_Section):
+    red_below: int = Field(default=50, ge=1, le=100)
+    yellow_below: int = Field(default=75, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.red_below > self.yellow_below:
+            raise ValueError(
+                f"red_below ({self.red_below}) must not exceed yellow_below ({self.yellow_below})"
+            )
+        return self
+
+
+class ScoreConfig(_Section):
+    """Batch scoring: bands, explanations, alerts, monitoring (the ``score`` section)."""
+
+    version: str | None = None  # a registered version to score with; null: mlflow.alias
+    bands: Bands = Field(default_factory=Bands)
+    top_drivers: int = Field(default=3, ge=1, le=10)
+    chunk_rows: int = Field(default=100_000, ge=100)
+    alert_drop: int = Field(default=10, ge=1)  # health points lost since the previous run
+    psi_threshold: float = Field(default=0.2, gt=0)
+    forecast_days: int = Field(default=90, ge=1)  # "the coming quarter"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -159,11 +160,58 @@ def score(
     params: ParamsOption = DEFAULT_PARAMS,
     set_: SetOption = None,
     quiet: QuietOption = False,
-    as_of: Annotated[str | None, typer.Option(help="Scoring date (YYYY-MM-DD).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default today (UTC).")
+    ] = None,
+    input_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--input", help="data.source table: the table to score (default data.prebuilt.path)."
+        ),
+    ] = None,
 ) -> None:
-    """Score every active account as of a date (not built yet)."""
-    _params(params, set_, quiet)
-    _not_built("score", "issue #5")
+    """Score every account with a contract in force on a date; write scores/as_of=DATE/.
+
+    Loads the model behind mlflow.alias (or score.version), builds each account's features from
+    rows strictly before the date, and writes atomically, replacing a re-run of the same date:
+    scores.parquet (win probability and interval, health 0–100, band, component points, ARR at
+    risk, a unique priority, top risks and strengths in plain words), drivers.parquet,
+    points.parquet, changes.parquet and alerts.csv against the previous run, drift.csv and
+    summary.json. Exit 3 when the data cannot give the model's features.
+    """
+    cfg = _params(params, set_, quiet)
+    day = _date(as_of) if as_of else datetime.now(UTC).date()
+    _guard(stages.run_score, cfg, day, input_path)
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account to explain.")],
+    params: ParamsOption = DEFAULT_PARAMS,
+    set_: SetOption = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a page.")] = False,
+) -> None:
+    """One account's page: health and band, trend over past runs, components, drivers in plain
+    words, and what changed since the previous run."""
+    from pipeline.explain import account_page, render_page
+
+    cfg = _params(params, set_, quiet=True)
+    page = _guard(account_page, cfg, account_id, _date(as_of) if as_of else None)
+    if as_json:
+        typer.echo(json.dumps(page, indent=2, default=str))
+    else:
+        render_page(page)
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        log.error("--as-of expects a date as YYYY-MM-DD, got %r", text)
+        raise typer.Exit(EXIT_PARAMS) from None
 
 
 @app.command()

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.config import FeaturesConfig, PrebuiltTable
-from models.config import TrainConfig
+from models.config import ScoreConfig, TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -132,6 +132,7 @@ class Params(_Section):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

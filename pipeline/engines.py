@@ -13,6 +13,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from pipeline.io import RawData
+
 
 class DuckDBEngine:
     """Runs family SQL on a DuckDB connection that holds the contract tables as views."""
@@ -107,3 +109,12 @@ def _for_spark(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             converted[name] = column
     return pd.DataFrame(converted)
+
+
+def make_engine(name: str, raw: RawData, scratch: Path) -> DuckDBEngine | SparkEngine:
+    """The engine named in params, holding the validated contract tables."""
+    if name == "spark":
+        engine = SparkEngine.local()
+        engine.load_tables(raw.connection, list(raw.present), scratch)
+        return engine
+    return DuckDBEngine(raw.connection)

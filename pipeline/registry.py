@@ -34,11 +34,28 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
 
     class HealthModel(mlflow.pyfunc.PythonModel):
-        """The deployed ensemble with the feature catalog it was trained on."""
+        """The deployed ensemble with what scoring needs beside it: the feature catalog it was
+        trained on, a profile of the training features and scores (drift), and the facts of
+        its training run (``trained``: run id, data fingerprint, trained through …)."""
 
-        def __init__(self, ensemble: HealthEnsemble, catalog: pd.DataFrame) -> None:
+        # defaults for versions pickled before these attributes existed
+        profile: pd.DataFrame | None = None
+        reference_scores: np.ndarray | None = None
+        trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
+
+        def __init__(
+            self,
+            ensemble: HealthEnsemble,
+            catalog: pd.DataFrame,
+            profile: pd.DataFrame | None = None,
+            reference_scores: np.ndarray | None = None,
+            trained: dict[str, str] | None = None,
+        ) -> None:
             self.ensemble = ensemble
             self.catalog = catalog
+            self.profile = profile
+            self.reference_scores = reference_scores
+            self.trained = dict(trained or {})
 
         @property
         def features(self) -> list[str]:
@@ -69,11 +86,9 @@ def configure(tracking_uri: str, experiment: str) -> None:
     mlflow.set_experiment(experiment)
 
 
-def log_scoring_model(
-    ensemble: HealthEnsemble, catalog: pd.DataFrame, example: pd.DataFrame, name: str
-) -> str:
+def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> str:
     """Log the pyfunc (with signature) in the active run, register it; returns the version."""
-    model = HealthModel(ensemble, catalog)
+    ensemble = model.ensemble
     plain = as_model_input(example, list(ensemble.categories_))
     signature = infer_signature(plain, model.predict(None, plain))
     info = mlflow.pyfunc.log_model(
@@ -139,11 +154,27 @@ def promote(
     return Promotion(promoted, version, current.version if current else None, reason)
 
 
-def load_champion(name: str, alias: str) -> tuple[HealthModel, str]:
-    """The registered model behind ``alias`` and its version."""
-    version = MlflowClient().get_model_version_by_alias(name, alias).version
-    loaded = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    return loaded.unwrap_python_model(), str(version)
+def load_champion(name: str, alias: str, version: str | None = None) -> tuple[HealthModel, str]:
+    """The registered model behind ``alias`` (or the given ``version``) and its version.
+
+    Raises:
+        FileNotFoundError: no such model, alias or version is registered.
+    """
+    client = MlflowClient()
+    try:
+        held = (
+            client.get_model_version(name, version)
+            if version
+            else client.get_model_version_by_alias(name, alias)
+        )
+    except MlflowException as exc:
+        which = f"version {version}" if version else f"alias {alias!r}"
+        raise FileNotFoundError(
+            f"model {name!r} has no {which} in {mlflow.get_tracking_uri()}: run `healthscore "
+            "train` first (or set score.version)"
+        ) from exc
+    loaded = mlflow.pyfunc.load_model(f"models:/{name}/{held.version}")
+    return loaded.unwrap_python_model(), str(held.version)
 
 
 def _pinned(package: str) -> str:

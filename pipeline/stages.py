@@ -7,6 +7,7 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,17 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import features
-from pipeline import io, synthetic, train
+from pipeline import io, score, synthetic, train
 from pipeline.config import Params, flatten
-from pipeline.engines import DuckDBEngine, SparkEngine
+from pipeline.engines import make_engine
 from pipeline.logs import progress_enabled
+from pipeline.score import ScoreResult
 from pipeline.storage import atomic_directory
 from pipeline.train import TrainResult
 
 log = logging.getLogger("healthscore")
 
-NOT_BUILT = (("score", "#5"), ("report", "#7"))
+NOT_BUILT = (("plan", "#6"), ("report", "#7"))
 
 
 def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
@@ -131,18 +133,32 @@ def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
     return profile
 
 
-def run_all(params: Params, quiet: bool = False) -> None:
-    """The main job on the embedded default: data → validate → the stages built so far.
+def run_all(params: Params, quiet: bool = False) -> ScoreResult:
+    """The main job on the embedded default: data → validate → features → train → score.
 
-    With ``data.source: table`` there is no world to generate: validate → features → train.
+    Scores as of the day after the data ends (the synthetic world's "today"); with
+    ``data.source: table`` there is no world to generate and the table is scored as of today.
     """
     if params.data.source != "table":
         run_data(params, quiet)
     run_validate(params)
     run_features(params, quiet)
     run_train(params)
+    if params.data.source == "table":
+        as_of = pd.Timestamp.now(tz="UTC").date()
+    else:
+        with io.read_raw(params.data) as raw:
+            end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
+        as_of = (end.normalize() + pd.Timedelta(days=1)).date()
+    result = run_score(params, as_of)
     pending = ", ".join(f"{stage} ({issue})" for stage, issue in NOT_BUILT)
-    log.warning("all: data, validate, features and train done; not built yet: %s", pending)
+    log.warning("all: data → score done (%s); not built yet: %s", result.path, pending)
+    return result
+
+
+def run_score(params: Params, as_of: date, input_path: Path | None = None) -> ScoreResult:
+    """Score every account active at ``as_of`` (see :mod:`pipeline.score`)."""
+    return score.run_score(params, as_of, input_path)
 
 
 def run_train(params: Params, force: bool = False) -> TrainResult:
@@ -233,15 +249,6 @@ def _write_training_set(
         100 * result.label_rate, f"{result.censored:,}", result.path,
     )  # fmt: skip
     return result
-
-
-def make_engine(name: str, raw: io.RawData, scratch: Path) -> DuckDBEngine | SparkEngine:
-    """The engine named in params, holding the validated contract tables."""
-    if name == "spark":
-        engine = SparkEngine.local()
-        engine.load_tables(raw.connection, list(raw.present), scratch)
-        return engine
-    return DuckDBEngine(raw.connection)
 
 
 def _progress(quiet: bool) -> Progress:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from models.config import TrainConfig
 from models.ensemble import HealthEnsemble, TreeMember
 from models.metrics import classification_metrics, lead_time
+from models.monitoring import feature_profile
 from models.scorecard import Scorecard, factor_audit
 from models.tuning import Tuned, tune
 from models.validation import holdout_split, out_of_time_split
@@ -40,6 +42,7 @@ log = logging.getLogger("healthscore")
 
 KEY = ["account_id", "as_of"]
 SHAP_SAMPLE = 2000
+PROFILE_ROWS = 50_000  # training rows summarised for drift monitoring
 
 
 @dataclass
@@ -285,6 +288,9 @@ def _log_run(
     sample = test.sample(min(SHAP_SAMPLE, len(test)), random_state=params.train.seed)
     contributions = deployed.contributions(sample[names])
     importance = contributions[names].abs().mean().sort_values(ascending=False)
+    labelled = data.table[data.table["renewed"].notna()]
+    trained_through = str(labelled["as_of"].max())
+    reference = labelled.sample(min(PROFILE_ROWS, len(labelled)), random_state=params.train.seed)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({k: _param(v) for k, v in flatten(params).items()})
         mlflow.log_params({f"tuned.lightgbm.{k}": v for k, v in tuned.lightgbm.items()})
@@ -293,8 +299,7 @@ def _log_run(
             {
                 "data_fingerprint": data.fingerprint,
                 "git_commit": _git_commit(),
-                "trained_through": str(data.table.loc[data.table["renewed"].notna(), "as_of"]
-                                       .max()),
+                "trained_through": trained_through,
                 "calibration": deployed.calibration_method_,
                 "stack_weights": json.dumps(
                     dict(zip(deployed.members, np.round(deployed.weights_, 4).tolist(),
@@ -320,9 +325,15 @@ def _log_run(
         importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         mlflow.log_artifacts(tmp, "evaluation")
-        version = registry.log_scoring_model(
-            deployed, data.catalog, sample[names], params.mlflow.model_name
-        )
+        model = registry.HealthModel(
+            deployed, data.catalog, feature_profile(reference[names]),
+            deployed.predict_proba(reference[names])[:, 1],
+            {"run_id": run.info.run_id, "data_fingerprint": data.fingerprint,
+             "trained_through": trained_through, "trained_at": _now(),
+             "calibration": deployed.calibration_method_,
+             **{k: f"{metrics[k]:.4f}" for k in ("oot_roc_auc", "oot_brier", "oot_ece")}},
+        )  # fmt: skip
+        version = registry.log_scoring_model(model, sample[names], params.mlflow.model_name)
         promotion = registry.promote(
             params.mlflow.model_name, params.mlflow.alias, version, params.train.promotion.metric,
             metrics[f"oot_{params.train.promotion.metric}"],
@@ -352,6 +363,10 @@ def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:
 def _param(value: object) -> object:
     text = json.dumps(value) if isinstance(value, list | dict) else value
     return text if not isinstance(text, str) or len(text) <= 500 else text[:497] + "..."
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str:

@@ -39,7 +39,18 @@ def generated(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "command",
-    ["data", "validate", "features", "train", "score", "report", "all", "params", "bench"],
+    [
+        "data",
+        "validate",
+        "features",
+        "train",
+        "score",
+        "explain",
+        "report",
+        "all",
+        "params",
+        "bench",
+    ],
 )
 def test_every_command_explains_itself(command):
     result = runner.invoke(app, [command, "--help"])
@@ -84,9 +95,22 @@ def test_broken_input_exits_3_naming_table_and_column_and_writes_nothing(generat
 
 
 def test_stages_not_built_yet_say_so_and_exit_4(tmp_path):
-    result = runner.invoke(app, ["score", *args_for(tmp_path)])
+    result = runner.invoke(app, ["report", *args_for(tmp_path)])
     assert result.exit_code == EXIT_NOT_BUILT
     assert "not built yet" in result.output
+
+
+def test_score_without_a_model_exits_3_and_says_what_to_run(tmp_path):
+    args = [*args_for(tmp_path), "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"]
+    result = runner.invoke(app, ["score", "--as-of", "2026-10-01", *args])
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "run `healthscore train` first" in result.output
+
+
+def test_score_with_a_bad_date_exits_2(tmp_path):
+    result = runner.invoke(app, ["score", "--as-of", "tomorrow", *args_for(tmp_path)])
+    assert result.exit_code == EXIT_PARAMS
+    assert "YYYY-MM-DD" in result.output
 
 
 @pytest.mark.slow
@@ -96,10 +120,12 @@ def test_all_runs_the_built_stages_then_names_the_missing_ones(tmp_path):
     args = ["--params", str(ROOT / "params.yaml"), *(f"--set={kv}" for kv in small(tmp_path))]
     result = runner.invoke(app, ["all", *args])
     assert result.exit_code == 0, result.output
-    assert "not built yet: score" in result.output
+    assert "not built yet: plan" in result.output
     assert "champion → version 1" in result.output
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
     assert (tmp_path / "out" / "features" / "training_set.parquet").exists()
+    # the synthetic world ends on synthetic.end_date: scored as of that day
+    assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "scores.parquet").exists()
 
 
 def test_features_writes_the_training_set_and_its_catalog(generated):

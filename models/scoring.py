@@ -1,0 +1,43 @@
+"""From win probabilities to what a CS team acts on: health, band, ARR at risk, priority."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.config import ScoreConfig
+
+
+def health_score(win_probability: np.ndarray) -> np.ndarray:
+    """Health 0–100: the calibrated win probability in points (monotone, rounded half-even)."""
+    p = np.asarray(win_probability, dtype=float)
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("win probabilities must lie in [0, 1] with no missing values")
+    return np.rint(100 * p).astype("int64")
+
+
+def health_band(health: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
+    """``red`` below ``bands.red_below``, ``yellow`` below ``bands.yellow_below``, else green."""
+    health = np.asarray(health)
+    return np.select(
+        [health < cfg.bands.red_below, health < cfg.bands.yellow_below],
+        ["red", "yellow"],
+        "green",
+    ).astype(object)
+
+
+BAND_ORDER = {"red": 0, "yellow": 1, "green": 2}
+
+
+def priority_rank(arr_at_risk: np.ndarray, arr: np.ndarray, account_id: np.ndarray) -> np.ndarray:
+    """A unique rank, 1 = act first: most ARR at risk, then most ARR, then account id."""
+    frame = pd.DataFrame(
+        {"risk": np.asarray(arr_at_risk, float), "arr": np.asarray(arr, float),
+         "id": np.asarray(account_id).astype(str)}
+    )  # fmt: skip
+    order = frame.sort_values(
+        ["risk", "arr", "id"], ascending=[False, False, True], kind="stable"
+    ).index.to_numpy()
+    rank = np.empty(len(frame), dtype="int64")
+    rank[order] = np.arange(1, len(frame) + 1)
+    return rank

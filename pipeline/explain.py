@@ -1,0 +1,146 @@
+"""``healthscore explain ACCOUNT_ID``: one account's page, read from the scoring partitions."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import duckdb
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from pipeline.config import Params
+from pipeline.score import partition, past_runs
+
+BAND_STYLE = {"red": "bold red", "yellow": "bold yellow", "green": "bold green"}
+
+
+def account_page(params: Params, account_id: str, as_of: date | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain data (also what ``--json`` prints).
+
+    Raises:
+        FileNotFoundError: nothing is scored yet, or not on ``as_of``.
+        ValueError: the account is not in that run.
+    """
+    runs = past_runs(params.output_dir)
+    if not runs:
+        raise FileNotFoundError(f"no scoring runs in {params.output_dir / 'scores'}: run score")
+    day = as_of or runs[-1]
+    if day not in runs:
+        raise FileNotFoundError(f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))}")
+    folder = partition(params.output_dir, day)
+    con = duckdb.connect()
+    row = con.execute(
+        f"SELECT * FROM read_parquet('{folder / 'scores.parquet'}') WHERE account_id = ?",
+        [account_id],
+    ).df()
+    if row.empty:
+        raise ValueError(f"account {account_id!r} is not in the run of {day}")
+    score = row.iloc[0]
+    drivers = con.execute(
+        f"SELECT kind, rank, feature, component, value, points, text "
+        f"FROM read_parquet('{folder / 'drivers.parquet'}') WHERE account_id = ? "
+        "ORDER BY kind, rank",
+        [account_id],
+    ).df()
+    history = con.execute(
+        "SELECT CAST(as_of AS DATE) AS as_of, health, band, win_probability FROM read_parquet(?)"
+        " WHERE account_id = ? ORDER BY as_of",
+        [[str(partition(params.output_dir, d) / "scores.parquet") for d in runs if d <= day],
+         account_id],
+    ).df()  # fmt: skip
+    changes = None
+    if (folder / "changes.parquet").exists():
+        found = con.execute(
+            f"SELECT * FROM read_parquet('{folder / 'changes.parquet'}') WHERE account_id = ?",
+            [account_id],
+        ).df()
+        changes = None if found.empty else _plain(found.iloc[0].to_dict())
+    con.close()
+    components = {
+        k.removeprefix("points_"): round(float(v), 1)
+        for k, v in score.items()
+        if k.startswith("points_")
+    }
+    return {
+        "account_id": account_id,
+        "as_of": str(day),
+        "name": score.get("name"),
+        "segment": score.get("segment"),
+        "csm_id": score.get("csm_id"),
+        "arr": float(score["arr"]),
+        "health": int(score["health"]),
+        "band": score["band"],
+        "win_probability": float(score["win_probability"]),
+        "interval": [float(score["win_probability_low"]), float(score["win_probability_high"])],
+        "arr_at_risk": float(score["arr_at_risk"]),
+        "priority": int(score["priority"]),
+        "days_to_renewal": _plain(score.get("days_to_renewal")),
+        "model_version": str(score["model_version"]),
+        "components": dict(sorted(components.items(), key=lambda kv: kv[1])),
+        "risks": _drivers(drivers, "risk"),
+        "strengths": _drivers(drivers, "strength"),
+        "history": [
+            {"as_of": str(pd.Timestamp(r.as_of).date()), "health": int(r.health), "band": r.band}
+            for r in history.itertuples()
+        ],
+        "changes": changes,
+    }
+
+
+def render_page(page: dict[str, Any]) -> None:
+    """The page in the terminal (rich)."""
+    console = Console()
+    band = page["band"]
+    low, high = (round(100 * x) for x in page["interval"])
+    console.print(
+        f"[bold]{page['name'] or page['account_id']}[/] ({page['account_id']}) · "
+        f"{page['segment'] or '-'} · CSM {page['csm_id'] or '-'} · as of {page['as_of']}"
+    )
+    console.print(
+        f"Health [{BAND_STYLE.get(band, 'bold')}]{page['health']} {band}[/] "
+        f"(interval {low}–{high}) · ARR {page['arr']:,.0f} · at risk {page['arr_at_risk']:,.0f} · "
+        f"priority #{page['priority']} · renewal in {page['days_to_renewal']} days · "
+        f"model v{page['model_version']}"
+    )
+    if len(page["history"]) > 1:
+        trend = " → ".join(f"{h['health']}" for h in page["history"][-6:])
+        console.print(f"Trend: {trend}")
+    table = Table(title="Components (points of health against the portfolio's base)")
+    table.add_column("component")
+    table.add_column("points", justify="right")
+    for name, points in page["components"].items():
+        table.add_row(name, f"{points:+.1f}")
+    console.print(table)
+    for title, key in (("Top risks", "risks"), ("Top strengths", "strengths")):
+        console.print(f"[bold]{title}[/]")
+        for d in page[key]:
+            console.print(f"  {d['points']:+5.1f}  {d['text']}")
+    changes = page["changes"]
+    if changes and changes.get("health_previous") is not None:
+        console.print(
+            f"[bold]Since {str(changes['previous_as_of'])[:10]}[/]: health "
+            f"{int(changes['health_previous'])} → {page['health']} "
+            f"({changes['health_change']:+.0f}); most fell: {changes.get('most_fell') or '-'}, "
+            f"most rose: {changes.get('most_rose') or '-'}"
+        )
+
+
+def _drivers(drivers: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
+    part = drivers[drivers["kind"] == kind].sort_values("rank")
+    return [
+        {"feature": r.feature, "component": r.component, "value": r.value,
+         "points": round(float(r.points), 1), "text": r.text}
+        for r in part.itertuples()
+    ]  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,88 @@
+"""Points of health, drivers in words, bands, priority, drift and expected AUC: exact values."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.config import ScoreConfig
+from models.explain import component_points, describe, health_points, top_drivers
+from models.monitoring import expected_auc, feature_profile, population_stability
+from models.scoring import health_band, health_score, priority_rank
+
+
+def test_points_rescale_log_odds_to_health_above_the_base():
+    # given log-odds contributions of two accounts and their calibrated probabilities
+    phi = pd.DataFrame({"a": [1.0, -0.5], "b": [1.0, -1.5], "_base": [2.0, 2.0]})
+    # when turned into points against a base probability of 0.8
+    points = health_points(phi, np.array([0.9, 0.6]), 0.8)
+    # then each row adds up to 100 × (p − base), shared in proportion to the contributions
+    np.testing.assert_allclose(points.to_numpy(), [[5.0, 5.0], [-5.0, -15.0]])
+    assert list(points.columns) == ["a", "b"]
+    parts = component_points(points, {"a": "usage", "b": "support"})
+    np.testing.assert_allclose(parts["usage"], [5.0, -5.0])
+
+
+def test_no_contribution_means_no_points():
+    points = health_points(pd.DataFrame({"a": [0.0], "_base": [1.0]}), np.array([0.7]), 0.7)
+    assert points.iloc[0, 0] == 0.0
+
+
+def test_drivers_rank_risks_and_strengths_and_fill_the_description():
+    points = pd.DataFrame({"x": [-3.0, 1.0], "y": [2.0, -4.0], "z": [-1.0, 0.0]}, index=[10, 11])
+    values = pd.DataFrame(
+        {"x": [0.42, 3.0], "y": [5, np.nan], "z": ["red", "blue"]}, index=[10, 11]
+    )
+    words = {"x": "usage is {value:.0%} of before", "y": "{value} tickets", "z": "rated {value}"}
+    top = top_drivers(points, values, words, {"x": "usage"}, k=2)
+    first = top[top["row"] == 10]
+    assert first[first["kind"] == "risk"]["feature"].tolist() == ["x", "z"]
+    assert first[first["kind"] == "strength"]["feature"].tolist() == ["y"]
+    assert first["text"].tolist()[:1] == ["usage is 42% of before"]
+    second = top[(top["row"] == 11) & (top["kind"] == "risk")]
+    assert second["text"].tolist() == ["unknown tickets"], "a blank value reads as unknown"
+    assert set(top["component"]) == {"usage", "other"}
+
+
+def test_describe_survives_a_format_that_does_not_fit_the_value():
+    assert describe("{value:.0f} days since", "n/a") == "n/a days since"
+    assert describe("rated {value}", None) == "rated unknown"
+
+
+def test_health_bands_and_priority():
+    health = health_score(np.array([0.494, 0.5, 0.749, 0.75, 1.0]))
+    assert health.tolist() == [49, 50, 75, 75, 100]
+    cfg = ScoreConfig(bands={"red_below": 50, "yellow_below": 75})
+    assert health_band(np.array([49, 50, 74, 75]), cfg).tolist() == ["red", "yellow", "yellow",
+                                                                    "green"]  # fmt: skip
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        health_score(np.array([0.5, np.nan]))
+    with pytest.raises(ValueError, match="must not exceed"):
+        ScoreConfig(bands={"red_below": 80, "yellow_below": 75})
+    # ties on ARR at risk break by ARR, then by account id: a unique rank
+    rank = priority_rank(np.array([10, 10, 10, 50]), np.array([100, 200, 100, 1]),
+                         np.array(["b", "c", "a", "d"]))  # fmt: skip
+    assert rank.tolist() == [4, 2, 3, 1]
+
+
+def test_psi_is_zero_on_the_training_data_and_grows_with_a_shift():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"n": rng.normal(0, 1, 5000),
+                          "c": pd.Categorical(rng.choice(["a", "b"], 5000))})  # fmt: skip
+    profile = feature_profile(train)
+    same = population_stability(profile, train)
+    assert same.max() < 1e-9
+    shifted = train.assign(n=train["n"] + 1.0, c=pd.Categorical(["a"] * 4000 + ["new"] * 1000))
+    moved = population_stability(profile, shifted)
+    assert moved["n"] > 0.5 and moved["c"] > 0.5
+
+
+def test_expected_auc_matches_the_pairwise_definition():
+    p = np.array([0.2, 0.5, 0.5, 0.9])
+    num = den = 0.0
+    for i in range(4):
+        for j in range(4):
+            if i != j:
+                w = p[i] * (1 - p[j])
+                den += w
+                num += w * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
+    assert expected_auc(p) == pytest.approx(num / den)

@@ -1,0 +1,156 @@
+"""`healthscore score` and `explain` end to end on a small world: partitions, reasons, alerts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import io, registry, stages
+from pipeline.cli import EXIT_DATA, app
+from pipeline.config import load_params
+from pipeline.score import partition, past_runs
+from tests.pipeline.test_train import small
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST, SECOND = date(2026, 9, 1), date(2026, 10, 1)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("score")
+    params = load_params(ROOT / "params.yaml", small(tmp))
+    stages.run_data(params, quiet=True)
+    stages.run_features(params, quiet=True)
+    stages.run_train(params)
+    first = stages.run_score(params, FIRST)
+    second = stages.run_score(params, SECOND)
+    return params, first, second
+
+
+def read(params, day, name="scores.parquet"):
+    return pd.read_parquet(partition(params.output_dir, day) / name)
+
+
+def test_each_run_is_a_partition_of_every_active_account(scored):
+    params, _first, second = scored
+    assert past_runs(params.output_dir) == [FIRST, SECOND]
+    scores = read(params, SECOND)
+    with io.read_raw(params.data) as raw:
+        contracts = raw.frame("contracts")
+    as_of = pd.Timestamp(SECOND)
+    active = contracts[(contracts["start_date"] <= as_of) & (contracts["end_date"] > as_of)]
+    assert set(scores["account_id"]) == set(active["account_id"])
+    assert not scores["account_id"].duplicated().any()
+    assert second.accounts == len(scores)
+    # health is the calibrated probability in points, bands follow the thresholds in params
+    np.testing.assert_array_equal(scores["health"], np.rint(100 * scores["win_probability"]))
+    bands = params.score.bands
+    health = scores["health"]
+    expected = np.where(
+        health < bands.red_below, "red", np.where(health < bands.yellow_below, "yellow", "green")
+    )
+    assert (scores["band"] == expected).all()
+    assert (scores["win_probability_low"] <= scores["win_probability"]).all()
+    assert (scores["win_probability"] <= scores["win_probability_high"]).all()
+    # ARR at risk and a unique priority, 1 = most ARR at risk
+    np.testing.assert_allclose(
+        scores["arr_at_risk"], scores["arr"] * (1 - scores["win_probability"])
+    )
+    assert sorted(scores["priority"]) == list(range(1, len(scores) + 1))
+    by_rank = scores.sort_values("priority")
+    assert by_rank["arr_at_risk"].is_monotonic_decreasing
+    assert (scores["model_version"] == "1").all()
+
+
+def test_points_add_up_to_health_minus_base_and_components_to_points(scored):
+    params, _, _ = scored
+    scores = read(params, SECOND).set_index("account_id")
+    points = read(params, SECOND, "points.parquet").set_index("account_id")
+    model, _ = registry.load_champion(params.mlflow.model_name, params.mlflow.alias)
+    total = points.sum(axis=1)
+    # every account's points add up to 100 × (p − p_base), the same base for all
+    base = scores["win_probability"] * 100 - total.reindex(scores.index)
+    assert base.std() < 1e-3, "one portfolio base health for every account"
+    assert 0 < base.iloc[0] < 100
+    components = scores.filter(like="points_").sum(axis=1)
+    np.testing.assert_allclose(components, total.reindex(scores.index), atol=1e-3)
+    # the component columns are the catalog's components
+    assert {c.removeprefix("points_") for c in scores.filter(like="points_").columns} <= set(
+        model.catalog["component"]
+    )
+
+
+def test_drivers_are_the_largest_points_in_plain_words(scored):
+    params, _, _ = scored
+    scores = read(params, SECOND).set_index("account_id")
+    drivers = read(params, SECOND, "drivers.parquet")
+    points = read(params, SECOND, "points.parquet").set_index("account_id")
+    account = scores.index[0]  # priority 1
+    mine = drivers[drivers["account_id"] == account]
+    risks = mine[mine["kind"] == "risk"].sort_values("rank")
+    worst = points.loc[account].sort_values().head(len(risks))
+    assert risks["feature"].tolist() == worst.index.tolist()
+    assert (risks["points"] < 0).all()
+    assert scores.loc[account, "top_risk_1"] == risks["text"].iloc[0]
+    assert "{" not in risks["text"].iloc[0], "the description template is filled in"
+
+
+def test_rerun_replaces_the_partition_with_identical_scores(scored):
+    params, _, _ = scored
+    before = read(params, SECOND)
+    stages.run_score(params, SECOND)
+    after = read(params, SECOND)
+    pd.testing.assert_frame_equal(before, after)
+    leftovers = [p.name for p in (params.output_dir / "scores").iterdir() if p.name.startswith(".")]
+    assert leftovers == [], "no temporary folders left behind"
+
+
+def test_changes_attribute_the_move_and_alerts_name_drops(scored):
+    params, _, _ = scored
+    changes = read(params, SECOND, "changes.parquet")
+    first = read(params, FIRST).set_index("account_id")
+    both = changes.dropna(subset=["health_previous"]).set_index("account_id")
+    assert len(both) > 0
+    np.testing.assert_array_equal(both["health_previous"], first.loc[both.index, "health"])
+    np.testing.assert_array_equal(both["health_change"], both["health"] - both["health_previous"])
+    alerts = pd.read_csv(partition(params.output_dir, SECOND) / "alerts.csv")
+    dropped = both[both["health_change"] <= -params.score.alert_drop]
+    assert set(dropped.index) <= set(alerts["account_id"])
+    summary = json.loads((partition(params.output_dir, SECOND) / "summary.json").read_text())
+    assert summary["previous_as_of"] == str(FIRST) and summary["alerts"] == len(alerts)
+    assert 0.5 < summary["expected_auc"] < 1
+
+
+def test_drift_is_measured_per_feature_and_for_the_score(scored):
+    params, _, _ = scored
+    drift = pd.read_csv(partition(params.output_dir, SECOND) / "drift.csv")
+    model, _ = registry.load_champion(params.mlflow.model_name, params.mlflow.alias)
+    assert set(drift.loc[drift["kind"] == "feature", "name"]) == set(model.features)
+    assert (drift["psi"] >= 0).all()
+    assert "win_probability" in set(drift["name"])
+
+
+def test_explain_prints_one_account_page_and_json(scored):
+    params, _, _ = scored
+    scores = read(params, SECOND)
+    account = scores["account_id"].iloc[0]
+    args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
+    runner = CliRunner()
+    page = runner.invoke(app, ["explain", account, "--json", *args])
+    assert page.exit_code == 0, page.output
+    data = json.loads(page.output)
+    assert data["health"] == scores["health"].iloc[0] and data["priority"] == 1
+    assert [h["as_of"] for h in data["history"]][-1] == str(SECOND)
+    assert len(data["risks"]) >= 1 and data["risks"][0]["text"]
+    shown = runner.invoke(app, ["explain", account, *args])
+    assert shown.exit_code == 0 and "Top risks" in shown.output
+    missing = runner.invoke(app, ["explain", "nobody", *args])
+    assert missing.exit_code == EXIT_DATA and "'nobody' is not in the run" in missing.output
