@@ -56,6 +56,7 @@ class PrebuiltTable(_Section):
     """
 
     path: Path | None = None  # the training table (Parquet or CSV)
+    score_path: Path | None = None  # the table ``score`` reads (default: ``path``)
     id_column: str = "account_id"
     label_column: str = "renewed"
     churn_value: str | int | float | bool | None = None  # null: the label is 1 = renewed, 0 = not

@@ -92,6 +92,18 @@ def test_a_prebuilt_table_trains_and_registers_a_champion(tmp_path):
     assert metrics["baseline_lightgbm_roc_auc"] > 0.6
     assert not any(k.startswith("oracle_") for k in metrics)
     assert metrics["oot_ece"] < 0.1
+    # and another table of the same form, without its label, is scored like the event-log mode
+    later = tmp_path / "telco_now.csv"
+    churn_table(300, seed=3).drop(columns="Churn").to_csv(later, index=False)
+    args = ["score", "--quiet", "--as-of", "2026-11-01", "--input", str(later)]
+    result = runner.invoke(app, [*args, *table_args(tmp_path, path)])
+    assert result.exit_code == 0, result.output
+    scores = pd.read_parquet(tmp_path / "out/scores/as_of=2026-11-01/scores.parquet")
+    assert len(scores) == 300 and sorted(scores["priority"]) == list(range(1, 301))
+    assert scores["top_risk_1"].notna().any()
+    np.testing.assert_allclose(
+        scores["arr_at_risk"], scores["arr"] * (1 - scores["win_probability"])
+    )
 
 
 def test_a_bad_label_exits_3_naming_the_column_and_writes_nothing(tmp_path):
