@@ -2,13 +2,19 @@
 
 from features.build import FAMILIES, build_feature_table, families_for
 from features.prebuilt import PrebuiltSet, prebuilt_scoring_set, prebuilt_training_set
-from features.spine import as_of_grid, make_scoring_spine, make_training_spine
+from features.spine import (
+    as_of_grid,
+    contract_outcomes,
+    make_scoring_spine,
+    make_training_spine,
+)
 
 __all__ = [
     "FAMILIES",
     "PrebuiltSet",
     "as_of_grid",
     "build_feature_table",
+    "contract_outcomes",
     "families_for",
     "make_scoring_spine",
     "make_training_spine",

@@ -42,6 +42,7 @@ with warnings.catch_warnings():
         profile: pd.DataFrame | None = None
         reference_scores: np.ndarray | None = None
         trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
+        contraction: dict[str, float] = {}  # noqa: RUF012
 
         def __init__(
             self,
@@ -50,12 +51,14 @@ with warnings.catch_warnings():
             profile: pd.DataFrame | None = None,
             reference_scores: np.ndarray | None = None,
             trained: dict[str, str] | None = None,
+            contraction: dict[str, float] | None = None,
         ) -> None:
             self.ensemble = ensemble
             self.catalog = catalog
             self.profile = profile
             self.reference_scores = reference_scores
             self.trained = dict(trained or {})
+            self.contraction = dict(contraction or {})
 
         @property
         def features(self) -> list[str]:

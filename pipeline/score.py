@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 import features
-from models import explain, monitoring, scoring
+from models import explain, forecast, monitoring, scoring
 from pipeline import io, registry
 from pipeline.config import Params
 from pipeline.engines import make_engine
@@ -81,16 +81,26 @@ def run_score(params: Params, as_of: date, input_path: Path | None = None) -> Sc
     if previous:
         changes, alerts = _compare(params, previous[-1], scores, points)
     drift = _monitor(model, snapshot, scores, params)
+    window = params.score.forecast_days
+    outlook = forecast.renewal_forecast(
+        scores, window, model.contraction, [c for c in ("segment", "csm_id") if c in scores]
+    )
+    backtest = _backtest(params, previous, window)
     target = partition(params.output_dir, as_of)
     with atomic_directory(target) as tmp:
         scores.to_parquet(tmp / "scores.parquet", index=False)
         drivers.to_parquet(tmp / "drivers.parquet", index=False)
         points.reset_index().to_parquet(tmp / "points.parquet", index=False)
         drift.to_csv(tmp / "drift.csv", index=False)
+        outlook.to_csv(tmp / "forecast.csv", index=False)
+        backtest.to_csv(tmp / "backtest.csv", index=False)
         if changes is not None and alerts is not None:
             changes.to_parquet(tmp / "changes.parquet", index=False)
             alerts.to_csv(tmp / "alerts.csv", index=False)
         summary = _summary(scores, drift, alerts, version, model, as_of, previous)
+        total = outlook[outlook["group"] == "total"].iloc[0]
+        figures = ("renewals_due", "arr_due", "expected_churned_arr", "expected_contraction_arr")
+        summary["forecast"] = {k: float(total[k]) for k in figures}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     seconds = time.perf_counter() - started
     result = ScoreResult(
@@ -131,7 +141,8 @@ def score_snapshot(
         per_component = explain.component_points(points, components)
         top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
         health = scoring.health_score(p)
-        frame = chunk[["account_id", *_present(chunk, ACCOUNT_COLUMNS), "arr"]].assign(
+        columns = ["account_id", "contract_id", *_present(chunk, ACCOUNT_COLUMNS), "arr"]
+        frame = chunk[columns].assign(
             days_to_renewal=chunk["days_to_renewal"].to_numpy(),
             win_probability=p,
             win_probability_low=np.minimum(low, p),
@@ -260,6 +271,36 @@ def _compare(
             row.band,
         )  # fmt: skip
     return changes, alerts
+
+
+def _backtest(params: Params, previous: list[date], window: int) -> pd.DataFrame:
+    """Past runs' forecasts beside what happened, for runs whose window has closed.
+
+    A run scored with a model trained on its own period is in-sample: these figures are honest
+    only for runs made before that model's training data ended (as a nightly job makes them).
+    """
+    columns = ["as_of", "model_version", "expected_auc", "renewals_due", "forecast_churned_arr",
+               "realised_churned_arr", "forecast_renewal_rate", "realised_renewal_rate",
+               "realised_auc"]  # fmt: skip
+    if not previous or params.data.source == "table":
+        return pd.DataFrame(columns=columns)
+    with io.read_raw(params.data) as raw:
+        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
+        outcomes = features.contract_outcomes(
+            raw.frame("contracts"), params.features.grace_days, end
+        )
+    rows = []
+    for day in previous:
+        past = pd.read_parquet(partition(params.output_dir, day) / "scores.parquet")
+        if "contract_id" not in past:
+            continue
+        figures = forecast.realised(past, outcomes, window)
+        if figures is None:
+            continue
+        rows.append({"as_of": str(day), "model_version": str(past["model_version"].iloc[0]),
+                     "expected_auc": monitoring.expected_auc(past["win_probability"].to_numpy()),
+                     **figures})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _monitor(

@@ -30,6 +30,7 @@ from sklearn.linear_model import LogisticRegression
 
 from models.config import TrainConfig
 from models.ensemble import HealthEnsemble, TreeMember
+from models.forecast import contraction_rates
 from models.metrics import classification_metrics, lead_time
 from models.monitoring import feature_profile
 from models.scorecard import Scorecard, factor_audit
@@ -332,6 +333,11 @@ def _log_run(
              "trained_through": trained_through, "trained_at": _now(),
              "calibration": deployed.calibration_method_,
              **{k: f"{metrics[k]:.4f}" for k in ("oot_roc_auc", "oot_brier", "oot_ece")}},
+            contraction_rates(
+                labelled.get("segment", None), labelled["arr"],
+                labelled["renewal_arr"] if "renewal_arr" in labelled else labelled["arr"],
+                labelled["renewed"],
+            ),
         )  # fmt: skip
         version = registry.log_scoring_model(model, sample[names], params.mlflow.model_name)
         promotion = registry.promote(

@@ -86,3 +86,30 @@ def test_expected_auc_matches_the_pairwise_definition():
                 den += w
                 num += w * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
     assert expected_auc(p) == pytest.approx(num / den)
+
+
+def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
+    from models.forecast import contraction_rates, realised, renewal_forecast
+
+    rates = contraction_rates(
+        pd.Series(["a", "a", "b"]), pd.Series([100.0, 100.0, 50.0]),
+        pd.Series([80.0, 120.0, 50.0]), pd.Series([1.0, 1.0, 1.0]),
+    )  # fmt: skip
+    assert rates == pytest.approx({"a": 0.1, "b": 0.0, "(all)": 0.2 / 3})
+    scores = pd.DataFrame({
+        "contract_id": ["c1", "c2", "c3"], "segment": ["a", "b", "a"], "csm_id": ["x", "x", "y"],
+        "arr": [100.0, 50.0, 10.0], "win_probability": [0.9, 0.5, 0.2],
+        "days_to_renewal": [30, 80, 200],
+    })  # fmt: skip
+    out = renewal_forecast(scores, 90, rates, ["segment", "csm_id"]).set_index(["group", "value"])
+    total = out.loc[("total", "(all)")]
+    assert total["renewals_due"] == 2 and total["arr_due"] == 150
+    assert total["expected_churned_arr"] == pytest.approx(10 + 25)
+    assert total["expected_contraction_arr"] == pytest.approx(100 * 0.9 * 0.1)
+    assert out.loc[("csm_id", "x"), "expected_churned_arr"] == pytest.approx(35)
+    outcomes = pd.DataFrame({"contract_id": ["c1", "c2", "c3"], "renewed": [1.0, 0.0, np.nan],
+                             "renewal_arr": [100.0, 0.0, np.nan]})  # fmt: skip
+    back = realised(scores, outcomes, 90)
+    assert back["realised_churned_arr"] == 50 and back["forecast_churned_arr"] == 35
+    assert back["realised_auc"] == 1.0
+    assert realised(scores, outcomes, 365) is None, "c3 has no outcome yet"

@@ -18,7 +18,7 @@ from pipeline.score import partition, past_runs
 from tests.pipeline.test_train import small
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST, SECOND = date(2026, 9, 1), date(2026, 10, 1)
+FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("score")
-    params = load_params(ROOT / "params.yaml", small(tmp))
+    # a 30-day forecast window, so the first run's renewals are known by the data's end
+    params = load_params(ROOT / "params.yaml", [*small(tmp), "score.forecast_days=30"])
     stages.run_data(params, quiet=True)
     stages.run_features(params, quiet=True)
     stages.run_train(params)
@@ -127,6 +128,24 @@ def test_changes_attribute_the_move_and_alerts_name_drops(scored):
     summary = json.loads((partition(params.output_dir, SECOND) / "summary.json").read_text())
     assert summary["previous_as_of"] == str(FIRST) and summary["alerts"] == len(alerts)
     assert 0.5 < summary["expected_auc"] < 1
+
+
+def test_forecast_and_backtest_of_past_runs(scored):
+    params, _, _ = scored
+    folder = partition(params.output_dir, SECOND)
+    outlook = pd.read_csv(folder / "forecast.csv")
+    scores = read(params, SECOND)
+    due = scores[scores["days_to_renewal"] <= params.score.forecast_days]
+    total = outlook[outlook["group"] == "total"].iloc[0]
+    assert total["renewals_due"] == len(due)
+    assert total["expected_churned_arr"] == pytest.approx(
+        (due["arr"] * (1 - due["win_probability"])).sum()
+    )
+    assert set(outlook["group"]) == {"total", "segment", "csm_id"}
+    # the first run's 90-day window has closed by the data's end: its forecast meets the outcome
+    backtest = pd.read_csv(folder / "backtest.csv")
+    assert backtest["as_of"].tolist() == [str(FIRST)]
+    assert backtest["realised_churned_arr"].iloc[0] >= 0
 
 
 def test_drift_is_measured_per_feature_and_for_the_score(scored):
