@@ -71,6 +71,10 @@ bench: setup
 bench-tables: setup
 	$(BIN)/python -m pipeline.bench_tables $(PARAMS)
 
+## Batch scoring speed with reasons vs the TreeSHAP floor (ARGS="1000000" for scale)
+bench-score: setup
+	$(BIN)/python -m pipeline.bench_score $(ARGS)
+
 ## Re-pin constraints.txt to what .venv has now
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^healthscore' \
@@ -80,4 +84,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score all test lint format bench bench-tables lock clean
+.PHONY: help setup data validate features train score all test lint format bench bench-tables bench-score lock clean

@@ -230,7 +230,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.members_ = [self._make(name).fit(X, y) for name in self.members]
         return self
 
-    def _aligned(self, X: pd.DataFrame) -> pd.DataFrame:
+    def align(self, X: pd.DataFrame) -> pd.DataFrame:
         """The training columns in order; text recoded to the training categories (unseen
         categories become missing)."""
         if not isinstance(X, pd.DataFrame):
@@ -247,7 +247,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
 
     def member_scores(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, members): each member's log-odds."""
-        X = self._aligned(X)
+        X = self.align(X)
         return np.column_stack([m.decision(X) for m in self.members_])
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
@@ -270,7 +270,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
 
         Each row sums to :meth:`decision_function` (up to float rounding).
         """
-        X = self._aligned(X)
+        X = self.align(X)
         total = np.zeros((len(X), X.shape[1] + 1))
         for weight, member in zip(self.weights_, self.members_, strict=True):
             total += weight * member.contributions(X)

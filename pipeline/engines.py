@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from decimal import Decimal
 from pathlib import Path
@@ -49,6 +51,8 @@ class SparkEngine:
         """A local Spark session (UTC, quiet, small shuffles) for CI and one-box runs."""
         from pyspark.sql import SparkSession
 
+        # Python UDFs (scoring) run in this interpreter, not whatever python3 is on PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = (
             SparkSession.builder.master(f"local[{cores}]")
             .appName("healthscore")

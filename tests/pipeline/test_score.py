@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -173,3 +174,30 @@ def test_explain_prints_one_account_page_and_json(scored):
     assert shown.exit_code == 0 and "Top risks" in shown.output
     missing = runner.invoke(app, ["explain", "nobody", *args])
     assert missing.exit_code == EXIT_DATA and "'nobody' is not in the run" in missing.output
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
+def test_the_registered_model_scores_the_same_inside_spark(scored):
+    pytest.importorskip("pyspark")
+    import mlflow
+
+    from pipeline.engines import SparkEngine
+    from pipeline.spark_score import spark_frame, spark_scores
+
+    params, _, _ = scored
+    model, version = registry.load_champion(params.mlflow.model_name, params.mlflow.alias)
+    catalog = model.catalog
+    categorical = catalog.loc[catalog["categorical"], "name"].tolist()
+    table = pd.read_parquet(params.output_dir / "features" / "training_set.parquet").head(300)
+    uri = f"models:/{params.mlflow.model_name}/{version}"
+    embedded = mlflow.pyfunc.load_model(uri).predict(
+        registry.as_model_input(table[model.features], categorical)
+    )
+    spark = SparkEngine.local().spark
+    keys = ["account_id", "as_of"]
+    frame = spark_frame(spark, table, model.features, categorical, keys)
+    inside = spark_scores(spark, frame, uri, model.features, categorical, keys)
+    got = inside.toPandas()
+    assert len(got) == len(table)
+    np.testing.assert_allclose(got["win_probability"], embedded["win_probability"], atol=1e-12)
+    np.testing.assert_array_equal(got["health"], embedded["health"])

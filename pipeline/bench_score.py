@@ -1,0 +1,120 @@
+"""Scoring at scale: accounts per second with and without reasons, peak memory, the SHAP floor.
+
+Takes the champion model and the training set of ``output_dir/features`` (run ``make train``
+first), draws N feature rows from it (resampled with replacement: the model's real input
+distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage does:
+
+- ``score``: win probability and interval only;
+- ``score + reasons``: exact contributions over the ensemble, points of health, components and
+  the top drivers in plain words — everything the score stage computes per account;
+- ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the ensemble's
+  LightGBM member, the cost of exact TreeSHAP that no explanation of this model avoids.
+
+Runs in a child process per size so each peak RSS is its own. Figures, not assertions:
+``make bench-score`` (``python -m pipeline.bench_score [ACCOUNTS ...]``).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from models import explain, scoring
+from pipeline import registry
+from pipeline.config import Params, load_params
+from pipeline.train import load_training_set
+
+
+def measure(params: Params, accounts: int) -> dict[str, float]:
+    """Score ``accounts`` resampled rows in this process; return the figures."""
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, version = registry.load_champion(
+        params.mlflow.model_name, params.mlflow.alias, params.score.version
+    )
+    names = model.features
+    table = load_training_set(params.output_dir / "features").table[names]
+    rows = np.random.default_rng(0).integers(0, len(table), accounts)
+    ensemble = model.ensemble
+    catalog = model.catalog.set_index("name")
+    components = catalog["component"].to_dict()
+    descriptions = catalog["description"].to_dict()
+    chunk = params.score.chunk_rows
+    timings = {"score_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
+    tree = next(m for n, m in zip(ensemble.members, ensemble.members_, strict=True)
+                if n == "lightgbm")  # fmt: skip
+    for start in range(0, accounts, chunk):
+        X = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
+        began = time.perf_counter()
+        p = ensemble.predict_proba(X)[:, 1]
+        ensemble.predict_interval(X)
+        timings["score_s"] += time.perf_counter() - began
+        began = time.perf_counter()
+        contributions = ensemble.contributions(X)
+        log_odds = contributions.sum(axis=1).to_numpy()
+        p = ensemble.calibrator_.predict(log_odds)
+        ensemble.calibrator_.interval(log_odds)
+        base = float(ensemble.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
+        points = explain.health_points(contributions, p, base)
+        explain.component_points(points, components)
+        explain.top_drivers(points, X, descriptions, components, params.score.top_drivers)
+        scoring.health_band(scoring.health_score(p), params.score)
+        timings["reasons_s"] += time.perf_counter() - began
+        aligned = ensemble.align(X)
+        began = time.perf_counter()
+        tree.model_.booster_.predict(aligned, pred_contrib=True)
+        timings["floor_s"] += time.perf_counter() - began
+    trees = {n: m.model_.booster_.num_trees() for n, m in zip(ensemble.members,
+             ensemble.members_, strict=True) if hasattr(m, "model_") and n != "linear"}  # fmt: skip
+    return {
+        "accounts": accounts,
+        "features": len(names),
+        "model_version": int(version),
+        "trees": trees,
+        "score_s": round(timings["score_s"], 1),
+        "score_accounts_per_s": round(accounts / timings["score_s"]),
+        "reasons_s": round(timings["reasons_s"], 1),
+        "reasons_accounts_per_s": round(accounts / timings["reasons_s"]),
+        "floor_pred_contrib_s": round(timings["floor_s"], 1),
+        "reasons_vs_floor": round(timings["reasons_s"] / timings["floor_s"], 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main(sizes: list[int]) -> None:
+    """Each size in its own process; print a table and one JSON line per size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    results = []
+    for accounts in sizes:
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    table = Table(title="healthscore bench: batch scoring with exact reasons (2 cores)")
+    columns = ["accounts", "score_accounts_per_s", "reasons_s", "reasons_accounts_per_s",
+               "floor_pred_contrib_s", "reasons_vs_floor", "peak_rss_mb"]  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in results:
+        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])
+                        for c in columns))  # fmt: skip
+    Console().print(table)
+    for row in results:
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    import warnings
+
+    warnings.simplefilter("ignore")
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(measure(load_params("params.yaml"), int(sys.argv[2]))))
+    else:
+        main([int(a) for a in sys.argv[1:]] or [100_000])
