@@ -133,8 +133,10 @@ class LinearMember:
         """(rows, features + 1): coefficient × (value − mean) per feature, intercept last."""
         coef = self.model_.coef_[0] / self.scale_
         per_column = (self._design(X) - self.mean_) * coef
-        out = np.zeros((len(X), len(self.columns_) + 1))
-        np.add.at(out.T, self.owner_, per_column.T)
+        # each design column (quantiles, missing indicators, one-hots) belongs to one feature
+        owner = np.zeros((per_column.shape[1], len(self.columns_) + 1))
+        owner[np.arange(per_column.shape[1]), self.owner_] = 1.0
+        out = per_column @ owner
         out[:, -1] = self.model_.intercept_[0]
         return out
 
