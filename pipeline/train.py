@@ -309,6 +309,13 @@ def _log_run(
         )  # fmt: skip
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_metrics({f"seconds_{k}": v for k, v in timer.seconds.items()})
+        trees = {
+            f"trees_{name}": member.model_.booster_.num_trees()
+            for name, member in zip(deployed.members, deployed.members_, strict=True)
+            if isinstance(member, TreeMember)
+        }
+        mlflow.log_metrics(trees)
+        log.info("train: deployed trees %s", trees)
         y_test = test["renewed"].astype(int).to_numpy()
         curves = {"ensemble": p_test, **{f"{k} baseline": v for k, v in baselines.items()}}
         for name, fig in {

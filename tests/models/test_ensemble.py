@@ -84,6 +84,22 @@ def test_contributions_add_up_to_the_log_odds_exactly(fitted):
         np.testing.assert_allclose(member.contributions(X).sum(axis=1), scores, atol=1e-6)
 
 
+def test_stump_contributions_equal_lightgbm_treeshap(fitted):
+    # given the additive member, and rows with missing values and an unseen category
+    model, X, _ = fitted
+    stumps = model.members_[list(model.members).index("additive")]
+    odd = X.copy()
+    numeric = [c for c in X.columns if not isinstance(X[c].dtype, pd.CategoricalDtype)]
+    odd.loc[odd.index[::3], numeric[0]] = np.nan
+    category = next(c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype))
+    odd[category] = odd[category].cat.add_categories(["never seen"])
+    odd.loc[odd.index[::4], category] = "never seen"
+    aligned = model.align(odd)
+    # when explained by the closed form, then the values are LightGBM's own TreeSHAP
+    native = stumps.model_.predict(aligned, pred_contrib=True)
+    np.testing.assert_allclose(stumps.contributions(aligned), native, atol=1e-12)
+
+
 def test_calibrated_probability_is_monotone_in_the_log_odds(fitted):
     model, X, _ = fitted
     order = np.argsort(model.decision_function(X), kind="stable")
