@@ -75,6 +75,7 @@ class TrainConfig(_Section):
         default_factory=lambda: ["lightgbm", "linear", "additive"]
     )
     calibration: Literal["auto", "isotonic", "sigmoid", "venn_abers"] = "auto"
+    min_member_weight: float = Field(default=0.01, ge=0, lt=1)  # share of the stack to keep one
     refit_on_all: bool = True
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     linear: LinearParams = Field(default_factory=LinearParams)

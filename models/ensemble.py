@@ -154,7 +154,10 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
 
     ``fit(X, y, groups=account_ids)``: X holds the readable features (categoricals as pandas
     ``category``), y is 1 = renewed. Learned: ``members_``, ``weights_``, ``intercept_``,
-    ``calibrator_``, ``oof_proba_`` (out-of-fold calibrated probabilities, for CV metrics).
+    ``calibrator_``, ``oof_proba_`` (out-of-fold calibrated probabilities, for CV metrics),
+    ``member_names_`` (the members kept: one whose stacking weight is below
+    ``min_member_weight`` of the total is dropped and the rest restacked, since it would cost
+    its whole explanation time for next to no signal) and ``dropped_members_``.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         calibration: str = "auto",
         seed: int = 42,
         n_jobs: int = 1,
+        min_member_weight: float = 0.01,
     ) -> None:
         self.members = members
         self.lightgbm = lightgbm
@@ -176,6 +180,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.calibration = calibration
         self.seed = seed
         self.n_jobs = n_jobs
+        self.min_member_weight = min_member_weight
 
     def _make(self, name: str) -> Member:
         if name == "lightgbm":
@@ -212,7 +217,17 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
                 member = self._make(name).fit(X.iloc[fit_rows], y[fit_rows])
                 oof[held_rows, k] = member.decision(X.iloc[held_rows])
         self.oof_member_scores_ = oof
-        self.intercept_, self.weights_ = _stack(oof, y)
+        intercept, weights = _stack(oof, y)
+        # a member the stack barely uses costs its full explanation time for nothing: drop it
+        kept = weights >= self.min_member_weight * max(weights.sum(), 1e-12)
+        if not kept.any():
+            kept = weights == weights.max()
+        self.member_names_ = tuple(n for n, k in zip(self.members, kept, strict=True) if k)
+        self.dropped_members_ = tuple(n for n, k in zip(self.members, kept, strict=True) if not k)
+        if self.dropped_members_:
+            intercept, weights = _stack(oof[:, kept], y)
+            oof = oof[:, kept]
+        self.intercept_, self.weights_ = intercept, weights
         stacked = self.intercept_ + oof @ self.weights_
         if self.calibration == "auto":
             method, self.calibration_losses_, self.oof_proba_ = choose_calibration(
@@ -224,7 +239,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             self.oof_proba_ = _cross_fit(method, stacked, y, splits)
         self.calibration_method_: Method = method
         self.calibrator_ = Calibrator(method).fit(stacked, y)
-        self.members_ = [self._make(name).fit(X, y) for name in self.members]
+        self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]
         return self
 
     def refit_members(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HealthEnsemble:
@@ -237,7 +252,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             for c in X.columns
             if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
-        self.members_ = [self._make(name).fit(X, y) for name in self.members]
+        self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]
         return self
 
     def align(self, X: pd.DataFrame) -> pd.DataFrame:

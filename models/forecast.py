@@ -34,7 +34,8 @@ def renewal_forecast(
     expected churned ARR (ARR × (1 − p)) and expected contraction (ARR × p × rate)."""
     due = scores[scores["days_to_renewal"].notna() & (scores["days_to_renewal"] <= window_days)]
     segment = due["segment"].astype(object) if "segment" in due else OVERALL
-    rate = pd.Series(segment, index=due.index).map(rates).fillna(rates.get(OVERALL, 0.0))
+    rate = pd.Series(segment, index=due.index, dtype=object).map(rates).astype(float)
+    rate = rate.fillna(rates.get(OVERALL, 0.0))
     frame = due.assign(
         expected_churned_arr=due["arr"] * (1 - due["win_probability"]),
         expected_contraction_arr=due["arr"] * due["win_probability"] * rate,

@@ -7,8 +7,9 @@ distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage d
 - ``score``: win probability and interval only;
 - ``score + reasons``: exact contributions over the ensemble, points of health, components and
   the top drivers in plain words — everything the score stage computes per account;
-- ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the ensemble's
-  LightGBM member, the cost of exact TreeSHAP that no explanation of this model avoids.
+- ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
+  model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
+  of exact TreeSHAP by LightGBM itself for this model.
 
 Runs in a child process per size so each peak RSS is its own. Figures, not assertions:
 ``make bench-score`` (``python -m pipeline.bench_score [ACCOUNTS ...]``).
@@ -25,6 +26,7 @@ import time
 import numpy as np
 
 from models import explain, scoring
+from models.ensemble import TreeMember
 from pipeline import registry
 from pipeline.config import Params, load_params
 from pipeline.train import load_training_set
@@ -45,8 +47,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     descriptions = catalog["description"].to_dict()
     chunk = params.score.chunk_rows
     timings = {"score_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
-    tree = next(m for n, m in zip(ensemble.members, ensemble.members_, strict=True)
-                if n == "lightgbm")  # fmt: skip
+    trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
     for start in range(0, accounts, chunk):
         X = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
         began = time.perf_counter()
@@ -66,15 +67,16 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         timings["reasons_s"] += time.perf_counter() - began
         aligned = ensemble.align(X)
         began = time.perf_counter()
-        tree.model_.booster_.predict(aligned, pred_contrib=True)
+        for tree in trees:
+            tree.model_.booster_.predict(aligned, pred_contrib=True)
         timings["floor_s"] += time.perf_counter() - began
-    trees = {n: m.model_.booster_.num_trees() for n, m in zip(ensemble.members,
-             ensemble.members_, strict=True) if hasattr(m, "model_") and n != "linear"}  # fmt: skip
+    counts = {n: m.model_.booster_.num_trees() for n, m in zip(ensemble.member_names_,
+              ensemble.members_, strict=True) if isinstance(m, TreeMember)}  # fmt: skip
     return {
         "accounts": accounts,
         "features": len(names),
         "model_version": int(version),
-        "trees": trees,
+        "trees": counts,
         "score_s": round(timings["score_s"], 1),
         "score_accounts_per_s": round(accounts / timings["score_s"]),
         "reasons_s": round(timings["reasons_s"], 1),

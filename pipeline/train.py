@@ -107,9 +107,15 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         tuned = _tune(train[names], y_train, train["account_id"].to_numpy(), cfg, params, data)
     with timer("ensemble"):
         ensemble = _ensemble(cfg, tuned).fit(train[names], y_train, groups=train["account_id"])
+    if ensemble.dropped_members_:
+        log.info(
+            "train: dropped %s: stacking weight below %.0f%% of the total "
+            "(train.min_member_weight); the rest restacked",
+            ", ".join(ensemble.dropped_members_), 100 * cfg.min_member_weight,
+        )  # fmt: skip
     log.info(
         "train: ensemble weights %s, intercept %.3f, calibration %s (out-of-fold log loss %s)",
-        dict(zip(cfg.members, np.round(ensemble.weights_, 3).tolist(), strict=True)),
+        dict(zip(ensemble.member_names_, np.round(ensemble.weights_, 3).tolist(), strict=True)),
         ensemble.intercept_, ensemble.calibration_method_,
         {k: round(v, 4) for k, v in ensemble.calibration_losses_.items()},
     )  # fmt: skip
@@ -213,6 +219,7 @@ def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
         calibration=cfg.calibration,
         seed=cfg.seed,
         n_jobs=cfg.n_jobs,
+        min_member_weight=cfg.min_member_weight,
     )
 
 
@@ -303,7 +310,7 @@ def _log_run(
                 "trained_through": trained_through,
                 "calibration": deployed.calibration_method_,
                 "stack_weights": json.dumps(
-                    dict(zip(deployed.members, np.round(deployed.weights_, 4).tolist(),
+                    dict(zip(deployed.member_names_, np.round(deployed.weights_, 4).tolist(),
                              strict=True))),
             }
         )  # fmt: skip
@@ -311,7 +318,7 @@ def _log_run(
         mlflow.log_metrics({f"seconds_{k}": v for k, v in timer.seconds.items()})
         trees = {
             f"trees_{name}": member.model_.booster_.num_trees()
-            for name, member in zip(deployed.members, deployed.members_, strict=True)
+            for name, member in zip(deployed.member_names_, deployed.members_, strict=True)
             if isinstance(member, TreeMember)
         }
         mlflow.log_metrics(trees)

@@ -87,7 +87,7 @@ def test_contributions_add_up_to_the_log_odds_exactly(fitted):
 def test_stump_contributions_equal_lightgbm_treeshap(fitted):
     # given the additive member, and rows with missing values and an unseen category
     model, X, _ = fitted
-    stumps = model.members_[list(model.members).index("additive")]
+    stumps = model.members_[list(model.member_names_).index("additive")]
     odd = X.copy()
     numeric = [c for c in X.columns if not isinstance(X[c].dtype, pd.CategoricalDtype)]
     odd.loc[odd.index[::3], numeric[0]] = np.nan
