@@ -150,6 +150,9 @@ def score_snapshot(
             health=health,
             band=scoring.health_band(health, cfg),
             arr_at_risk=chunk["arr"].to_numpy() * (1 - p),
+            # beyond the horizon the model extrapolates from the nearest renewals it learned on
+            within_horizon=chunk["days_to_renewal"].isna().to_numpy()
+            | (chunk["days_to_renewal"].to_numpy() <= params.features.horizon_days),
             **{f"points_{c}": per_component[c].to_numpy() for c in per_component.columns},
         )
         frame = frame.join(_driver_columns(top, chunk.index, cfg.top_drivers))
@@ -306,7 +309,18 @@ def _backtest(params: Params, previous: list[date], window: int) -> pd.DataFrame
 def _monitor(
     model: HealthModel, snapshot: pd.DataFrame, scores: pd.DataFrame, params: Params
 ) -> pd.DataFrame:
-    """PSI of every feature and of the score against training; flagged above the threshold."""
+    """PSI of every feature and of the score against training, on the accounts whose renewal
+    is within the horizon (the population the model learned from); flagged above the
+    threshold."""
+    # the model learned from snapshots within the horizon of a renewal: compare like with like
+    horizon = params.features.horizon_days
+    due = snapshot["days_to_renewal"].notna() & (snapshot["days_to_renewal"] <= horizon)
+    if due.sum() < 100:
+        due = pd.Series(True, index=snapshot.index)
+    snapshot, scores = (
+        snapshot[due.to_numpy()],
+        scores.set_index("account_id").loc[snapshot.loc[due, "account_id"]],
+    )
     rows = []
     if model.profile is not None:
         psi = monitoring.population_stability(model.profile, snapshot[model.features])
