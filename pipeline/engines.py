@@ -93,8 +93,13 @@ class SparkEngine:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark's own notices about pandas 3 deprecations
             frame = self.spark.sql(spark_sql).toPandas()
-        # Spark types literals like 1.0 as DECIMAL; the features are plain floats
-        decimals = [c for c in frame if frame[c].map(lambda v: isinstance(v, Decimal)).any()]
+        # Spark types literals like 1.0 as DECIMAL; the features are plain floats. Decimals only
+        # come as objects: other columns are not scanned (and empty datetime ones cannot be).
+        decimals = [
+            c
+            for c in frame
+            if frame[c].dtype == object and frame[c].map(lambda v: isinstance(v, Decimal)).any()
+        ]
         return frame.assign(**{c: pd.to_numeric(frame[c], errors="coerce") for c in decimals})
 
 

@@ -50,3 +50,20 @@ def test_duckdb_and_spark_build_the_same_training_set(tmp_path):
                 .where(x.notna(), None)
                 .equals(y.astype(object).where(y.notna(), None))
             ), column
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
+def test_spark_engine_returns_empty_results_and_plain_floats():
+    pytest.importorskip("pyspark")
+    from pipeline.engines import SparkEngine
+
+    # given a local Spark engine
+    engine = SparkEngine.local(cores=2)
+
+    # when a query matches no rows, or yields a DECIMAL literal
+    empty = engine.query("SELECT CAST(NULL AS TIMESTAMP) AS ts, 1.5 AS x WHERE 1 = 0")
+    decimal = engine.query("SELECT 1.5 AS x, CAST('2024-01-01' AS TIMESTAMP) AS ts")
+
+    # then the empty result keeps its columns, and decimals come back as floats
+    assert list(empty.columns) == ["ts", "x"] and len(empty) == 0
+    assert decimal["x"].dtype == float and decimal["x"].iloc[0] == 1.5
