@@ -1,6 +1,6 @@
 """Pure feature builders: contract tables in, a point-in-time feature frame out (no I/O)."""
 
-from features.build import FAMILIES, build_feature_table, families_for
+from features.build import FAMILIES, build_feature_table, catalog_vocabulary, families_for
 from features.prebuilt import PrebuiltSet, prebuilt_scoring_set, prebuilt_training_set
 from features.spine import (
     as_of_grid,
@@ -14,6 +14,7 @@ __all__ = [
     "PrebuiltSet",
     "as_of_grid",
     "build_feature_table",
+    "catalog_vocabulary",
     "contract_outcomes",
     "families_for",
     "make_scoring_spine",

@@ -62,6 +62,7 @@ class FamilyResult:
     family: str
     frame: pd.DataFrame
     features: tuple[Feature, ...] = field(default_factory=tuple)
+    vocabulary: dict[str, list[str]] = field(default_factory=dict)  # what was discovered
 
 
 def feature_maker(family: str, component: str, fill: float | None = 0.0) -> Callable[..., Feature]:
@@ -102,13 +103,22 @@ def share(condition: str) -> str:
 
 
 def discover(
-    engine: Engine, table: str, column: str, time_column: str, limit: int = 50
+    engine: Engine,
+    table: str,
+    column: str,
+    time_column: str,
+    limit: int = 50,
+    vocabulary: dict[str, list[str]] | None = None,
 ) -> list[str]:
     """Distinct values seen before the spine's last as_of, most frequent first.
 
     Event types, personas and intervention kinds come from the data, never from code; only rows
-    before the last as_of count, so rows from the future cannot add columns.
+    before the last as_of count, so rows from the future cannot add columns. A vocabulary
+    pinned for ``table.column`` (the model's, when scoring) is used as it is instead.
     """
+    pinned = (vocabulary or {}).get(f"{table}.{column}")
+    if pinned is not None:
+        return list(pinned)
     frame = engine.query(
         f"SELECT {column} AS value, count(*) AS n FROM {table} "
         f"WHERE {column} IS NOT NULL AND {time_column} < (SELECT max(as_of) FROM spine) "

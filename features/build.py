@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pandas as pd
@@ -91,13 +92,28 @@ def build_feature_table(
     )
     table = spine.drop(columns="days_to_renewal")  # the contract family reports it as a feature
     catalog: list[Feature] = []
+    vocabulary: dict[str, str] = {}
     for name in families_for(present):
         result = FAMILIES[name][1](engine, cfg)
         table = _attach(table, result)
         catalog.extend(result.features)
+        vocabulary |= dict.fromkeys((f.name for f in result.features), json.dumps(
+            result.vocabulary, sort_keys=True))  # fmt: skip
         if on_family is not None:
             on_family(name)
-    return table, make_catalog(table, catalog)
+    made = make_catalog(table, catalog)
+    return table, made.assign(vocabulary=made["name"].map(vocabulary))
+
+
+def catalog_vocabulary(catalog: pd.DataFrame) -> dict[str, list[str]]:
+    """The values the families discovered when the catalog was built (``table.column`` →
+    values), to pin them when the same features are built again (scoring)."""
+    if "vocabulary" not in catalog:
+        return {}
+    merged: dict[str, list[str]] = {}
+    for text in catalog["vocabulary"].dropna().unique():
+        merged |= json.loads(text)
+    return merged
 
 
 def _attach(table: pd.DataFrame, result: FamilyResult) -> pd.DataFrame:

@@ -84,6 +84,9 @@ class FeaturesConfig(_Section):
     support: SupportFeatures = Field(default_factory=SupportFeatures)
     relationships: RelationshipFeatures = Field(default_factory=RelationshipFeatures)
     opportunities: OpportunityFeatures = Field(default_factory=OpportunityFeatures)
+    # values that become columns, pinned ("usage_events.event_type": [...]); empty: discovered
+    # from the data. Scoring pins the vocabulary the model was trained on.
+    vocabulary: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("windows")
     @classmethod

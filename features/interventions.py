@@ -23,8 +23,7 @@ _f = feature_maker(FAMILY, "interventions")
 
 def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the interventions family on ``spine`` and ``interventions``."""
-    del cfg
-    kinds = discover(engine, TABLE, "type", "ts")
+    kinds = discover(engine, TABLE, "type", "ts", vocabulary=cfg.vocabulary)
     parts = []
     features = [
         _f("interventions_90d", "{value} interventions in the last 90 days"),
@@ -49,4 +48,4 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         GROUP BY s.account_id, s.as_of
         """
     )
-    return FamilyResult(FAMILY, frame, tuple(features))
+    return FamilyResult(FAMILY, frame, tuple(features), {f"{TABLE}.type": kinds})

@@ -27,7 +27,7 @@ _f = feature_maker(FAMILY, "relationships")
 def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     """Build the footprint family; a contact who leaves at or after as_of is still there."""
     rel = cfg.relationships
-    personas = discover(engine, TABLE, "persona", "created_at")
+    personas = discover(engine, TABLE, "persona", "created_at", vocabulary=cfg.vocabulary)
     present = "c.created_at < s.as_of AND (c.left_at IS NULL OR c.left_at >= s.as_of)"
     left = "c.left_at IS NOT NULL AND c.left_at < s.as_of"
     key = f"lower(c.persona) IN ({sql_list(rel.key_personas)})"
@@ -65,7 +65,8 @@ def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     features.append(
         _f("footprint_gap", "{value:.0f} expected stakeholder roles have no contact", None)
     )
-    return FamilyResult(FAMILY, frame.drop(columns=["_segment"]), tuple(features))
+    vocabulary = {f"{TABLE}.persona": personas}
+    return FamilyResult(FAMILY, frame.drop(columns=["_segment"]), tuple(features), vocabulary)
 
 
 def _footprint_gap(frame: pd.DataFrame, footprint: dict[str, dict[str, int]]) -> pd.Series:

@@ -23,7 +23,7 @@ import pandas as pd
 import features
 from models import explain, forecast, monitoring, scoring
 from pipeline import io, registry
-from pipeline.config import Params
+from pipeline.config import FeaturesConfig, Params
 from pipeline.engines import make_engine
 from pipeline.registry import HealthModel
 from pipeline.storage import atomic_directory
@@ -31,6 +31,7 @@ from pipeline.storage import atomic_directory
 log = logging.getLogger("healthscore")
 
 ACCOUNT_COLUMNS = ("name", "segment", "csm_id")
+KEY_EVENT_TYPES = "usage.key_event_types"  # the usage family records its key features here
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def _snapshot(
         spine = features.make_scoring_spine(raw.frame("contracts"), pd.Timestamp(as_of))
         if spine.empty:
             raise ValueError(f"no account has a contract in force on {as_of}")
-        cfg = params.features
+        cfg = pinned_features(params.features, model.catalog)
         table, _ = features.build_feature_table(
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
         )
@@ -203,6 +204,17 @@ def _snapshot(
     _check_schema(table, model)
     extra = ["account_id", *(c for c in ACCOUNT_COLUMNS if c not in table.columns)]
     return table.merge(accounts[extra], on="account_id", how="left", validate="many_to_one")
+
+
+def pinned_features(cfg: FeaturesConfig, catalog: pd.DataFrame) -> FeaturesConfig:
+    """The features settings with the vocabulary the model was trained on pinned, so the same
+    columns are built whatever new event types, personas or kinds appeared since."""
+    vocabulary = features.catalog_vocabulary(catalog)
+    keys = vocabulary.pop(KEY_EVENT_TYPES, None)
+    update: dict[str, object] = {"vocabulary": {**cfg.vocabulary, **vocabulary}}
+    if keys is not None:
+        update["usage"] = cfg.usage.model_copy(update={"key_event_types": keys})
+    return cfg.model_copy(update=update)
 
 
 def _check_schema(table: pd.DataFrame, model: HealthModel) -> None:
