@@ -76,7 +76,7 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     Raises:
         ValueError: an as_of date of the spine is not at midnight (events are bucketed by day).
     """
-    types = discover(engine, TABLE, "event_type", "ts")
+    types = discover(engine, TABLE, "event_type", "ts", vocabulary=cfg.vocabulary)
     keys = key_event_types(engine, cfg)
     key_types = [t for t in types if t.lower() in {k.lower() for k in keys}]
     windows = cfg.windows
@@ -86,7 +86,8 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     per_type = engine.query(_per_type_sql(types, counted, summed, end, first_bucket))
     users = engine.query(_users_sql(key_types, end))
     frame, features = _assemble(per_type, users, types, key_types, windows, summed)
-    return FamilyResult(FAMILY, frame, tuple(features))
+    vocabulary = {f"{TABLE}.event_type": types, "usage.key_event_types": keys}
+    return FamilyResult(FAMILY, frame, tuple(features), vocabulary)
 
 
 def _register_calendar(engine: Engine, counted: list[int]) -> tuple[str, int]:

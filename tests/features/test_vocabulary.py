@@ -13,6 +13,11 @@ def test_the_catalog_records_what_was_discovered(cfg):
     vocabulary = catalog_vocabulary(catalog)
     assert vocabulary["interventions.type"] == ["exec_call", "training"]
     assert sorted(vocabulary["contacts.persona"]) == ["admin", "champion", "decision_maker"]
+    assert sorted(vocabulary["usage_events.event_type"]) == ["login", "report"]
+    assert (
+        vocabulary["usage.key_event_types"] == cfg.usage.key_event_types
+        or len(vocabulary["usage.key_event_types"]) == cfg.usage.top_key_events
+    )
 
 
 def test_a_pinned_vocabulary_builds_exactly_the_trained_columns(cfg):
@@ -23,11 +28,13 @@ def test_a_pinned_vocabulary_builds_exactly_the_trained_columns(cfg):
     later = tiny_tables()
     later["interventions"] = later["interventions"].assign(type=["exec_call", "webinar", "webinar"])
     later["contacts"] = later["contacts"].assign(persona=["champion", "cfo", "champion", "admin"])
+    later["usage_events"] = later["usage_events"].assign(event_type="login")  # report vanishes
     pinned = pinned_features(cfg, trained)
     table, catalog = build_feature_table(engine_for(later), spine_at(), pinned, list(later))
     # then the same columns are built: the vanished kind counts 0, the new ones add nothing
     assert catalog["name"].tolist() == trained["name"].tolist()
     assert table["training_365d"].eq(0).all()
+    assert table["report_90d"].eq(0).all()
     assert not any("webinar" in c or "cfo" in c for c in table.columns)
     unpinned, _ = build_feature_table(engine_for(later), spine_at(), cfg, list(later))
     assert "webinar_365d" in unpinned.columns, "without pinning the data decides"
