@@ -99,7 +99,8 @@ def run_usage_bench(
 
     Returns:
         One row per build: what ran, events and accounts, seconds, peak RSS, and for the family
-        the ratio to the reference's time in the same round and the largest difference.
+        the largest difference and the ratio to the reference's time in the same round (for
+        Spark, to the last round's, and only on the whole log).
 
     Raises:
         FileNotFoundError: the log or the reference script is missing (says how to get them).

@@ -336,7 +336,7 @@ def _bench_usage(
             "" if "ratio" not in row else f"{row['ratio']:.2f}",
             "" if diff is None else f"{diff:.1e}",
         )
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)  # all columns, even when piped
     for row in rows:
         if "jvm_rss_mb" in row:
             sliced = f"; a slice of {row['accounts']:,} accounts, not the whole log"
