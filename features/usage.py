@@ -81,12 +81,18 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     key_types = [t for t in types if t.lower() in {k.lower() for k in keys}]
     windows = cfg.windows
     counted = sorted({*windows, 30, 90})
-    summed = windows if has_quantity(engine) else []
+    pinned = cfg.vocabulary.get(f"{TABLE}.quantity")  # scoring: as the model was trained
+    with_quantity = bool(pinned) if pinned is not None else has_quantity(engine)
+    summed = windows if with_quantity else []
     end, first_bucket = _register_calendar(engine, counted)
     per_type = engine.query(_per_type_sql(types, counted, summed, end, first_bucket))
     users = engine.query(_users_sql(key_types, end))
     frame, features = _assemble(per_type, users, types, key_types, windows, summed)
-    vocabulary = {f"{TABLE}.event_type": types, "usage.key_event_types": keys}
+    vocabulary = {
+        f"{TABLE}.event_type": types,
+        "usage.key_event_types": keys,
+        f"{TABLE}.quantity": ["summed"] if with_quantity else [],
+    }
     return FamilyResult(FAMILY, frame, tuple(features), vocabulary)
 
 

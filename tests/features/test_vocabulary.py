@@ -28,13 +28,14 @@ def test_a_pinned_vocabulary_builds_exactly_the_trained_columns(cfg):
     later = tiny_tables()
     later["interventions"] = later["interventions"].assign(type=["exec_call", "webinar", "webinar"])
     later["contacts"] = later["contacts"].assign(persona=["champion", "cfo", "champion", "admin"])
-    later["usage_events"] = later["usage_events"].assign(event_type="login")  # report vanishes
+    later["usage_events"] = later["usage_events"].assign(event_type="login", quantity=None)
     pinned = pinned_features(cfg, trained)
     table, catalog = build_feature_table(engine_for(later), spine_at(), pinned, list(later))
     # then the same columns are built: the vanished kind counts 0, the new ones add nothing
     assert catalog["name"].tolist() == trained["name"].tolist()
     assert table["training_365d"].eq(0).all()
     assert table["report_90d"].eq(0).all()
+    assert table["quantity_30d"].eq(0).all(), "quantities gone: the sums stay, at 0"
     assert not any("webinar" in c or "cfo" in c for c in table.columns)
     unpinned, _ = build_feature_table(engine_for(later), spine_at(), cfg, list(later))
     assert "webinar_365d" in unpinned.columns, "without pinning the data decides"
