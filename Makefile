@@ -73,7 +73,7 @@ bench-tables: setup
 
 ## Batch scoring speed with reasons vs the TreeSHAP floor (ARGS="1000000" for scale)
 bench-score: setup
-	$(BIN)/python -m pipeline.bench_score $(ARGS)
+	$(HS) bench --params $(PARAMS) $(foreach n,$(or $(ARGS),100000),--score-accounts $(n))
 
 ## Re-pin constraints.txt to what .venv has now
 lock: setup

@@ -5,14 +5,15 @@ first), draws N feature rows from it (resampled with replacement: the model's re
 distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage does:
 
 - ``score``: win probability and interval only;
-- ``score + reasons``: exact contributions over the ensemble, points of health, components and
-  the top drivers in plain words — everything the score stage computes per account;
+- ``score + reasons``: exact contributions over the ensemble (``shap``, timed apart), points of
+  health, components and the top drivers in plain words — everything the score stage computes
+  per account;
 - ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
   model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
   of exact TreeSHAP by LightGBM itself for this model.
 
 Runs in a child process per size so each peak RSS is its own. Figures, not assertions:
-``make bench-score`` (``python -m pipeline.bench_score [ACCOUNTS ...]``).
+``make bench-score ARGS="1000000"`` or ``healthscore bench --score-accounts 1000000``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -46,7 +48,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     components = catalog["component"].to_dict()
     descriptions = catalog["description"].to_dict()
     chunk = params.score.chunk_rows
-    timings = {"score_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
+    timings = {"score_s": 0.0, "shap_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
     for start in range(0, accounts, chunk):
         X = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
@@ -56,6 +58,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         timings["score_s"] += time.perf_counter() - began
         began = time.perf_counter()
         contributions = ensemble.contributions(X)
+        timings["shap_s"] += time.perf_counter() - began
         log_odds = contributions.sum(axis=1).to_numpy()
         p = ensemble.calibrator_.predict(log_odds)
         ensemble.calibrator_.interval(log_odds)
@@ -81,13 +84,15 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         "score_accounts_per_s": round(accounts / timings["score_s"]),
         "reasons_s": round(timings["reasons_s"], 1),
         "reasons_accounts_per_s": round(accounts / timings["reasons_s"]),
+        "shap_s": round(timings["shap_s"], 1),
+        "shap_vs_floor": round(timings["shap_s"] / timings["floor_s"], 2),
         "floor_pred_contrib_s": round(timings["floor_s"], 1),
         "reasons_vs_floor": round(timings["reasons_s"] / timings["floor_s"], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], params_path: Path = Path("params.yaml")) -> None:
     """Each size in its own process; print a table and one JSON line per size."""
     from rich.console import Console
     from rich.table import Table
@@ -95,19 +100,24 @@ def main(sizes: list[int]) -> None:
     results = []
     for accounts in sizes:
         out = subprocess.run(
-            [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts)],
+            [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts),
+             str(params_path)],
             check=True, capture_output=True, text=True,
         )  # fmt: skip
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = Table(title="healthscore bench: batch scoring with exact reasons (2 cores)")
-    columns = ["accounts", "score_accounts_per_s", "reasons_s", "reasons_accounts_per_s",
-               "floor_pred_contrib_s", "reasons_vs_floor", "peak_rss_mb"]  # fmt: skip
-    for column in columns:
-        table.add_column(column, justify="right")
+    columns = {
+        "accounts": "accounts", "score_accounts_per_s": "score /s",
+        "reasons_accounts_per_s": "with reasons /s", "shap_s": "exact SHAP s",
+        "floor_pred_contrib_s": "pred_contrib s (floor)", "shap_vs_floor": "SHAP ÷ floor",
+        "reasons_vs_floor": "reasons ÷ floor", "peak_rss_mb": "peak MB",
+    }  # fmt: skip
+    for header in columns.values():
+        table.add_column(header, justify="right")
     for row in results:
         table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])
                         for c in columns))  # fmt: skip
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     for row in results:
         print(json.dumps(row))
 
@@ -117,6 +127,6 @@ if __name__ == "__main__":
 
     warnings.simplefilter("ignore")
     if sys.argv[1:2] == ["--child"]:
-        print(json.dumps(measure(load_params("params.yaml"), int(sys.argv[2]))))
+        print(json.dumps(measure(load_params(sys.argv[3]), int(sys.argv[2]))))
     else:
         main([int(a) for a in sys.argv[1:]] or [100_000])

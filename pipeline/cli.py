@@ -265,9 +265,17 @@ def bench(
     repeat: Annotated[
         int, typer.Option(min=1, help="Rounds of reference + usage family, back to back.")
     ] = 1,
+    score_accounts: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Score this many accounts with the champion, with and without reasons, beside "
+            "LightGBM's pred_contrib floor (repeatable; run `make train` first)."
+        ),
+    ] = None,
 ) -> None:
     """Print world-generation and validation speed and peak memory per world size; or, with
-    --usage-log, the usage family against the shared reference build on the same log.
+    --usage-log, the usage family against the shared reference build on the same log; or, with
+    --score-accounts, batch scoring speed with reasons.
 
     Each measurement runs in its own process (its own peak RSS) in a temporary folder; nothing
     of yours is touched. World sizes default to synthetic.accounts; with --usage-log, worlds
@@ -279,6 +287,11 @@ def bench(
     from pipeline.bench import run_bench
 
     cfg = _params(params, set_, quiet=False)
+    if score_accounts:
+        from pipeline.bench_score import main as bench_score
+
+        bench_score(score_accounts, params)
+        return
     if usage_log is None or accounts:
         sizes = accounts or [cfg.synthetic.accounts]
         log.info("bench: generating and validating worlds of %s accounts", sizes)

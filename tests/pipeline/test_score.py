@@ -105,14 +105,53 @@ def test_drivers_are_the_largest_points_in_plain_words(scored):
     assert "{" not in risks["text"].iloc[0], "the description template is filled in"
 
 
-def test_rerun_replaces_the_partition_with_identical_scores(scored):
+def test_rerun_replaces_the_partition_with_identical_files(scored):
     params, _, _ = scored
-    before = read(params, SECOND)
+    folder = partition(params.output_dir, SECOND)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    frames = {n: pd.read_parquet(folder / n) for n in before if n.endswith(".parquet")}
     stages.run_score(params, SECOND)
-    after = read(params, SECOND)
-    pd.testing.assert_frame_equal(before, after)
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert sorted(after) == sorted(before)
+    for name, frame in frames.items():
+        pd.testing.assert_frame_equal(frame, pd.read_parquet(folder / name), obj=name)
+    for name in (n for n in before if not n.endswith(".parquet")):
+        assert after[name] == before[name], f"{name} differs between two runs"
     leftovers = [p.name for p in (params.output_dir / "scores").iterdir() if p.name.startswith(".")]
     assert leftovers == [], "no temporary folders left behind"
+
+
+def test_a_crash_mid_run_leaves_the_previous_partition_intact(scored, monkeypatch):
+    params, _, _ = scored
+    folder = partition(params.output_dir, SECOND)
+    before = read(params, SECOND)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", crash)  # fails after the parquet files
+    with pytest.raises(RuntimeError, match="disk full"):
+        stages.run_score(params, SECOND)
+    pd.testing.assert_frame_equal(read(params, SECOND), before)
+    assert {p.name for p in folder.iterdir()} >= {"scores.parquet", "summary.json"}
+    leftovers = [p.name for p in (params.output_dir / "scores").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_data_that_cannot_give_the_model_its_features_is_refused(scored, tmp_path):
+    # given the raw tables without the surveys the model was trained on
+    params, _, _ = scored
+    raw = tmp_path / "raw"
+    shutil.copytree(params.data.raw_dir, raw)
+    (raw / "surveys.parquet").unlink()
+    args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
+    # when scored, then it exits 3 naming the missing columns, and writes nothing
+    result = CliRunner().invoke(
+        app, ["score", "--as-of", "2026-09-01", *args, f"--set=data.raw_dir={raw}"]
+    )
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "lack" in result.output and "nps_latest" in result.output
+    assert not partition(params.output_dir, date(2026, 9, 1)).exists()
 
 
 def test_changes_attribute_the_move_and_alerts_name_drops(scored):
