@@ -23,6 +23,7 @@ RESERVED = {
     "account_id", "as_of", "renewed", "arr", "renewal_arr", "outcome", "contract_id",
     "days_to_renewal",
 }  # fmt: skip
+LABEL_SIDE = {"renewed", "renewal_arr", "outcome", "churn", "churned"}
 NUMERIC_TEXT_SHARE = 0.95  # text columns this share of whose non-blank values parse as numbers
 
 
@@ -56,6 +57,9 @@ def prebuilt_training_set(frame: pd.DataFrame, spec: PrebuiltTable) -> PrebuiltS
     skipped: dict[str, str] = {}
     taken = set(RESERVED)
     for column in _feature_columns(frame, spec):
+        if slug(column) in LABEL_SIDE:
+            skipped[column] = "label-side (an outcome is never a feature)"
+            continue
         values, reason = _infer(frame[column], spec.max_categories)
         if values is None:
             skipped[column] = reason
@@ -88,11 +92,30 @@ def prebuilt_scoring_set(
     for row in catalog.itertuples():
         values = frame[row.source_column]
         if row.categorical:
-            columns[row.name] = values.astype("string").str.strip().astype("category")
+            text = values.astype("string").str.strip()
+            columns[row.name] = text.where(text != "").astype("category")
         else:
             columns[row.name] = _as_number(values)
     table = pd.concat([base, pd.DataFrame(columns, index=frame.index)], axis=1)
     return table.reset_index(drop=True)
+
+
+def latest_snapshots(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per id to score at ``as_of``: its latest snapshot dated at or before it.
+
+    Rows dated after ``as_of`` are the future and never scored. A table without dates has one
+    row per id already (:func:`prebuilt_scoring_set` refuses repeats).
+
+    Raises:
+        ValueError: no row is dated on or before ``as_of``.
+    """
+    if table["as_of"].isna().all():
+        return table
+    timely = table[table["as_of"].notna() & (table["as_of"] <= as_of)]
+    if timely.empty:
+        raise ValueError(f"prebuilt table: no snapshot is dated on or before {as_of.date()}")
+    ordered = timely.sort_values(["account_id", "as_of"], kind="stable")
+    return ordered.drop_duplicates("account_id", keep="last").reset_index(drop=True)
 
 
 def _require(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> None:
@@ -172,7 +195,11 @@ def _renewed(label: pd.Series, spec: PrebuiltTable) -> pd.Series:
 def _spellings(value: str | int | float | bool) -> set[str]:
     """How the churn value may be written (YAML reads an unquoted Yes as true)."""
     if isinstance(value, bool):
-        return {"true", "t", "yes", "y", "1", "1.0"} if value else {"false", "f", "no", "n", "0"}
+        return (
+            {"true", "t", "yes", "y", "1", "1.0"}
+            if value
+            else {"false", "f", "no", "n", "0", "0.0"}
+        )
     text = str(value).strip().lower()
     return {text, str(float(value))} if isinstance(value, int | float) else {text}
 
@@ -224,7 +251,8 @@ def _as_number(values: pd.Series) -> pd.Series:
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
     text = values.astype("string").str.strip()
-    return pd.to_numeric(text.where(text != ""), errors="coerce").astype(float)
+    words = text.str.lower().map({"true": "1", "false": "0"}).fillna(text)  # booleans as text
+    return pd.to_numeric(words.where(words != ""), errors="coerce").astype(float)
 
 
 def _unique_name(name: str, taken: set[str]) -> str:

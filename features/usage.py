@@ -29,6 +29,7 @@ from features.config import FeaturesConfig
 
 FAMILY = "usage"
 TABLE = "usage_events"
+KEY_EVENTS = "usage.key_event_types"  # where the vocabulary records the key features
 KEY = ["account_id", "as_of"]
 # small relations this family registers on the engine (see _register_calendar)
 DAYS, WINDOWS, AS_OF_SEGMENTS = "usage_calendar_days", "usage_calendar_windows", "usage_as_of"
@@ -38,7 +39,9 @@ _f = feature_maker(FAMILY, "usage")
 
 
 def key_event_types(engine: Engine, cfg: FeaturesConfig) -> list[str]:
-    """The product's key features: from params, else the most used event types."""
+    """The product's key features: pinned (scoring), from params, else the most used types."""
+    if KEY_EVENTS in cfg.vocabulary:
+        return list(cfg.vocabulary[KEY_EVENTS])
     if cfg.usage.key_event_types:
         return list(cfg.usage.key_event_types)
     return discover(engine, TABLE, "event_type", "ts", limit=cfg.usage.top_key_events)
@@ -90,7 +93,7 @@ def usage_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     frame, features = _assemble(per_type, users, types, key_types, windows, summed)
     vocabulary = {
         f"{TABLE}.event_type": types,
-        "usage.key_event_types": keys,
+        KEY_EVENTS: keys,
         f"{TABLE}.quantity": ["summed"] if with_quantity else [],
     }
     return FamilyResult(FAMILY, frame, tuple(features), vocabulary)
@@ -333,9 +336,9 @@ def _assemble(
     put("key_event_share_90d", _ratio(key_n90, totals[90]))
     people = per_type[KEY].merge(users, on=KEY, how="left")
     active = put("active_users_30d", people["active_users_30d"].fillna(0).to_numpy(float))
-    # seats count only for snapshots with some use in the last 30 days, as they always have
+    # a seated account with no use has used 0 % of its seats: the strongest signal, not unknown
     seats = per_type["_seats"].to_numpy(float)
-    seats = np.where((seats > 0) & (per_type["_n30_any"].to_numpy(float) > 0), seats, np.nan)
+    seats = np.where(seats > 0, seats, np.nan)
     put("active_user_share_30d", active / seats)
     put("events_per_seat_30d", totals[30] / seats)
     put("events_per_seat_90d", totals[90] / seats)

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from models.monitoring import expected_auc
+
 OVERALL = "(all)"
 
 
@@ -73,6 +75,7 @@ def realised(
     both = due["renewed"].nunique() == 2
     return {
         "renewals_due": float(len(due)),
+        "expected_auc": expected_auc(due["win_probability"].to_numpy()),
         "forecast_churned_arr": float((due["arr"] * (1 - due["win_probability"])).sum()),
         "realised_churned_arr": float(due.loc[churned, "arr"].sum()),
         "forecast_renewal_rate": float(due["win_probability"].mean()),

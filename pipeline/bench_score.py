@@ -22,6 +22,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -92,19 +93,20 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     }
 
 
-def main(sizes: list[int], params_path: Path = Path("params.yaml")) -> None:
-    """Each size in its own process; print a table and one JSON line per size."""
+def main(sizes: list[int], params: Params) -> None:
+    """Each size in its own process (the effective params handed over); print a table and one
+    JSON line per size."""
     from rich.console import Console
     from rich.table import Table
 
     results = []
-    for accounts in sizes:
-        out = subprocess.run(
-            [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts),
-             str(params_path)],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory(prefix="healthscore-bench-") as tmp:
+        spec = Path(tmp) / "params.json"
+        spec.write_text(params.model_dump_json())
+        for accounts in sizes:
+            command = [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts)]
+            out = subprocess.run([*command, str(spec)], check=True, capture_output=True, text=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = Table(title="healthscore bench: batch scoring with exact reasons (2 cores)")
     columns = {
         "accounts": "accounts", "score_accounts_per_s": "score /s",
@@ -127,6 +129,7 @@ if __name__ == "__main__":
 
     warnings.simplefilter("ignore")
     if sys.argv[1:2] == ["--child"]:
-        print(json.dumps(measure(load_params(sys.argv[3]), int(sys.argv[2]))))
+        spec = Params.model_validate_json(Path(sys.argv[3]).read_text())
+        print(json.dumps(measure(spec, int(sys.argv[2]))))
     else:
-        main([int(a) for a in sys.argv[1:]] or [100_000])
+        main([int(a) for a in sys.argv[1:]] or [100_000], load_params("params.yaml"))

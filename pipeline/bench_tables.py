@@ -102,6 +102,7 @@ def run_table_bench(params: Params, repeats: int = 2, folds: int = 5) -> list[Sc
             calibration=cfg.calibration,
             seed=cfg.seed,
             n_jobs=cfg.n_jobs,
+            min_member_weight=cfg.min_member_weight,
         ),
         "logistic": lambda: _logistic(names, categorical),
         "lightgbm": lambda: lgb.LGBMClassifier(verbose=-1, n_jobs=cfg.n_jobs, random_state=0),

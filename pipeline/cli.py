@@ -290,7 +290,7 @@ def bench(
     if score_accounts:
         from pipeline.bench_score import main as bench_score
 
-        bench_score(score_accounts, params)
+        bench_score(score_accounts, cfg)
         return
     if usage_log is None or accounts:
         sizes = accounts or [cfg.synthetic.accounts]

@@ -66,9 +66,9 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
     return {
         "account_id": account_id,
         "as_of": str(day),
-        "name": score.get("name"),
-        "segment": score.get("segment"),
-        "csm_id": score.get("csm_id"),
+        "name": _plain(score.get("name")),
+        "segment": _plain(score.get("segment")),
+        "csm_id": _plain(score.get("csm_id")),
         "arr": float(score["arr"]),
         "health": int(score["health"]),
         "band": score["band"],

@@ -31,7 +31,6 @@ from pipeline.storage import atomic_directory
 log = logging.getLogger("healthscore")
 
 ACCOUNT_COLUMNS = ("name", "segment", "csm_id")
-KEY_EVENT_TYPES = "usage.key_event_types"  # the usage family records its key features here
 
 
 @dataclass(frozen=True)
@@ -185,7 +184,9 @@ def _snapshot(
         path = input_path or spec.score_path or spec.path
         assert path is not None  # the config requires a path for source "table"
         table = features.prebuilt_scoring_set(io.read_prebuilt(path), spec, model.catalog)
-        return table.assign(as_of=pd.Timestamp(as_of))
+        return features.latest_snapshots(table, pd.Timestamp(as_of)).assign(
+            as_of=pd.Timestamp(as_of)
+        )
     with io.read_raw(params.data) as raw, tempfile.TemporaryDirectory() as tmp:
         end = io.data_end(raw)
         if pd.Timestamp(as_of) > end + pd.Timedelta(days=1):
@@ -210,11 +211,7 @@ def pinned_features(cfg: FeaturesConfig, catalog: pd.DataFrame) -> FeaturesConfi
     """The features settings with the vocabulary the model was trained on pinned, so the same
     columns are built whatever new event types, personas or kinds appeared since."""
     vocabulary = features.catalog_vocabulary(catalog)
-    keys = vocabulary.pop(KEY_EVENT_TYPES, None)
-    update: dict[str, object] = {"vocabulary": {**cfg.vocabulary, **vocabulary}}
-    if keys is not None:
-        update["usage"] = cfg.usage.model_copy(update={"key_event_types": keys})
-    return cfg.model_copy(update=update)
+    return cfg.model_copy(update={"vocabulary": {**cfg.vocabulary, **vocabulary}})
 
 
 def _check_schema(table: pd.DataFrame, model: HealthModel) -> None:
@@ -313,7 +310,6 @@ def _backtest(params: Params, previous: list[date], window: int) -> pd.DataFrame
         if figures is None:
             continue
         rows.append({"as_of": str(day), "model_version": str(past["model_version"].iloc[0]),
-                     "expected_auc": monitoring.expected_auc(past["win_probability"].to_numpy()),
                      **figures})  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 

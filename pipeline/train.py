@@ -342,7 +342,7 @@ def _log_run(
         mlflow.log_artifacts(tmp, "evaluation")
         model = registry.HealthModel(
             deployed, data.catalog, feature_profile(reference[names]),
-            deployed.predict_proba(reference[names])[:, 1],
+            deployed.oof_proba_,  # out of fold: live scores are not in-sample either
             {"run_id": run.info.run_id, "data_fingerprint": data.fingerprint,
              "trained_through": trained_through, "trained_at": _now(),
              "calibration": deployed.calibration_method_,

@@ -122,3 +122,38 @@ def test_a_zero_one_label_needs_no_churn_value_and_blank_labels_stay_unknown():
     built = prebuilt_training_set(frame, SPEC.model_copy(update={"churn_value": None}))
     assert built.table["renewed"].tolist()[:3] == [1.0, 1.0, 0.0]
     assert np.isnan(built.table["renewed"][3])
+
+
+def test_scoring_takes_each_ids_latest_snapshot_and_never_a_future_one():
+    from features.prebuilt import latest_snapshots
+
+    frame = pd.concat(
+        [telco_like().assign(snap=day) for day in ("2025-01-01", "2025-02-01")]
+        + [telco_like().assign(snap="2025-03-01", tenure=999)]
+    )
+    spec = SPEC.model_copy(update={"as_of_column": "snap"})
+    built = prebuilt_training_set(frame.reset_index(drop=True), spec)
+    scoring = prebuilt_scoring_set(frame.reset_index(drop=True), spec, built.catalog)
+    latest = latest_snapshots(scoring, pd.Timestamp("2025-02-15"))
+    assert latest["account_id"].tolist() == ["a-1", "a-2", "a-3", "a-4", "a-5", "a-6"]
+    assert (latest["as_of"] == pd.Timestamp("2025-02-01")).all()
+    assert 999 not in latest["tenure"].tolist(), "a snapshot after as_of is the future"
+    with pytest.raises(ValueError, match=r"\(id, as_of\) repeats"):
+        prebuilt_scoring_set(pd.concat([telco_like(), telco_like()]), SPEC, built.catalog)
+    with pytest.raises(ValueError, match="no snapshot is dated on or before 2024-12-01"):
+        latest_snapshots(scoring, pd.Timestamp("2024-12-01"))
+
+
+def test_label_side_columns_are_never_features():
+    built = prebuilt_training_set(telco_like().assign(renewal_arr=1.0, outcome="churn"), SPEC)
+    assert {"renewal_arr", "outcome"} <= set(built.skipped)
+    assert "label-side" in built.skipped["outcome"]
+
+
+def test_scoring_reads_booleans_written_as_text_and_blanks_as_unknown():
+    built = prebuilt_training_set(telco_like(), SPEC)
+    later = telco_like().assign(Paperless=["True", "false", "", "TRUE", "False", "true"],
+                                Contract=["One year", " ", "x", "x", "x", "x"])  # fmt: skip
+    scored = prebuilt_scoring_set(later, SPEC, built.catalog)
+    assert scored["paperless"].tolist()[:2] == [1.0, 0.0] and np.isnan(scored["paperless"][2])
+    assert pd.isna(scored["contract"][1]), "a blank is unknown, not a category of its own"

@@ -19,6 +19,7 @@ SMALL = {
     "additive": {"n_estimators": 40, "learning_rate": 0.1, "min_child_samples": 10},
     "linear": {"C": 0.5},
     "cv_folds": 3,
+    "min_member_weight": 0.0,  # keep every member, whatever the stack gives it
 }
 
 
