@@ -236,7 +236,9 @@ def test_the_registered_model_scores_the_same_inside_spark(scored):
     keys = ["account_id", "as_of"]
     frame = spark_frame(spark, table, model.features, categorical, keys)
     inside = spark_scores(spark, frame, uri, model.features, categorical, keys)
-    got = inside.toPandas()
-    assert len(got) == len(table)
-    np.testing.assert_allclose(got["win_probability"], embedded["win_probability"], atol=1e-12)
-    np.testing.assert_array_equal(got["health"], embedded["health"])
+    got = inside.toPandas().assign(as_of=lambda f: pd.to_datetime(f["as_of"]))
+    expected = table[keys].assign(account_id=table["account_id"].astype(str)).join(embedded)
+    both = expected.merge(got, on=keys, suffixes=("", "_spark"), validate="one_to_one")
+    assert len(both) == len(table)
+    np.testing.assert_allclose(both["win_probability_spark"], both["win_probability"], atol=1e-12)
+    np.testing.assert_array_equal(both["health_spark"], both["health"])
