@@ -79,7 +79,10 @@ def load_training_set(folder: Path) -> TrainingSet:
     categorical = catalog.loc[catalog["categorical"].astype(bool), "name"].tolist()
     table = table.assign(**{c: table[c].astype("category") for c in categorical})
     digest = hashlib.sha256()
-    digest.update(pd.util.hash_pandas_object(table[[*KEY, "renewed"]], index=False).to_numpy())
+    # every value counts: a changed feature is new data (and a new Optuna study, not a resumed one)
+    digest.update(
+        pd.util.hash_pandas_object(table[[*KEY, "renewed", *names]], index=False).to_numpy()
+    )
     digest.update(",".join(names).encode())
     return TrainingSet(table, catalog, names, digest.hexdigest()[:12])
 
