@@ -30,6 +30,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import OneHotEncoder
 
 from models.calibration import Calibrator, Method, choose_calibration
+from models.config import TrainConfig
 from models.stumps import stump_contributions, stump_tables
 
 MEMBERS = ("lightgbm", "linear", "additive")
@@ -308,6 +309,25 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             total += weight * member.contributions(X)
         total[:, -1] += self.intercept_
         return pd.DataFrame(total, columns=[*X.columns, "_base"], index=X.index)
+
+
+def make_ensemble(
+    cfg: TrainConfig,
+    lightgbm: dict[str, Any] | None = None,
+    linear: dict[str, Any] | None = None,
+) -> HealthEnsemble:
+    """The ensemble the ``train`` section describes (member settings as tuned, when given)."""
+    return HealthEnsemble(
+        members=tuple(cfg.members),
+        lightgbm=lightgbm or cfg.lightgbm.model_dump(),
+        linear=linear or cfg.linear.model_dump(),
+        additive=cfg.additive.model_dump(),
+        cv_folds=cfg.cv_folds,
+        calibration=cfg.calibration,
+        seed=cfg.seed,
+        n_jobs=cfg.n_jobs,
+        min_member_weight=cfg.min_member_weight,
+    )
 
 
 def _stack(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

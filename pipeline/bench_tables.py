@@ -42,7 +42,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import features
 from features.config import PrebuiltTable
-from models.ensemble import HealthEnsemble
+from models.ensemble import make_ensemble
 from models.metrics import expected_calibration_error
 from pipeline.config import Params
 
@@ -93,17 +93,7 @@ def run_table_bench(params: Params, repeats: int = 2, folds: int = 5) -> list[Sc
     churn = 1 - y  # the baselines and the published figures predict churn; AUC is symmetric
     cfg = params.train
     makers = {
-        "ensemble": lambda: HealthEnsemble(
-            members=tuple(cfg.members),
-            lightgbm=cfg.lightgbm.model_dump(),
-            linear=cfg.linear.model_dump(),
-            additive=cfg.additive.model_dump(),
-            cv_folds=cfg.cv_folds,
-            calibration=cfg.calibration,
-            seed=cfg.seed,
-            n_jobs=cfg.n_jobs,
-            min_member_weight=cfg.min_member_weight,
-        ),
+        "ensemble": lambda: make_ensemble(cfg),
         "logistic": lambda: _logistic(names, categorical),
         "lightgbm": lambda: lgb.LGBMClassifier(verbose=-1, n_jobs=cfg.n_jobs, random_state=0),
         "hist_gbm": lambda: HistGradientBoostingClassifier(

@@ -29,7 +29,7 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from models.config import TrainConfig
-from models.ensemble import HealthEnsemble, TreeMember
+from models.ensemble import HealthEnsemble, TreeMember, make_ensemble
 from models.forecast import contraction_rates
 from models.metrics import classification_metrics, lead_time
 from models.monitoring import feature_profile
@@ -213,17 +213,7 @@ def _tune(
 
 
 def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
-    return HealthEnsemble(
-        members=tuple(cfg.members),
-        lightgbm=tuned.lightgbm,
-        linear=tuned.linear,
-        additive=cfg.additive.model_dump(),
-        cv_folds=cfg.cv_folds,
-        calibration=cfg.calibration,
-        seed=cfg.seed,
-        n_jobs=cfg.n_jobs,
-        min_member_weight=cfg.min_member_weight,
-    )
+    return make_ensemble(cfg, lightgbm=tuned.lightgbm, linear=tuned.linear)
 
 
 def _baselines(

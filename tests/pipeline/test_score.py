@@ -185,7 +185,22 @@ def test_forecast_and_backtest_of_past_runs(scored):
     # the first run's 90-day window has closed by the data's end: its forecast meets the outcome
     backtest = pd.read_csv(folder / "backtest.csv")
     assert backtest["as_of"].tolist() == [str(FIRST)]
-    assert backtest["realised_churned_arr"].iloc[0] >= 0
+    with io.read_raw(params.data) as raw:
+        contracts = raw.frame("contracts")
+    # by hand: the first run's contracts due within the window, and which of them did not renew
+    first = read(params, FIRST)
+    due = first[first["days_to_renewal"] <= params.score.forecast_days]
+    successors = contracts.merge(contracts, on="account_id", suffixes=("", "_next"))
+    successors = successors[successors["contract_id_next"] != successors["contract_id"]]
+    gap = (successors["start_date_next"] - successors["end_date"]).abs()
+    renewed = set(
+        successors.loc[gap <= pd.Timedelta(days=params.features.grace_days), "contract_id"]
+    )
+    lost = due[~due["contract_id"].isin(renewed)]
+    assert backtest["realised_churned_arr"].iloc[0] == pytest.approx(lost["arr"].sum())
+    assert backtest["forecast_churned_arr"].iloc[0] == pytest.approx(
+        (due["arr"] * (1 - due["win_probability"])).sum()
+    )
 
 
 def test_drift_is_measured_per_feature_and_for_the_score(scored):
