@@ -38,7 +38,12 @@ LATER = {
     "invoices": ("paid_date", ()),
     "opportunities": ("closed_at", ("stage",)),
 }
-SPINES = (spine_at(AS_OF), spine_at(pd.Timestamp("2024-12-01")))
+SPINES = (
+    spine_at(AS_OF),
+    spine_at(pd.Timestamp("2024-12-01")),
+    # two as-of dates at once: windows and recency are built across dates (segments, carry-over)
+    pd.concat([spine_at(pd.Timestamp("2024-11-15")), spine_at(AS_OF)], ignore_index=True),
+)
 
 
 def features_of(tables: dict[str, pd.DataFrame], spine: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +96,7 @@ def _future_row(
 def test_rows_at_or_after_as_of_change_no_feature(data):
     which = data.draw(st.integers(0, len(SPINES) - 1))
     spine, expected = SPINES[which], BASELINE[which]
-    as_of = spine["as_of"].iloc[0]
+    as_of = spine["as_of"].max()  # rows at or after the latest as-of touch no snapshot
     tables = tiny_tables()
     # add rows at or after as_of to some tables
     for name in data.draw(st.lists(st.sampled_from(sorted(PRIMARY)), min_size=1, max_size=4)):
@@ -131,3 +136,22 @@ def test_a_row_just_before_as_of_does_change_features():
     a1 = got.set_index("account_id").loc["A1"]
     assert a1["events_7d"] == BASELINE[0].set_index("account_id").loc["A1", "events_7d"] + 1
     assert not np.isclose(a1["days_since_last_use"], 14 / 24)
+
+
+def test_rows_between_two_as_of_dates_touch_only_the_later_snapshot():
+    # given a spine with two as-of dates, and new rows of every event log between them
+    spine = SPINES[2]
+    early = pd.Timestamp("2024-11-15")
+    tables = tiny_tables()
+    for name in ("usage_events", "support_tickets", "activities", "sentiment", "interventions"):
+        row = tables[name].iloc[[0]].assign(**{PRIMARY[name]: early + pd.Timedelta(days=3)})
+        if "ticket_id" in row:
+            row = row.assign(ticket_id="T-between")
+        tables[name] = pd.concat([tables[name], row], ignore_index=True)
+    # when the features are built, then the early snapshot is as before and the later one moved
+    before, after = BASELINE[2].set_index(["account_id", "as_of"]), features_of(tables, spine)
+    after = after.set_index(["account_id", "as_of"])[before.columns]
+    pd.testing.assert_frame_equal(after.xs(early, level="as_of"), before.xs(early, level="as_of"))
+    late = after.xs(AS_OF, level="as_of").loc["A1"]
+    assert late["events_90d"] == before.xs(AS_OF, level="as_of").loc["A1", "events_90d"] + 1
+    assert late["tickets_90d"] == before.xs(AS_OF, level="as_of").loc["A1", "tickets_90d"] + 1
