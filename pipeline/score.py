@@ -73,7 +73,7 @@ def run_score(params: Params, as_of: date, input_path: Path | None = None) -> Sc
         "score: model %s v%s (trained through %s), as of %s",
         params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
     )  # fmt: skip
-    snapshot = _snapshot(params, model, as_of, input_path)
+    snapshot, outcomes = _snapshot(params, model, as_of, input_path)
     log.info("score: %s accounts with a contract in force", f"{len(snapshot):,}")
     scores, drivers, points = score_snapshot(snapshot, model, params, version, as_of)
     previous = past_runs(params.output_dir, before=as_of)
@@ -85,7 +85,7 @@ def run_score(params: Params, as_of: date, input_path: Path | None = None) -> Sc
     outlook = forecast.renewal_forecast(
         scores, window, model.contraction, [c for c in ("segment", "csm_id") if c in scores]
     )
-    backtest = _backtest(params, previous, window)
+    backtest = _backtest(params, previous, window, outcomes)
     target = partition(params.output_dir, as_of)
     with atomic_directory(target) as tmp:
         scores.to_parquet(tmp / "scores.parquet", index=False)
@@ -177,24 +177,27 @@ def score_snapshot(
 
 def _snapshot(
     params: Params, model: HealthModel, as_of: date, input_path: Path | None
-) -> pd.DataFrame:
-    """Features of every account to score, with key, ARR and account columns."""
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Features of every account to score (key, ARR and account columns beside them), and the
+    outcomes of every contract known so far (for the backtest; None for a prebuilt table), from
+    one read of the data."""
     if params.data.source == "table":
         spec = params.data.prebuilt
         path = input_path or spec.score_path or spec.path
         assert path is not None  # the config requires a path for source "table"
         table = features.prebuilt_scoring_set(io.read_prebuilt(path), spec, model.catalog)
-        return features.latest_snapshots(table, pd.Timestamp(as_of)).assign(
-            as_of=pd.Timestamp(as_of)
-        )
+        latest = features.latest_snapshots(table, pd.Timestamp(as_of))
+        return latest.assign(as_of=pd.Timestamp(as_of)), None
     with io.read_raw(params.data) as raw, tempfile.TemporaryDirectory() as tmp:
-        end = io.data_end(raw)
+        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
         if pd.Timestamp(as_of) > end + pd.Timedelta(days=1):
             log.warning(
                 "score: as of %s is after the data's end (%s): nothing after it is seen",
                 as_of, end.date(),
             )  # fmt: skip
-        spine = features.make_scoring_spine(raw.frame("contracts"), pd.Timestamp(as_of))
+        contracts = raw.frame("contracts")
+        outcomes = features.contract_outcomes(contracts, params.features.grace_days, end)
+        spine = features.make_scoring_spine(contracts, pd.Timestamp(as_of))
         if spine.empty:
             raise ValueError(f"no account has a contract in force on {as_of}")
         cfg = pinned_features(params.features, model.catalog)
@@ -204,7 +207,8 @@ def _snapshot(
         accounts = raw.frame("accounts")[["account_id", *ACCOUNT_COLUMNS]]
     _check_schema(table, model)
     extra = ["account_id", *(c for c in ACCOUNT_COLUMNS if c not in table.columns)]
-    return table.merge(accounts[extra], on="account_id", how="left", validate="many_to_one")
+    scored = table.merge(accounts[extra], on="account_id", how="left", validate="many_to_one")
+    return scored, outcomes
 
 
 def pinned_features(cfg: FeaturesConfig, catalog: pd.DataFrame) -> FeaturesConfig:
@@ -285,7 +289,9 @@ def _compare(
     return changes, alerts
 
 
-def _backtest(params: Params, previous: list[date], window: int) -> pd.DataFrame:
+def _backtest(
+    params: Params, previous: list[date], window: int, outcomes: pd.DataFrame | None
+) -> pd.DataFrame:
     """Past runs' forecasts beside what happened, for runs whose window has closed.
 
     A run scored with a model trained on its own period is in-sample: these figures are honest
@@ -294,13 +300,8 @@ def _backtest(params: Params, previous: list[date], window: int) -> pd.DataFrame
     columns = ["as_of", "model_version", "expected_auc", "renewals_due", "forecast_churned_arr",
                "realised_churned_arr", "forecast_renewal_rate", "realised_renewal_rate",
                "realised_auc"]  # fmt: skip
-    if not previous or params.data.source == "table":
+    if not previous or outcomes is None:
         return pd.DataFrame(columns=columns)
-    with io.read_raw(params.data) as raw:
-        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
-        outcomes = features.contract_outcomes(
-            raw.frame("contracts"), params.features.grace_days, end
-        )
     rows = []
     for day in previous:
         past = pd.read_parquet(partition(params.output_dir, day) / "scores.parquet")
