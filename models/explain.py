@@ -78,7 +78,7 @@ def top_drivers(
     descending = np.argsort(-matrix, axis=1, kind="stable")
     parts = []
     for kind, order in (("risk", ascending[:, :k]), ("strength", descending[:, :k])):
-        rows, ranks = np.nonzero(np.ones_like(order, dtype=bool))
+        rows, ranks = np.indices(order.shape).reshape(2, -1)
         cols = order[rows, ranks]
         got = matrix[rows, cols]
         keep = got < 0 if kind == "risk" else got > 0
