@@ -38,7 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 import features
 from features.config import PrebuiltTable
@@ -138,23 +138,9 @@ def _logistic(names: list[str], categorical: list[str]) -> object:
         ]
     )  # fmt: skip
     to_text = {c: "object" for c in categorical}
-    return make_pipeline(_AsText(to_text), encode, LogisticRegression(max_iter=2000, C=1.0))
-
-
-class _AsText:
-    """Categories to plain objects (the imputer does not take pandas categoricals)."""
-
-    def __init__(self, dtypes: dict[str, str]) -> None:
-        self.dtypes = dtypes
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> _AsText:
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X.astype(self.dtypes)
-
-    def get_params(self, deep: bool = True) -> dict[str, object]:
-        return {"dtypes": self.dtypes}
+    # categories to plain objects: the imputer does not take pandas categoricals
+    as_text = FunctionTransformer(lambda X: X.astype(to_text))
+    return make_pipeline(as_text, encode, LogisticRegression(max_iter=2000, C=1.0))
 
 
 def _scores(churned: np.ndarray, p: np.ndarray) -> list[float]:
