@@ -118,3 +118,71 @@ class ScoreConfig(_Section):
     alert_drop: int = Field(default=10, ge=1)  # health points lost since the previous run
     psi_threshold: float = Field(default=0.2, gt=0)
     forecast_days: int = Field(default=90, ge=1)  # "the coming quarter"
+
+
+class EffectsConfig(_Section):
+    """Effect estimation from the play log (the ``effects`` section): fitted by ``make train``."""
+
+    enabled: bool = True  # false: no effect model (and no plans)
+    min_propensity: float = Field(default=0.005, gt=0, lt=0.5)  # DR clipping, explicit
+    overlap: tuple[float, float] = (0.02, 0.98)  # outside: the account is "extrapolated"
+    folds: int = Field(default=3, ge=2)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # intervals at 1 − alpha
+    modifiers: list[str] = Field(default_factory=list)  # features the log-odds shift varies with
+    min_treated: int = Field(default=50, ge=1)  # kinds logged fewer times are not estimated
+    lightgbm: LightGBMParams = Field(
+        default_factory=lambda: LightGBMParams(
+            n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=50
+        )
+    )
+
+
+class Play(_Section):
+    """One intervention kind in the catalog: what it costs and when and where it may run."""
+
+    cost: float = Field(default=0.0, ge=0)  # money per play
+    cost_arr_share: float = Field(
+        default=0.0, ge=0, le=1
+    )  # … plus this share of the ARR (a discount)
+    csm_hours: float = Field(default=0.0, ge=0)
+    exec_hours: float = Field(default=0.0, ge=0)
+    min_days: int = Field(default=0, ge=0)  # start at least this many days before the renewal …
+    max_days: int = Field(default=365, ge=0)  # … and at most this many
+    min_arr: float = Field(default=0.0, ge=0)  # only accounts with at least this ARR
+    offsets: list[int] = Field(default_factory=lambda: [0])  # timing slots: days after as_of
+
+
+class Capacity(_Section):
+    """What the period can spend (null = unlimited)."""
+
+    csm_hours: float | None = Field(default=None, ge=0)
+    exec_hours: float | None = Field(default=None, ge=0)
+    budget: float | None = Field(default=None, ge=0)
+
+
+# the usual customer-success plays; a team lists its own (kinds as its log names them)
+DEFAULT_CATALOG = {
+    "exec_call": Play(cost=800, csm_hours=2, exec_hours=1, min_days=30, max_days=180,
+                      min_arr=20_000),
+    "strategic_review": Play(cost=2500, csm_hours=8, min_days=45, max_days=180),
+    "training": Play(cost=1200, csm_hours=4, min_days=60, max_days=365),
+    "csm_change": Play(cost=3000, csm_hours=10, min_days=90, max_days=365),
+    "discount": Play(cost=2000, csm_hours=1, min_days=14, max_days=120),
+}  # fmt: skip
+
+
+class PlanConfig(_Section):
+    """Recommended plays per account and the portfolio allocation (the ``plan`` section)."""
+
+    catalog: dict[str, Play] = Field(default_factory=lambda: dict(DEFAULT_CATALOG))
+    max_plays: int = Field(default=2, ge=1)
+    exclusions: list[tuple[str, str]] = Field(  # kinds never together
+        default_factory=lambda: [("csm_change", "exec_call")]
+    )
+    capacity: Capacity = Field(
+        default_factory=lambda: Capacity(csm_hours=1500, exec_hours=60, budget=250_000)
+    )
+    max_exact_plans: int = Field(default=50_000, ge=1)
+    epsilon: float = Field(default=0.1, ge=0, lt=1)  # randomised holdout share
+    random_share: float = Field(default=0.5, ge=0, le=1)  # of the holdout: a random allowed plan
+    seed: int = 42

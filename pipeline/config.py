@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from features.config import FeaturesConfig, PrebuiltTable
-from models.config import ScoreConfig, TrainConfig
+from models.config import EffectsConfig, PlanConfig, ScoreConfig, TrainConfig
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -133,6 +133,8 @@ class Params(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreConfig = Field(default_factory=ScoreConfig)
+    effects: EffectsConfig = Field(default_factory=EffectsConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

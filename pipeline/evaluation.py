@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from models.metrics import classification_metrics
 from models.validation import out_of_time_split
 from pipeline.config import Params
+from pipeline.effects import EffectsFit
 
 log = logging.getLogger("healthscore")
 
@@ -110,4 +112,56 @@ def oracle_comparison(
         out[f"model_{key}"] = model[key]
         out[f"oracle_{key}"] = truth[key]
         out[f"gap_{key}"] = truth[key] - model[key]
+    return out
+
+
+def true_effects(params: Params) -> pd.DataFrame | None:
+    """The oracle's effect of each play on P(renew), wide: (account_id, as_of) × kind."""
+    path = params.data.oracle_dir / "effects.parquet"
+    if not path.exists():
+        return None
+    effects = pd.read_parquet(path, columns=["account_id", "as_of", "intervention", "effect"])
+    wide = effects.pivot_table(
+        index=["account_id", "as_of"], columns="intervention", values="effect", observed=True
+    )
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.reset_index().assign(as_of=lambda f: pd.to_datetime(f["as_of"]))
+
+
+def effects_vs_oracle(params: Params, fit: EffectsFit) -> dict[str, float]:
+    """Estimated vs true effects on the decision rows the model learned from.
+
+    The truth of a row is the oracle's effect of a play started at its decision period's start
+    (``decided_at``). Per kind: the average effect against the true mean over the same rows, its
+    error and whether its interval covers the truth; per account: the rank correlation of the
+    estimated and true effects and the share of true effects inside the per-account intervals.
+    """
+    truth = true_effects(params)
+    if truth is None:
+        return {}
+    rows = fit.decisions.assign(decided_at=pd.to_datetime(fit.decisions["decided_at"]))
+    joined = rows.merge(
+        truth.rename(columns={"as_of": "decided_at"}), on=["account_id", "decided_at"], how="inner"
+    )
+    if joined.empty:
+        return {}
+    model = fit.model
+    modifiers = joined[model.modifier_columns_] if model.modifier_columns_ else None
+    point, lo, hi = model.effects(joined["p0"].to_numpy(), joined["segment"].to_numpy(), modifiers)
+    out: dict[str, float] = {"oracle_effect_rows": float(len(joined))}
+    for j, kind in enumerate(model.kinds_):
+        if kind not in joined:
+            continue
+        true = joined[kind].to_numpy(dtype=float)
+        ok = ~np.isnan(true)
+        ate = model.average_.loc[kind]
+        mean = float(true[ok].mean())
+        out[f"oracle_effect_{kind}_true"] = mean
+        out[f"oracle_effect_{kind}_error"] = float(ate["ate"] - mean)
+        out[f"oracle_effect_{kind}_sign_right"] = float(np.sign(ate["ate"]) == np.sign(mean))
+        out[f"oracle_effect_{kind}_covered"] = float(ate["lo"] <= mean <= ate["hi"])
+        out[f"oracle_effect_{kind}_rank_corr"] = float(spearmanr(point[ok, j], true[ok]).statistic)
+        out[f"oracle_effect_{kind}_interval_coverage"] = float(
+            np.mean((lo[ok, j] <= true[ok]) & (true[ok] <= hi[ok, j]))
+        )
     return out

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.config import Params
+from pipeline.plan import partition as plan_partition
 from pipeline.score import partition, past_runs
 
 BAND_STYLE = {"red": "bold red", "yellow": "bold yellow", "green": "bold green"}
@@ -86,6 +87,48 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
             for r in history.itertuples()
         ],
         "changes": changes,
+        "plays": _plays(params, account_id, day),
+    }
+
+
+def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
+    """The account's recommended plan and per-kind effects from the plan run of the same date."""
+    folder = plan_partition(params.output_dir, day)
+    if not (folder / "plans.parquet").exists():
+        return None
+    row = pd.read_parquet(folder / "plans.parquet", filters=[("account_id", "==", account_id)])
+    if row.empty:
+        return None
+    plan = row.iloc[0]
+    effects = pd.read_parquet(
+        folder / "effects.parquet", filters=[("account_id", "==", account_id)]
+    )
+    return {
+        "best_plan": plan["best_plan"],
+        "lift": float(plan["lift"]),
+        "lift_interval": [float(plan["lift_low"]), float(plan["lift_high"])],
+        "arr_saved": float(plan["arr_saved"]),
+        "arr_saved_interval": [float(plan["arr_saved_low"]), float(plan["arr_saved_high"])],
+        "cost": float(plan["cost"]),
+        "net_value": float(plan["net_value"]),
+        "extrapolated": bool(plan["extrapolated"]),
+        "funded": bool(plan["funded"]),
+        "arm": plan["arm"],
+        "action": plan["action"],
+        "runners_up": [
+            {"plan": plan[f"runner_up_{i}"], "arr_saved": float(plan[f"runner_up_{i}_arr_saved"])}
+            for i in (1, 2)
+            if plan[f"runner_up_{i}"] is not None
+        ],
+        "effects": [
+            {
+                "kind": e.kind,
+                "effect": float(e.effect),
+                "interval": [float(e.effect_low), float(e.effect_high)],
+                "extrapolated": bool(e.extrapolated),
+            }
+            for e in effects.sort_values("effect", ascending=False).itertuples()
+        ],
     }
 
 
@@ -125,6 +168,32 @@ def render_page(page: dict[str, Any]) -> None:
             f"({changes['health_change']:+.0f}); most fell: {changes.get('most_fell') or '-'}, "
             f"most rose: {changes.get('most_rose') or '-'}"
         )
+    plays = page.get("plays")
+    if plays:
+        low, high = (100 * x for x in plays["lift_interval"])
+        flag = (
+            " [yellow](extrapolated: outside the logged decisions)[/]"
+            if plays["extrapolated"]
+            else ""
+        )
+        arm = {
+            "plan": "funded" if plays["funded"] else "not funded within this period's capacity",
+            "holdout_bau": "held out (business as usual, for measurement)",
+            "holdout_random": f"held out (randomised: {plays['action']})",
+            "ineligible": "no play eligible",
+        }[plays["arm"]]
+        console.print(
+            f"[bold]Recommended[/]: {plays['best_plan']} — win probability "
+            f"{100 * plays['lift']:+.1f} pts ({low:+.1f} to {high:+.1f}), ARR saved "
+            f"{plays['arr_saved']:,.0f} for {plays['cost']:,.0f}; {arm}{flag}"
+        )
+        for alt in plays["runners_up"]:
+            console.print(f"  or: {alt['plan']} (ARR saved {alt['arr_saved']:,.0f})")
+        effects = ", ".join(
+            f"{e['kind']} {100 * e['effect']:+.1f}{'*' if e['extrapolated'] else ''}"
+            for e in plays["effects"]
+        )
+        console.print(f"  each play alone (pts of win probability; * extrapolated): {effects}")
 
 
 def _drivers(drivers: pd.DataFrame, kind: str) -> list[dict[str, Any]]:

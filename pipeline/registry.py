@@ -13,6 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
@@ -22,6 +23,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from models.ensemble import HealthEnsemble
+
+if TYPE_CHECKING:
+    from models.uplift import PlayEffects
 
 log = logging.getLogger("healthscore")
 
@@ -43,6 +47,7 @@ with warnings.catch_warnings():
         reference_scores: np.ndarray | None = None
         trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
         contraction: dict[str, float] = {}  # noqa: RUF012
+        effects: PlayEffects | None = None
 
         def __init__(
             self,
@@ -52,6 +57,7 @@ with warnings.catch_warnings():
             reference_scores: np.ndarray | None = None,
             trained: dict[str, str] | None = None,
             contraction: dict[str, float] | None = None,
+            effects: PlayEffects | None = None,
         ) -> None:
             self.ensemble = ensemble
             self.catalog = catalog
@@ -59,6 +65,7 @@ with warnings.catch_warnings():
             self.reference_scores = reference_scores
             self.trained = dict(trained or {})
             self.contraction = dict(contraction or {})
+            self.effects = effects
 
         @property
         def features(self) -> list[str]:

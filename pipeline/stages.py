@@ -15,17 +15,18 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import features
-from pipeline import io, score, synthetic, train
+from pipeline import io, plan, score, synthetic, train
 from pipeline.config import Params, flatten
 from pipeline.engines import make_engine
 from pipeline.logs import progress_enabled
+from pipeline.plan import PlanResult
 from pipeline.score import ScoreResult
 from pipeline.storage import atomic_directory
 from pipeline.train import TrainResult
 
 log = logging.getLogger("healthscore")
 
-NOT_BUILT = (("plan", "#6"), ("report", "#7"))
+NOT_BUILT = (("report", "#7"),)
 
 
 def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
@@ -134,7 +135,7 @@ def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
 
 
 def run_all(params: Params, quiet: bool = False) -> ScoreResult:
-    """The main job on the embedded default: data → validate → features → train → score.
+    """The main job on the embedded default: data → validate → features → train → score → plan.
 
     Scores as of the day after the data ends (the synthetic world's "today"); with
     ``data.source: table`` there is no world to generate and the table is scored as of today.
@@ -151,9 +152,17 @@ def run_all(params: Params, quiet: bool = False) -> ScoreResult:
             end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
         as_of = (end.normalize() + pd.Timedelta(days=1)).date()
     result = run_score(params, as_of)
+    if params.data.source != "table" and params.effects.enabled:
+        planned = run_plan(params, as_of)
+        log.info("all: recommendations → %s", planned.path)
     pending = ", ".join(f"{stage} ({issue})" for stage, issue in NOT_BUILT)
-    log.warning("all: data → score done (%s); not built yet: %s", result.path, pending)
+    log.warning("all: data → score → plan done (%s); not built yet: %s", result.path, pending)
     return result
+
+
+def run_plan(params: Params, as_of: date) -> PlanResult:
+    """Recommend and allocate plays for the scored accounts (see :mod:`pipeline.plan`)."""
+    return plan.run_plan(params, as_of)
 
 
 def run_score(params: Params, as_of: date, input_path: Path | None = None) -> ScoreResult:

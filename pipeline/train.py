@@ -38,6 +38,7 @@ from models.tuning import Tuned, tune
 from models.validation import holdout_split, out_of_time_split
 from pipeline import evaluation, plots, registry
 from pipeline.config import Params, flatten
+from pipeline.effects import EffectsFit, fit_effects
 
 log = logging.getLogger("healthscore")
 
@@ -153,10 +154,20 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         if cfg.refit_on_all:
             everything = table[labelled]
             deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
+    with timer("effects"):
+        effects = (
+            None
+            if params.data.source == "table"
+            else fit_effects(params, table, names, data.catalog, deployed)
+        )
+        if effects is not None:
+            metrics |= effects.metrics
+            if params.data.source != "table":
+                metrics |= evaluation.effects_vs_oracle(params, effects)
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics, leads, audit, tuned, force,
-            timer,
+            timer, effects,
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
@@ -283,6 +294,7 @@ def _log_run(
     params: Params, data: TrainingSet, deployed: HealthEnsemble, test: pd.DataFrame,
     p_test: np.ndarray, baselines: dict[str, np.ndarray], metrics: dict[str, float],
     leads: pd.DataFrame, audit: pd.DataFrame, tuned: Tuned, force: bool, timer: _Timer,
+    effects: EffectsFit | None,
 ) -> TrainResult:  # fmt: skip
     names = data.features
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
@@ -331,6 +343,8 @@ def _log_run(
         audit.to_csv(folder / "factor_audit.csv", index=False)
         leads.to_csv(folder / "lead_time.csv", index=False)
         importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
+        if effects is not None:
+            effects.table.to_csv(folder / "effects.csv", index=False)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         mlflow.log_artifacts(tmp, "evaluation")
         model = registry.HealthModel(
@@ -345,6 +359,7 @@ def _log_run(
                 labelled["renewal_arr"] if "renewal_arr" in labelled else labelled["arr"],
                 labelled["renewed"],
             ),
+            None if effects is None else effects.model,
         )  # fmt: skip
         version = registry.log_scoring_model(model, sample[names], params.mlflow.model_name)
         promotion = registry.promote(

@@ -36,6 +36,8 @@ def small(tmp: Path, *extra: str) -> list[str]:
         "train.tuning.folds=2",
         "train.lightgbm.n_estimators=60",
         "train.additive.n_estimators=60",
+        "effects.min_treated=10",
+        "effects.lightgbm.n_estimators=40",
         *extra,
     ]
 

@@ -1,0 +1,129 @@
+"""The effects step of ``make train``: each play's effect on renewal, from the interventions log.
+
+Reads the log (the only I/O), pairs every labelled snapshot with the play decided in the period
+before it (:func:`models.uplift.decision_table`), and fits :class:`models.uplift.PlayEffects`
+on the decision context: the snapshot's features, the win model's probability for it, its segment.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.ensemble import HealthEnsemble
+from models.uplift import CONTROL, PlayEffects, decision_table
+from pipeline import io
+from pipeline.config import Params
+
+log = logging.getLogger("healthscore")
+
+HISTORY_FAMILY = "interventions"  # the catalog family whose columns count past plays
+
+
+@dataclass
+class EffectsFit:
+    model: PlayEffects
+    decisions: pd.DataFrame  # key, treatment, p0 of every decision row (for evaluation)
+    metrics: dict[str, float]
+    table: pd.DataFrame  # average effects, by segment and overlap, long form (an artifact)
+
+
+def read_plays(params: Params) -> pd.DataFrame | None:
+    """The interventions log (account_id, ts, type …), or None where the data has none."""
+    with io.read_raw(params.data) as raw:
+        if not raw.has("interventions"):
+            return None
+        return raw.frame("interventions")
+
+
+def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The decision context the effect model reads: the model's features, categoricals typed."""
+    categorical = set(catalog.loc[catalog["categorical"].astype(bool), "name"])
+    return table[names].assign(
+        **{c: table[c].astype("category") for c in names if c in categorical}
+    )
+
+
+def segments(table: pd.DataFrame) -> np.ndarray:
+    if "segment" in table.columns:
+        return table["segment"].astype(str).fillna("(missing)").to_numpy()
+    return np.full(len(table), "all")
+
+
+def fit_effects(
+    params: Params,
+    table: pd.DataFrame,
+    names: list[str],
+    catalog: pd.DataFrame,
+    ensemble: HealthEnsemble,
+) -> EffectsFit | None:
+    """Fit the effect model on every labelled snapshot; None when there is nothing to learn from."""
+    cfg = params.effects
+    if not cfg.enabled:
+        log.info("effects: disabled (effects.enabled: false)")
+        return None
+    plays = read_plays(params)
+    if plays is None or plays.empty:
+        log.info("effects: no interventions log: no effect model, no plans")
+        return None
+    missing = [m for m in cfg.modifiers if m not in names]
+    if missing:
+        raise ValueError(f"effects.modifiers: not features of the model: {missing}")
+    history = catalog.loc[catalog["family"] == HISTORY_FAMILY, "name"].tolist()
+    labelled = table[table["renewed"].notna()].reset_index(drop=True)
+    decisions = decision_table(labelled, plays, params.features.frequency, history)
+    counts = decisions["treatment"].value_counts()
+    rare = [k for k, n in counts.items() if k != CONTROL and n < cfg.min_treated]
+    if rare:
+        log.info(
+            "effects: %s logged fewer than %d times in decision periods: not estimated",
+            ", ".join(f"{k} ({counts[k]})" for k in rare), cfg.min_treated,
+        )  # fmt: skip
+        decisions = decisions[~decisions["treatment"].isin(rare)].reset_index(drop=True)
+    if (decisions["treatment"] != CONTROL).sum() == 0:
+        log.info("effects: no play falls in a labelled snapshot's decision period: no model")
+        return None
+    context = context_frame(decisions, catalog, names)
+    p0 = ensemble.predict_proba(context)[:, 1]
+    model = PlayEffects(
+        min_propensity=cfg.min_propensity,
+        overlap=tuple(cfg.overlap),
+        folds=cfg.folds,
+        lightgbm=cfg.lightgbm.model_dump(),
+        seed=params.train.seed,
+        n_jobs=params.train.n_jobs,
+        alpha=cfg.alpha,
+    ).fit(
+        context,
+        decisions["treatment"].to_numpy(),
+        decisions["renewed"].astype(int).to_numpy(),
+        decisions["account_id"].to_numpy(),
+        p0,
+        segments(decisions),
+        decisions[cfg.modifiers] if cfg.modifiers else None,
+    )
+    average = model.average_.join(model.overlap_).join(model.s_average_)
+    metrics: dict[str, float] = {}
+    for kind, row in average.iterrows():
+        for column in ("ate", "lo", "hi", "se", "robustness", "share_outside_overlap"):
+            metrics[f"effect_{kind}_{column}"] = float(row[column])
+        metrics[f"effect_{kind}_s_learner"] = float(row["s_learner"])
+    for kind, row in average.iterrows():
+        log.info(
+            "effects: %-18s %+.4f [%+.4f, %+.4f] on P(renew), %d logged, robustness %.4f, "
+            "%.0f%% outside overlap; S-learner %+.4f",
+            kind, row["ate"], row["lo"], row["hi"], int(row["treated"]), row["robustness"],
+            100 * row["share_outside_overlap"], row["s_learner"],
+        )  # fmt: skip
+    long = pd.concat(
+        [
+            average.reset_index().assign(segment="all"),
+            model.by_segment_,
+        ],
+        ignore_index=True,
+    )
+    keep = decisions[["account_id", "as_of", "decided_at", "treatment", "renewed", *cfg.modifiers]]
+    return EffectsFit(model, keep.assign(p0=p0, segment=segments(decisions)), metrics, long)

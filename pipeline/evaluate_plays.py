@@ -1,0 +1,331 @@
+"""``healthscore evaluate-plays``: the intervention search measured against the world's oracle.
+
+Evaluation code (it reads ``data.oracle_dir``). For a plan run it compares, on the accounts the
+oracle knows (a renewal within the horizon), under the same capacity:
+
+- the shipped recommendations (funded plans), and the best plan per account with no capacity;
+- the oracle: the same search and allocation on the *true* effects (capacity-limited and not);
+- the best single play for everyone (the kind with the highest estimated average effect);
+- random allowed plays, funded in random order until capacity runs out;
+- the naive re-prediction: the win model re-scored with the play added to its history
+  features (what the effect model is built to avoid), searched and allocated the same way.
+
+Policy value = Σ ARR × true lift − cost over the funded plans. A plan's true lift combines the
+oracle's single-play effects in log-odds (the same rule the search uses). With ``--seeds`` the
+whole pipeline runs on fresh worlds, one per seed, and the figures are printed per seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from scipy.special import expit, logit
+from scipy.stats import spearmanr
+
+from features.base import slug
+from models import allocation, plans
+from pipeline import registry
+from pipeline.config import Params
+from pipeline.evaluation import true_effects
+from pipeline.plan import catalog_options, partition
+from pipeline.score import _snapshot
+
+log = logging.getLogger("healthscore")
+
+TARGETS = {
+    "ate_error_max": 0.02,
+    "rank_corr_min": 0.5,
+    "policy_vs_oracle_min": 0.88,
+    "policy_vs_capacity_oracle_min": 0.85,
+    "harmful_share_max": 0.005,
+    "interval_coverage_min": 0.90,
+}
+
+
+def _search(p0, lift, arr, days, options, cfg, extrapolated=None):  # noqa: ANN001, ANN202
+    return plans.search_plans(
+        p0, lift, lift, lift, arr, days, options, max_plays=cfg.max_plays,
+        exclusions=[tuple(p) for p in cfg.exclusions], extrapolated=extrapolated,
+        max_exact_plans=cfg.max_exact_plans, seed=cfg.seed,
+    )  # fmt: skip
+
+
+def _funded(search: plans.PlanSearch, capacity: dict) -> np.ndarray:
+    """Plan index funded per account under ``capacity`` (0 = business as usual)."""
+    cand = plans.candidates(search)
+    funded = np.zeros(len(search.best), dtype=np.int64)
+    if len(cand.account):
+        chosen = allocation.allocate(
+            cand.account, cand.saved, cand.cost, cand.csm_hours, cand.exec_hours, capacity
+        ).choice
+        funded[cand.account[chosen]] = cand.plan[chosen]
+    return funded
+
+
+def _random_fill(
+    allowed: np.ndarray, options: tuple[plans.Option, ...], capacity: dict, seed: int
+) -> np.ndarray:
+    """(n, m) bool: one random allowed single play per account, funded in random order."""
+    rng = np.random.default_rng(seed)
+    n, m = allowed.shape
+    pick = np.full(n, -1)
+    for i in np.flatnonzero(allowed.any(axis=1)):
+        pick[i] = rng.choice(np.flatnonzero(allowed[i]))
+    use = {k: 0.0 for k in ("csm_hours", "exec_hours", "budget")}
+    chosen = np.zeros((n, m), dtype=bool)
+    for i in rng.permutation(np.flatnonzero(pick >= 0)):
+        o = options[pick[i]]
+        need = {"csm_hours": o.csm_hours, "exec_hours": o.exec_hours, "budget": o.cost}
+        if all(capacity.get(k) is None or use[k] + need[k] <= capacity[k] for k in use):
+            chosen[i, pick[i]] = True
+            for k in use:
+                use[k] += need[k]
+    return chosen
+
+
+def naive_lifts(
+    model: registry.HealthModel, snapshot: pd.DataFrame, kinds: list[str]
+) -> np.ndarray:
+    """(n, kinds): the win model re-scored with one more play of the kind in its history."""
+    X = model.ensemble.align(snapshot[model.features])
+    base = model.ensemble.predict_proba(X)[:, 1]
+    out = np.zeros((len(X), len(kinds)))
+    for j, kind in enumerate(kinds):
+        changed = X.copy()
+        for column, value in (
+            (f"{slug(kind)}_365d", 1),
+            ("interventions_90d", 1),
+            ("interventions_365d", 1),
+        ):
+            if column in changed:
+                changed[column] = changed[column].fillna(0) + value
+        if f"days_since_{slug(kind)}" in changed:
+            changed[f"days_since_{slug(kind)}"] = 0.0
+        out[:, j] = model.ensemble.predict_proba(changed)[:, 1] - base
+    return out
+
+
+def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
+    """The figures of one plan run against the oracle (see the module docstring)."""
+    folder = partition(params.output_dir, as_of)
+    frame = pd.read_parquet(folder / "plans.parquet")
+    estimated = pd.read_parquet(folder / "effects.parquet")
+    truth = true_effects(params)
+    oracle_path = params.data.oracle_dir / "snapshots.parquet"
+    if truth is None or not oracle_path.exists():
+        raise FileNotFoundError(f"no oracle in {params.data.oracle_dir}: evaluation needs one")
+    day = pd.Timestamp(as_of)
+    truth = truth[truth["as_of"] == day].drop(columns="as_of")
+    base = pd.read_parquet(oracle_path, columns=["account_id", "as_of", "p_renew"])
+    base = base[pd.to_datetime(base["as_of"]) == day].drop(columns="as_of")
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, version = registry.load_champion(
+        params.mlflow.model_name, params.mlflow.alias, params.score.version
+    )
+    effects = model.effects
+    assert effects is not None
+    kinds = list(effects.kinds_)
+    frame = frame.merge(base, on="account_id", how="inner").merge(
+        truth, on="account_id", how="inner"
+    )
+    if frame.empty:
+        raise ValueError(f"the oracle knows none of the accounts planned on {as_of}")
+    n = len(frame)
+    out: dict[str, float] = {"accounts": float(n)}
+
+    # per account and kind: estimated vs true effects, interval coverage
+    est = estimated.pivot_table(index="account_id", columns="kind", values="effect")
+    low = estimated.pivot_table(index="account_id", columns="kind", values="effect_low")
+    high = estimated.pivot_table(index="account_id", columns="kind", values="effect_high")
+    ids = frame["account_id"]
+    for kind in kinds:
+        t = frame[kind].to_numpy(dtype=float)
+        e = est.loc[ids, kind].to_numpy()
+        out[f"{kind}_rank_corr"] = float(spearmanr(e, t).statistic)
+        out[f"{kind}_interval_coverage"] = float(
+            np.mean((low.loc[ids, kind].to_numpy() <= t) & (t <= high.loc[ids, kind].to_numpy()))
+        )
+        out[f"{kind}_true_mean_here"] = float(t.mean())
+        out[f"{kind}_estimated_mean_here"] = float(e.mean())
+
+    cfg = params.plan
+    options = catalog_options(params, kinds)
+    column = np.array([kinds.index(o.kind) for o in options])
+    arr = frame["arr"].to_numpy(dtype=float)
+    days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
+    p_true = frame["p_renew"].to_numpy(dtype=float)
+    true_option = frame[kinds].to_numpy(dtype=float)[:, column]
+    cost_of = np.array([o.cost for o in options])
+    capacity = cfg.capacity.model_dump()
+
+    def true_value(chosen_plans: np.ndarray) -> tuple[float, float]:
+        """Policy value and harmful share of a (n, m) bool choice of options."""
+        z0 = logit(np.clip(p_true, 1e-6, 1 - 1e-6))
+        delta = logit(np.clip(p_true[:, None] + true_option, 1e-6, 1 - 1e-6)) - z0[:, None]
+        plan_l = expit(z0 + (delta * chosen_plans).sum(axis=1)) - p_true
+        acted = chosen_plans.any(axis=1)
+        value = float(np.sum((arr * plan_l - (chosen_plans * cost_of).sum(axis=1))[acted]))
+        harmful = float(np.mean(acted & (plan_l < 0)))
+        return value, harmful
+
+    # every policy searched and allocated the same way, on the accounts the oracle knows
+    p_model = frame["win_probability"].to_numpy(dtype=float)
+    estimated_option = est.loc[ids, kinds].to_numpy()[:, column]
+    ours = _search(p_model, estimated_option, arr, days, options, cfg)
+    policies: dict[str, np.ndarray] = {
+        "shipped": ours.plans[_funded(ours, capacity)],
+        "shipped_unconstrained": ours.plans[ours.best],
+    }
+    oracle_search = _search(p_true, true_option, arr, days, options, cfg)
+    policies["oracle_unconstrained"] = oracle_search.plans[oracle_search.best]
+    policies["oracle_capacity"] = oracle_search.plans[_funded(oracle_search, capacity)]
+    # the best single play for everyone, by the estimated average effect
+    best_kind = str(effects.average_["ate"].idxmax())
+    single = np.array([o.kind == best_kind and o.offset_days == 0 for o in options])
+    single_search = _search(p_model, np.where(single, estimated_option, -1.0), arr, days,
+                            options, cfg)  # fmt: skip
+    policies["same_play_for_all"] = single_search.plans[_funded(single_search, capacity)]
+    allowed = plans.eligibility(options, arr, days)
+    policies["random"] = _random_fill(allowed, options, capacity, cfg.seed)
+    snapshot, _ = _snapshot(params, model, as_of, None)
+    snapshot = snapshot.copy().set_index("account_id").reindex(ids).reset_index()
+    naive = naive_lifts(model, snapshot, kinds)
+    for j, kind in enumerate(kinds):
+        out[f"{kind}_naive_mean_here"] = float(naive[:, j].mean())
+    naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
+    policies["naive_reprediction"] = naive_search.plans[_funded(naive_search, capacity)]
+    for name, chosen in policies.items():
+        value, harmful = true_value(chosen)
+        out[f"value_{name}"] = value
+        out[f"harmful_share_{name}"] = harmful
+        out[f"funded_{name}"] = float(chosen.any(axis=1).sum())
+    oracle_cap = out["value_oracle_capacity"]
+    oracle_all = out["value_oracle_unconstrained"]
+    out["shipped_vs_capacity_oracle"] = out["value_shipped"] / oracle_cap if oracle_cap else np.nan
+    out["shipped_vs_oracle"] = (
+        out["value_shipped_unconstrained"] / oracle_all if oracle_all else np.nan
+    )
+    out["model_version"] = float(version)
+    return out
+
+
+def training_figures(params: Params, version: str) -> dict[str, float]:
+    """The effect-vs-oracle metrics the training run logged (ATE error, coverage, ranks)."""
+    client = MlflowClient()
+    held = client.get_model_version(params.mlflow.model_name, version)
+    run = client.get_run(held.run_id)
+    return {
+        k: v for k, v in run.data.metrics.items() if k.startswith(("oracle_effect_", "effect_"))
+    }
+
+
+def report(params: Params, as_of: date) -> dict[str, float]:
+    """Evaluate one plan run and log the figures to MLflow (a run tagged ``evaluate-plays``)."""
+    figures = evaluate_plan_run(params, as_of)
+    version = str(int(figures["model_version"]))
+    figures |= training_figures(params, version)
+    with mlflow.start_run(run_name=f"evaluate-plays {as_of}"):
+        mlflow.set_tags({"kind": "evaluate-plays", "model_version": version, "as_of": str(as_of)})
+        mlflow.log_metrics({k: float(v) for k, v in figures.items() if np.isfinite(v)})
+    return figures
+
+
+def run_seeds(params: Params, seeds: list[int], workdir: Path | None) -> pd.DataFrame:
+    """The whole pipeline on one fresh world per seed, then :func:`report` on each."""
+    from pipeline import stages
+
+    rows = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for seed in seeds:
+            root = Path(tmp) / f"seed_{seed}"
+            world = params.model_copy(
+                update={
+                    "output_dir": root / "outputs",
+                    "data": params.data.model_copy(
+                        update={"raw_dir": root / "raw", "oracle_dir": root / "oracle"}
+                    ),
+                    "synthetic": params.synthetic.model_copy(update={"seed": seed}),
+                    "mlflow": params.mlflow.model_copy(
+                        update={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+                    ),
+                }
+            )
+            root.mkdir(parents=True)
+            result = stages.run_all(world, quiet=True)
+            figures = report(world, result.as_of)
+            rows.append({"seed": seed, **figures})
+            shown = {k: round(v, 4) for k, v in figures.items() if "value" in k or "vs" in k}
+            log.info("evaluate-plays: seed %d done: %s", seed, json.dumps(shown))
+    return pd.DataFrame(rows)
+
+
+POLICIES = (
+    "shipped",
+    "oracle_capacity",
+    "same_play_for_all",
+    "random",
+    "naive_reprediction",
+    "shipped_unconstrained",
+    "oracle_unconstrained",
+)
+
+
+def render(table: pd.DataFrame) -> str:
+    """The evaluation as plain-text tables: effects per kind, then policy values, per seed."""
+    kinds = sorted(
+        {c.removeprefix("oracle_effect_").removesuffix("_true") for c in table.columns
+         if c.startswith("oracle_effect_") and c.endswith("_true")}
+    )  # fmt: skip
+    lines = []
+    for _, row in table.iterrows():
+        seed = int(row["seed"])
+        effect_rows = []
+        for kind in kinds:
+            get = lambda key, kind=kind, row=row: row.get(key.format(kind=kind), np.nan)  # noqa: E731
+            effect_rows.append(
+                {
+                    "kind": kind,
+                    "true ATE": get("oracle_effect_{kind}_true"),
+                    "estimate": get("effect_{kind}_ate"),
+                    "95% CI": f"[{get('effect_{kind}_lo'):+.4f}, {get('effect_{kind}_hi'):+.4f}]",
+                    "error": get("oracle_effect_{kind}_error"),
+                    "sign ok": bool(get("oracle_effect_{kind}_sign_right")),
+                    "CI covers": bool(get("oracle_effect_{kind}_covered")),
+                    "naive": get("{kind}_naive_mean_here"),
+                    "rank ρ (log)": get("oracle_effect_{kind}_rank_corr"),
+                    "rank ρ (plan)": get("{kind}_rank_corr"),
+                    "interval cover": get("{kind}_interval_coverage"),
+                    "robustness": get("effect_{kind}_robustness"),
+                }
+            )
+        effects = pd.DataFrame(effect_rows).set_index("kind")
+        oracle_cap = row.get("value_oracle_capacity", np.nan)
+        policy_rows = [
+            {
+                "policy": name,
+                "value (ARR saved − cost)": row.get(f"value_{name}", np.nan),
+                "vs capacity oracle": row.get(f"value_{name}", np.nan) / oracle_cap,
+                "funded": row.get(f"funded_{name}", np.nan),
+                "harmful share": row.get(f"harmful_share_{name}", np.nan),
+            }
+            for name in POLICIES
+        ]
+        policies = pd.DataFrame(policy_rows).set_index("policy")
+        lines += [
+            f"seed {seed}: {int(row.get('accounts', 0)):,} accounts the oracle knows",
+            effects.to_string(float_format=lambda v: f"{v:+.4f}"),
+            "",
+            policies.to_string(float_format=lambda v: f"{v:,.3f}"),
+            f"shipped / oracle (no capacity): {row.get('shipped_vs_oracle', np.nan):.3f}   "
+            f"shipped / capacity oracle: {row.get('shipped_vs_capacity_oracle', np.nan):.3f}",
+            "",
+        ]
+    return "\n".join(lines)

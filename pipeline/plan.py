@@ -1,0 +1,376 @@
+"""``healthscore plan``: recommended plays per account, allocated within the period's capacity.
+
+Reads the scores partition of the same date (run ``score`` first) and the champion model's effect
+model; writes ``plans/as_of=DATE/`` atomically beside ``scores/as_of=DATE/``:
+
+- ``plans.parquet``: per account the best plan (expected lift with interval, ARR saved, cost,
+  net value, extrapolation flag), two runner-up plans on its saved-vs-cost frontier, whether the
+  portfolio allocation funds it, and the learning loop's arm with the propensity of what it runs;
+- ``effects.parquet``: per account and kind the estimated effect, interval, propensity, flag;
+- ``allocation.json`` (objective, capacity used, marginal value of each resource),
+  ``frontier.csv`` (ARR saved vs cost) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models import allocation, plans, policy
+from models.uplift import PlayEffects
+from pipeline import registry
+from pipeline.config import Params
+from pipeline.effects import context_frame, segments
+from pipeline.score import _snapshot
+from pipeline.score import partition as score_partition
+from pipeline.storage import atomic_directory
+
+log = logging.getLogger("healthscore")
+
+
+class PlanError(RuntimeError):
+    """The plan cannot be made (no scores for the date, no effect model, empty catalog)."""
+
+
+@dataclass
+class PlanResult:
+    path: Path
+    as_of: date
+    accounts: int
+    recommended: int
+    funded: int
+    arr_saved: float
+    cost: float
+    seconds: float
+
+
+def partition(output_dir: Path, as_of: date) -> Path:
+    return output_dir / "plans" / f"as_of={as_of.isoformat()}"
+
+
+def catalog_options(params: Params, kinds: list[str]) -> tuple[plans.Option, ...]:
+    """The catalog's plays the effect model knows, one option per kind and timing slot."""
+    catalog = params.plan.catalog
+    unknown = sorted(set(catalog) - set(kinds))
+    if unknown:
+        log.warning(
+            "plan: catalog kinds the effect model has no estimate for (never recommended): %s",
+            ", ".join(unknown),
+        )
+    unlisted = sorted(set(kinds) - set(catalog))
+    if unlisted:
+        log.info(
+            "plan: logged kinds not in plan.catalog (not recommended): %s", ", ".join(unlisted)
+        )
+    options = tuple(
+        plans.Option(kind=kind, offset_days=int(offset), **play.model_dump(exclude={"offsets"}))
+        for kind, play in catalog.items()
+        if kind in kinds
+        for offset in sorted(set(play.offsets))
+    )
+    if not options:
+        raise PlanError(
+            "plan.catalog lists no kind the effect model estimated "
+            f"(estimated: {', '.join(kinds) or 'none'})"
+        )
+    return options
+
+
+def read_scores(params: Params, as_of: date) -> pd.DataFrame:
+    path = score_partition(params.output_dir, as_of) / "scores.parquet"
+    if not path.exists():
+        raise PlanError(f"{path} not found: run `healthscore score --as-of {as_of}` first")
+    return pd.read_parquet(path)
+
+
+def account_effects(
+    effects: PlayEffects, context: pd.DataFrame, scores: pd.DataFrame, modifiers: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(n, kinds) effect, lower, upper, propensity of each kind for the scored accounts."""
+    p0 = scores["win_probability"].to_numpy(dtype=float)
+    seg = segments(scores)
+    mods = context[modifiers] if modifiers else None
+    point, lo, hi = effects.effects(p0, seg, mods)
+    propensity = effects.propensity(context, p0, seg, mods)
+    return point, lo, hi, propensity
+
+
+def make_plans(
+    params: Params,
+    effects: PlayEffects,
+    scores: pd.DataFrame,
+    context: pd.DataFrame,
+    as_of: date,
+) -> dict[str, object]:
+    """Everything the plan partition holds, as frames and dicts (no I/O)."""
+    cfg = params.plan
+    kinds = list(effects.kinds_)
+    options = catalog_options(params, kinds)
+    column = np.array([kinds.index(o.kind) for o in options])
+    point, lo, hi, propensity = account_effects(effects, context, scores, effects.modifier_columns_)
+    flagged = effects.extrapolated(propensity)
+    p0 = scores["win_probability"].to_numpy(dtype=float)
+    arr = scores["arr"].to_numpy(dtype=float)
+    days = scores["days_to_renewal"].to_numpy(dtype=float)
+    known = ~np.isnan(days)
+    search = plans.search_plans(
+        p0,
+        point[:, column],
+        lo[:, column],
+        hi[:, column],
+        arr,
+        np.where(known, days, -1.0),  # no renewal date: no lead-time window holds
+        options,
+        max_plays=cfg.max_plays,
+        exclusions=[tuple(pair) for pair in cfg.exclusions],
+        extrapolated=flagged[:, column],
+        max_exact_plans=cfg.max_exact_plans,
+        seed=cfg.seed,
+    )
+    candidates = plans.candidates(search)
+    capacity = cfg.capacity.model_dump()
+    funded_plan = np.zeros(len(scores), dtype=np.int64)
+    funded_saved = np.zeros(len(scores))
+    funded_cost = np.zeros(len(scores))
+    funded_hours = np.zeros(len(scores))
+    funded_exec = np.zeros(len(scores))
+    portfolio = None
+    if len(candidates.account):
+        portfolio = allocation.allocate(
+            candidates.account,
+            candidates.saved,
+            candidates.cost,
+            candidates.csm_hours,
+            candidates.exec_hours,
+            capacity,
+        )
+        chosen = portfolio.choice
+        rows = candidates.account[chosen]
+        funded_plan[rows] = candidates.plan[chosen]
+        funded_saved[rows] = candidates.saved[chosen]
+        funded_cost[rows] = candidates.cost[chosen]
+        funded_hours[rows] = candidates.csm_hours[chosen]
+        funded_exec[rows] = candidates.exec_hours[chosen]
+    labels = np.array(plans.plan_labels(search.plans, options), dtype=object)
+
+    # the learning loop: actions = business as usual, the funded plan, each single option
+    singles = np.eye(len(options), dtype=bool)
+    eligible_options = plans.eligibility(options, arr, np.where(known, days, -1.0))
+    recommended_row = search.plans[funded_plan]
+    same_as_single = (recommended_row[:, None, :] == singles[None, :, :]).all(axis=2)
+    allowed = np.column_stack(
+        [
+            np.ones(len(scores), dtype=bool),
+            funded_plan > 0,
+            eligible_options & ~same_as_single,
+        ]
+    )
+    recommended = np.where(funded_plan > 0, 1, 0)
+    eligible = eligible_options.any(axis=1)
+    assignment = policy.assign_holdout(
+        scores["contract_id"].astype(str).to_numpy(),  # one arm per contract, stable across runs
+        recommended,
+        allowed,
+        eligible,
+        cfg.epsilon,
+        cfg.random_share,
+        cfg.seed,
+        salt="plan",
+    )
+    single_labels = np.array(["business as usual", "", *(o.label for o in options)], dtype=object)
+    assigned = assignment.assigned
+    action = np.where(assigned == 1, labels[funded_plan], single_labels[assigned])
+    frame = scores[
+        [
+            c
+            for c in ("account_id", "contract_id", "segment", "csm_id", "arr", "days_to_renewal")
+            if c in scores
+        ]
+    ].assign(
+        win_probability=p0,
+        best_plan=labels[search.best],
+        lift=search.lift,
+        lift_low=search.lift_lo,
+        lift_high=search.lift_hi,
+        arr_saved=search.saved,
+        arr_saved_low=search.saved_lo,
+        arr_saved_high=search.saved_hi,
+        cost=search.cost,
+        csm_hours=search.csm_hours,
+        exec_hours=search.exec_hours,
+        net_value=search.net,
+        extrapolated=search.extrapolated,
+        runner_up_1=np.where(search.runners_up[:, 0] >= 0, labels[search.runners_up[:, 0]], None),
+        runner_up_1_arr_saved=search.runners_up_saved[:, 0],
+        runner_up_2=np.where(search.runners_up[:, 1] >= 0, labels[search.runners_up[:, 1]], None),
+        runner_up_2_arr_saved=search.runners_up_saved[:, 1],
+        funded=funded_plan > 0,
+        recommended=labels[funded_plan],
+        recommended_arr_saved=funded_saved,
+        recommended_cost=funded_cost,
+        recommended_csm_hours=funded_hours,
+        recommended_exec_hours=funded_exec,
+        arm=assignment.arm,
+        action=action,
+        propensity=assignment.propensity,
+        p_recommended=assignment.p_recommended,
+        holdout_propensity=assignment.holdout_propensity,
+        as_of=pd.Timestamp(as_of),
+    )
+    long = pd.DataFrame(
+        {
+            "account_id": np.repeat(scores["account_id"].to_numpy(), len(kinds)),
+            "kind": np.tile(kinds, len(scores)),
+            "effect": point.ravel(),
+            "effect_low": lo.ravel(),
+            "effect_high": hi.ravel(),
+            "propensity": propensity[:, 1:].ravel(),
+            "extrapolated": flagged.ravel(),
+        }
+    )
+    alloc: dict[str, object] = {"capacity": capacity, "candidates": len(candidates.account)}
+    frontier = pd.DataFrame()
+    if portfolio is not None:
+        alloc |= {
+            "objective": portfolio.objective,
+            "arr_saved": portfolio.saved,
+            "used": portfolio.used,
+            "shadow_prices": portfolio.shadow_prices,
+            "optimal": portfolio.optimal,
+            "message": portfolio.message,
+        }
+        f = portfolio.frontier
+        frontier = pd.DataFrame(
+            {"budget": f.budget, "arr_saved": f.saved, "cost": f.cost, "net": f.net,
+             "optimal": f.optimal}
+        )  # fmt: skip
+    return {
+        "plans": frame,
+        "effects": long,
+        "allocation": alloc,
+        "frontier": frontier,
+        "exact": search.exact,
+        "plan_space": len(search.plans),
+    }
+
+
+def run_plan(params: Params, as_of: date) -> PlanResult:
+    """Recommend and allocate plays for every scored account; write the partition atomically."""
+    started = time.perf_counter()
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, version = registry.load_champion(
+        params.mlflow.model_name, params.mlflow.alias, params.score.version
+    )
+    if model.effects is None:
+        raise PlanError(
+            f"model {params.mlflow.model_name} v{version} has no effect model (no interventions "
+            "log at training, or effects.enabled: false): retrain with a play log"
+        )
+    scores = read_scores(params, as_of)
+    snapshot, _ = _snapshot(params, model, as_of, None)
+    snapshot = snapshot.copy().set_index("account_id").reindex(scores["account_id"]).reset_index()
+    context = context_frame(snapshot, model.catalog, model.features)
+    out = make_plans(params, model.effects, scores, context, as_of)
+    frame = out["plans"]
+    assert isinstance(frame, pd.DataFrame)
+    target = partition(params.output_dir, as_of)
+    funded = frame[frame["funded"]]
+    summary = {
+        "as_of": as_of.isoformat(),
+        "model_version": version,
+        "accounts": len(frame),
+        "with_positive_plan": int((frame["best_plan"] != "business as usual").sum()),
+        "funded": len(funded),
+        "arr_saved_funded": float(funded["recommended_arr_saved"].sum()),
+        "cost_funded": float(funded["recommended_cost"].sum()),
+        "extrapolated_funded": int(funded["extrapolated"].sum()),
+        "arms": frame["arm"].value_counts().to_dict(),
+        "plan_space": out["plan_space"],
+        "exact_search": out["exact"],
+        "allocation": out["allocation"],
+    }
+    with atomic_directory(target) as tmp:
+        frame.to_parquet(tmp / "plans.parquet", index=False)
+        effects = out["effects"]
+        assert isinstance(effects, pd.DataFrame)
+        effects.to_parquet(tmp / "effects.parquet", index=False)
+        frontier = out["frontier"]
+        assert isinstance(frontier, pd.DataFrame)
+        frontier.to_csv(tmp / "frontier.csv", index=False)
+        (tmp / "allocation.json").write_text(json.dumps(out["allocation"], indent=2) + "\n")
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    seconds = time.perf_counter() - started
+    result = PlanResult(
+        target, as_of, len(frame), summary["with_positive_plan"], len(funded),
+        summary["arr_saved_funded"], summary["cost_funded"], round(seconds, 1),
+    )  # fmt: skip
+    log.info(
+        "plan: %s accounts, %s with a plan worth its cost, %s funded within capacity "
+        "(ARR saved %s for %s); %d plans searched (%s); %.1f s → %s",
+        f"{result.accounts:,}", f"{result.recommended:,}", f"{result.funded:,}",
+        f"{result.arr_saved:,.0f}", f"{result.cost:,.0f}", out["plan_space"],
+        "exact" if out["exact"] else "genetic", seconds, target,
+    )  # fmt: skip
+    return result
+
+
+def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
+    """The learning loop's read-out of a past plan run, from renewals known since.
+
+    A plan row's outcome is its snapshot's renewal label in the current training set (rebuilt
+    on later data by ``healthscore features``); rows whose renewal is not known yet are left out.
+    """
+    path = partition(params.output_dir, as_of) / "plans.parquet"
+    if not path.exists():
+        raise PlanError(f"{path} not found: no plan run on {as_of}")
+    frame = pd.read_parquet(path)
+    labels_path = params.output_dir / "features" / "training_set.parquet"
+    if not labels_path.exists():
+        raise PlanError(f"{labels_path} not found: run `healthscore features` on the later data")
+    labels = pd.read_parquet(labels_path, columns=["account_id", "as_of", "renewed"])
+    labels = labels[pd.to_datetime(labels["as_of"]) == pd.Timestamp(as_of)]
+    joined = frame.merge(labels[["account_id", "renewed"]], on="account_id", how="inner")
+    joined = joined[joined["renewed"].notna()]
+    arms = joined["arm"].isin(["plan", "holdout_bau"])
+    if joined.empty or joined.loc[arms, "arm"].nunique() < 2:
+        raise PlanError(
+            f"plans of {as_of}: {len(joined)} renewals known so far, not both a plan and a "
+            "held-out group: evaluate once more renewals have landed"
+        )
+    result = policy.holdout_uplift(
+        joined["arm"].to_numpy(dtype=object),
+        joined["recommended"].to_numpy(dtype=object),
+        joined["action"].to_numpy(dtype=object),
+        joined["holdout_propensity"].to_numpy(dtype=float),
+        joined["renewed"].astype(float).to_numpy(),
+        joined["lift"].to_numpy(dtype=float),
+        joined["arr"].to_numpy(dtype=float),
+    )
+    result = {"as_of": as_of.isoformat(), "renewals_known": len(joined), **result}
+    (path.parent / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    log.info(
+        "plan-eval: %s: %d renewals known; uplift of following the plans %+.3f [%+.3f, %+.3f]",
+        as_of, len(joined), result.get("uplift", float("nan")),
+        result.get("uplift_ci_low", float("nan")), result.get("uplift_ci_high", float("nan")),
+    )  # fmt: skip
+    return result
+
+
+def latest_plan(params: Params) -> date:
+    """The date of the most recent plan run."""
+    root = params.output_dir / "plans"
+    dates = sorted(
+        date.fromisoformat(p.name.removeprefix("as_of="))
+        for p in root.glob("as_of=*")
+        if (p / "plans.parquet").exists()
+    )
+    if not dates:
+        raise PlanError(f"no plan run in {root}: run `healthscore plan` first")
+    return dates[-1]
