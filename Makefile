@@ -45,6 +45,14 @@ train: setup
 score: setup
 	$(HS) score --params $(PARAMS) $(ARGS)
 
+## Recommend plays and allocate capacity for a scoring run (ARGS="--as-of DATE")
+plan: setup
+	$(HS) plan --params $(PARAMS) $(ARGS)
+
+## Measure the recommendations against the synthetic world's oracle (ARGS="--seeds 42,43,44")
+evaluate-plays: setup
+	$(HS) evaluate-plays --params $(PARAMS) $(ARGS)
+
 ## Run the main job end to end on the embedded default
 all: setup
 	$(HS) all --params $(PARAMS) $(ARGS)
@@ -75,6 +83,10 @@ bench-tables: setup
 bench-score: setup
 	$(HS) bench --params $(PARAMS) $(foreach n,$(or $(ARGS),100000),--score-accounts $(n))
 
+## Plan-stage speed: effects, search, allocation, holdout (ARGS="10000 100000")
+bench-plan: setup
+	$(HS) bench --params $(PARAMS) $(foreach n,$(or $(ARGS),10000),--plan-accounts $(n))
+
 ## Re-pin constraints.txt to what .venv has now
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^healthscore' \
@@ -84,4 +96,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score all test lint format bench bench-tables bench-score lock clean
+.PHONY: help setup data validate features train score all test lint format bench bench-tables bench-score bench-plan plan evaluate-plays lock clean

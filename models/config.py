@@ -141,9 +141,6 @@ class Play(_Section):
     """One intervention kind in the catalog: what it costs and when and where it may run."""
 
     cost: float = Field(default=0.0, ge=0)  # money per play
-    cost_arr_share: float = Field(
-        default=0.0, ge=0, le=1
-    )  # … plus this share of the ARR (a discount)
     csm_hours: float = Field(default=0.0, ge=0)
     exec_hours: float = Field(default=0.0, ge=0)
     min_days: int = Field(default=0, ge=0)  # start at least this many days before the renewal …

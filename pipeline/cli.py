@@ -360,10 +360,18 @@ def bench(
             "LightGBM's pred_contrib floor (repeatable; run `make train` first)."
         ),
     ] = None,
+    plan_accounts: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Plan this many accounts: effects, plan search, allocation and holdout "
+            "(repeatable; run `make train` first)."
+        ),
+    ] = None,
 ) -> None:
     """Print world-generation and validation speed and peak memory per world size; or, with
     --usage-log, the usage family against the shared reference build on the same log; or, with
-    --score-accounts, batch scoring speed with reasons.
+    --score-accounts, batch scoring speed with reasons; or, with --plan-accounts, the plan
+    stage's speed.
 
     Each measurement runs in its own process (its own peak RSS) in a temporary folder; nothing
     of yours is touched. World sizes default to synthetic.accounts; with --usage-log, worlds
@@ -379,6 +387,14 @@ def bench(
         from pipeline.bench_score import main as bench_score
 
         bench_score(score_accounts, cfg)
+        return
+    if plan_accounts:
+        from pipeline import bench_plan
+
+        figures = [bench_plan.measure(cfg, n) for n in plan_accounts]
+        typer.echo(bench_plan.render(figures))
+        for row in figures:
+            typer.echo(json.dumps(row))
         return
     if usage_log is None or accounts:
         sizes = accounts or [cfg.synthetic.accounts]
