@@ -248,7 +248,8 @@ def evaluate_plays(
         ),
     ] = None,
     workdir: Annotated[
-        Path | None, typer.Option(help="Where the per-seed worlds go (default: a temp dir).")
+        Path | None,
+        typer.Option(help="Keep the per-seed worlds here (default: a temporary folder)."),
     ] = None,
 ) -> None:
     """Measure the recommendations against the synthetic world's oracle (evaluation only).

@@ -17,6 +17,7 @@ whole pipeline runs on fresh worlds, one per seed, and the figures are printed p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
@@ -202,6 +203,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
         out[f"{kind}_naive_mean_here"] = float(naive[:, j].mean())
     naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
     policies["naive_reprediction"] = naive_search.plans[_funded(naive_search, capacity)]
+    policies["naive_unconstrained"] = naive_search.plans[naive_search.best]
     for name, chosen in policies.items():
         value, harmful = true_value(chosen)
         out[f"value_{name}"] = value
@@ -243,7 +245,7 @@ def run_seeds(params: Params, seeds: list[int], workdir: Path | None) -> pd.Data
     from pipeline import stages
 
     rows = []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with contextlib.nullcontext(str(workdir)) if workdir else tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             root = Path(tmp) / f"seed_{seed}"
             world = params.model_copy(
@@ -258,7 +260,7 @@ def run_seeds(params: Params, seeds: list[int], workdir: Path | None) -> pd.Data
                     ),
                 }
             )
-            root.mkdir(parents=True)
+            root.mkdir(parents=True, exist_ok=True)
             result = stages.run_all(world, quiet=True)
             figures = report(world, result.as_of)
             rows.append({"seed": seed, **figures})
@@ -274,6 +276,7 @@ POLICIES = (
     "random",
     "naive_reprediction",
     "shipped_unconstrained",
+    "naive_unconstrained",
     "oracle_unconstrained",
 )
 

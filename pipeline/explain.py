@@ -113,6 +113,7 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
         "net_value": float(plan["net_value"]),
         "extrapolated": bool(plan["extrapolated"]),
         "funded": bool(plan["funded"]),
+        "recommended": plan["recommended"],
         "arm": plan["arm"],
         "action": plan["action"],
         "runners_up": [
@@ -177,16 +178,19 @@ def render_page(page: dict[str, Any]) -> None:
             else ""
         )
         arm = {
-            "plan": "funded" if plays["funded"] else "not funded within this period's capacity",
-            "holdout_bau": "held out (business as usual, for measurement)",
-            "holdout_random": f"held out (randomised: {plays['action']})",
-            "ineligible": "no play eligible",
+            "plan": f"funded this period: {plays['recommended']}",
+            "holdout_bau": "held out this period (business as usual, for measurement)",
+            "holdout_random": f"held out this period (randomised: {plays['action']})",
+            "ineligible": "not funded within this period's capacity",
         }[plays["arm"]]
-        console.print(
-            f"[bold]Recommended[/]: {plays['best_plan']} — win probability "
-            f"{100 * plays['lift']:+.1f} pts ({low:+.1f} to {high:+.1f}), ARR saved "
-            f"{plays['arr_saved']:,.0f} for {plays['cost']:,.0f}; {arm}{flag}"
-        )
+        if plays["best_plan"] == "business as usual":
+            console.print("[bold]Plays[/]: none whose expected ARR saved covers its cost")
+        else:
+            console.print(
+                f"[bold]Best plan[/]: {plays['best_plan']} — win probability "
+                f"{100 * plays['lift']:+.1f} pts ({low:+.1f} to {high:+.1f}), ARR saved "
+                f"{plays['arr_saved']:,.0f} for {plays['cost']:,.0f}{flag}; {arm}"
+            )
         for alt in plays["runners_up"]:
             console.print(f"  or: {alt['plan']} (ARR saved {alt['arr_saved']:,.0f})")
         effects = ", ".join(

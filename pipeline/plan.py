@@ -173,7 +173,8 @@ def make_plans(
         ]
     )
     recommended = np.where(funded_plan > 0, 1, 0)
-    eligible = eligible_options.any(axis=1)
+    # the experiment runs among the funded accounts: the holdout frees capacity, never adds to it
+    eligible = funded_plan > 0
     assignment = policy.assign_holdout(
         scores["contract_id"].astype(str).to_numpy(),  # one arm per contract, stable across runs
         recommended,

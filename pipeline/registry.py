@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("healthscore")
 
 LOWER_IS_BETTER = {"log_loss", "brier"}
-REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "venn-abers", "mlflow")
+REQUIREMENTS = (
+    "lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "venn-abers", "mlflow", "econml",
+)  # fmt: skip
 
 
 # MLflow warns at class creation when predict has no type hints; the signature is explicit instead

@@ -120,12 +120,15 @@ def test_all_runs_the_built_stages_then_names_the_missing_ones(tmp_path):
     args = ["--params", str(ROOT / "params.yaml"), *(f"--set={kv}" for kv in small(tmp_path))]
     result = runner.invoke(app, ["all", *args])
     assert result.exit_code == 0, result.output
-    assert "not built yet: plan" in result.output
+    assert "not built yet: report" in result.output
     assert "champion → version 1" in result.output
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
     assert (tmp_path / "out" / "features" / "training_set.parquet").exists()
     # the synthetic world ends on synthetic.end_date: scored as of that day
     assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "scores.parquet").exists()
+    # and ends with the recommendations
+    assert (tmp_path / "out" / "plans" / "as_of=2026-11-01" / "plans.parquet").exists()
+    assert "all: recommendations →" in result.output
 
 
 def test_features_writes_the_training_set_and_its_catalog(generated):
