@@ -355,7 +355,10 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
         joined["arr"].to_numpy(dtype=float),
     )
     result = {"as_of": as_of.isoformat(), "renewals_known": len(joined), **result}
-    (path.parent / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+    target = path.parent / "evaluation.json"
+    scratch = target.with_suffix(".json.tmp")
+    scratch.write_text(json.dumps(result, indent=2) + "\n")
+    scratch.replace(target)  # whole or not at all
     log.info(
         "plan-eval: %s: %d renewals known; uplift of following the plans %+.3f [%+.3f, %+.3f]",
         as_of, len(joined), result.get("uplift", float("nan")),
