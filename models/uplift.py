@@ -367,7 +367,7 @@ def decision_table(
     table = snapshots.assign(as_of=as_of, decided_at=as_of - period)
     log = plays[["account_id", "ts", "type"]].dropna(subset=["account_id", "ts", "type"])
     ts = pd.to_datetime(log["ts"])
-    log = log.assign(ts=ts.dt.tz_localize(None) if ts.dt.tz is not None else ts)
+    log = log.assign(ts=ts.dt.tz_convert(None) if ts.dt.tz is not None else ts)  # UTC, naive
     # each play to the snapshot whose decision period holds it: the first as_of after ts
     dates = np.sort(table["as_of"].unique())
     nxt = np.searchsorted(dates, log["ts"].to_numpy(), side="right")

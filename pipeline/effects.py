@@ -49,7 +49,7 @@ def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) 
 
 def segments(table: pd.DataFrame) -> np.ndarray:
     if "segment" in table.columns:
-        return table["segment"].astype(str).fillna("(missing)").to_numpy()
+        return table["segment"].astype("string").fillna("(missing)").to_numpy(dtype=str)
     return np.full(len(table), "all")
 
 
@@ -125,5 +125,7 @@ def fit_effects(
         ],
         ignore_index=True,
     )
-    keep = decisions[["account_id", "as_of", "decided_at", "treatment", "renewed", *cfg.modifiers]]
+    keep = decisions[
+        ["account_id", "contract_id", "as_of", "decided_at", "treatment", "renewed", *cfg.modifiers]
+    ]
     return EffectsFit(model, keep.assign(p0=p0, segment=segments(decisions)), metrics, long)

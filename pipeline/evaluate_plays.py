@@ -297,8 +297,9 @@ def render(table: pd.DataFrame) -> str:
                 {
                     "kind": kind,
                     "true ATE": get("oracle_effect_{kind}_true"),
-                    "estimate": get("effect_{kind}_ate"),
-                    "95% CI": f"[{get('effect_{kind}_lo'):+.4f}, {get('effect_{kind}_hi'):+.4f}]",
+                    "estimate": get("oracle_effect_{kind}_estimate"),
+                    "95% CI": f"[{get('oracle_effect_{kind}_lo'):+.4f}, "
+                    f"{get('oracle_effect_{kind}_hi'):+.4f}]",
                     "error": get("oracle_effect_{kind}_error"),
                     "sign ok": bool(get("oracle_effect_{kind}_sign_right")),
                     "CI covers": bool(get("oracle_effect_{kind}_covered")),

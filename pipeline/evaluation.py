@@ -137,29 +137,46 @@ def effects_vs_oracle(params: Params, fit: EffectsFit) -> dict[str, float]:
     estimated and true effects and the share of true effects inside the per-account intervals.
     """
     truth = true_effects(params)
-    if truth is None:
+    snapshots = params.data.oracle_dir / "snapshots.parquet"
+    if truth is None or not snapshots.exists():
         return {}
+    # the oracle's effect at decided_at is for the contract in force then: keep the same contract
+    contracts = pd.read_parquet(snapshots, columns=["account_id", "as_of", "contract_id"])
+    truth = truth.merge(
+        contracts.assign(as_of=pd.to_datetime(contracts["as_of"])), on=["account_id", "as_of"]
+    )
     rows = fit.decisions.assign(decided_at=pd.to_datetime(fit.decisions["decided_at"]))
     joined = rows.merge(
-        truth.rename(columns={"as_of": "decided_at"}), on=["account_id", "decided_at"], how="inner"
+        truth.rename(columns={"as_of": "decided_at"}),
+        on=["account_id", "decided_at", "contract_id"],
+        how="inner",
     )
     if joined.empty:
         return {}
     model = fit.model
     modifiers = joined[model.modifier_columns_] if model.modifier_columns_ else None
     point, lo, hi = model.effects(joined["p0"].to_numpy(), joined["segment"].to_numpy(), modifiers)
-    out: dict[str, float] = {"oracle_effect_rows": float(len(joined))}
+    out: dict[str, float] = {
+        "oracle_effect_rows": float(len(joined)),
+        "oracle_effect_share_of_decisions": float(len(joined) / len(rows)),
+    }
     for j, kind in enumerate(model.kinds_):
         if kind not in joined:
             continue
         true = joined[kind].to_numpy(dtype=float)
         ok = ~np.isnan(true)
-        ate = model.average_.loc[kind]
+        # the estimate over exactly these rows: the per-account effects (and their intervals)
+        # averaged, so estimate and truth describe one population
+        estimate = float(point[ok, j].mean())
+        low, high = float(lo[ok, j].mean()), float(hi[ok, j].mean())
         mean = float(true[ok].mean())
         out[f"oracle_effect_{kind}_true"] = mean
-        out[f"oracle_effect_{kind}_error"] = float(ate["ate"] - mean)
-        out[f"oracle_effect_{kind}_sign_right"] = float(np.sign(ate["ate"]) == np.sign(mean))
-        out[f"oracle_effect_{kind}_covered"] = float(ate["lo"] <= mean <= ate["hi"])
+        out[f"oracle_effect_{kind}_estimate"] = estimate
+        out[f"oracle_effect_{kind}_lo"] = low
+        out[f"oracle_effect_{kind}_hi"] = high
+        out[f"oracle_effect_{kind}_error"] = estimate - mean
+        out[f"oracle_effect_{kind}_sign_right"] = float(np.sign(estimate) == np.sign(mean))
+        out[f"oracle_effect_{kind}_covered"] = float(low <= mean <= high)
         out[f"oracle_effect_{kind}_rank_corr"] = float(spearmanr(point[ok, j], true[ok]).statistic)
         out[f"oracle_effect_{kind}_interval_coverage"] = float(
             np.mean((lo[ok, j] <= true[ok]) & (true[ok] <= hi[ok, j]))

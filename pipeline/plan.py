@@ -39,6 +39,10 @@ class PlanError(RuntimeError):
     """The plan cannot be made (no scores for the date, no effect model, empty catalog)."""
 
 
+class NoEffectModel(PlanError):
+    """The model has no effect model (no play log at training, or effects disabled)."""
+
+
 @dataclass
 class PlanResult:
     path: Path
@@ -81,6 +85,12 @@ def catalog_options(params: Params, kinds: list[str]) -> tuple[plans.Option, ...
             f"(estimated: {', '.join(kinds) or 'none'})"
         )
     return options
+
+
+def exclusions(params: Params, options: tuple[plans.Option, ...]) -> list[tuple[str, str]]:
+    """``plan.exclusions`` between kinds the plan can use (the others cannot meet anyway)."""
+    kinds = {o.kind for o in options}
+    return [(a, b) for a, b in params.plan.exclusions if a in kinds and b in kinds]
 
 
 def read_scores(params: Params, as_of: date) -> pd.DataFrame:
@@ -129,7 +139,7 @@ def make_plans(
         np.where(known, days, -1.0),  # no renewal date: no lead-time window holds
         options,
         max_plays=cfg.max_plays,
-        exclusions=[tuple(pair) for pair in cfg.exclusions],
+        exclusions=exclusions(params, options),
         extrapolated=flagged[:, column],
         max_exact_plans=cfg.max_exact_plans,
         seed=cfg.seed,
@@ -165,11 +175,17 @@ def make_plans(
     eligible_options = plans.eligibility(options, arr, np.where(known, days, -1.0))
     recommended_row = search.plans[funded_plan]
     same_as_single = (recommended_row[:, None, :] == singles[None, :, :]).all(axis=2)
+    # a random play never needs more of any resource than the funded plan it stands in for
+    within = np.ones_like(eligible_options)
+    for name, used in (("cost", funded_cost), ("csm_hours", funded_hours),
+                       ("exec_hours", funded_exec)):  # fmt: skip
+        need = np.array([getattr(o, name) for o in options])
+        within &= need[None, :] <= used[:, None] + 1e-9
     allowed = np.column_stack(
         [
             np.ones(len(scores), dtype=bool),
             funded_plan > 0,
-            eligible_options & ~same_as_single,
+            eligible_options & ~same_as_single & within,
         ]
     )
     recommended = np.where(funded_plan > 0, 1, 0)
@@ -214,6 +230,10 @@ def make_plans(
         runner_up_2_arr_saved=search.runners_up_saved[:, 1],
         funded=funded_plan > 0,
         recommended=labels[funded_plan],
+        recommended_lift=np.divide(
+            funded_saved, arr, out=np.zeros_like(funded_saved), where=arr > 0
+        ),
+        recommended_extrapolated=(search.plans[funded_plan] & flagged[:, column]).any(axis=1),
         recommended_arr_saved=funded_saved,
         recommended_cost=funded_cost,
         recommended_csm_hours=funded_hours,
@@ -270,12 +290,25 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
     if model.effects is None:
-        raise PlanError(
+        raise NoEffectModel(
             f"model {params.mlflow.model_name} v{version} has no effect model (no interventions "
             "log at training, or effects.enabled: false): retrain with a play log"
         )
     scores = read_scores(params, as_of)
+    scored_by = set(scores["model_version"].astype(str)) if "model_version" in scores else set()
+    if scored_by and scored_by != {version}:
+        log.warning(
+            "plan: the scores of %s come from model v%s, the effects from v%s: re-score for "
+            "win probabilities of the same model", as_of, ", ".join(sorted(scored_by)), version,
+        )  # fmt: skip
     snapshot, _ = _snapshot(params, model, as_of, None)
+    missing = sorted(set(scores["account_id"]) - set(snapshot["account_id"]))
+    if missing:
+        raise PlanError(
+            f"{len(missing)} scored accounts have no features as of {as_of} in the data now "
+            f"(e.g. {', '.join(map(str, missing[:5]))}): the data changed since scoring; "
+            f"re-run `healthscore score --as-of {as_of}`"
+        )
     snapshot = snapshot.copy().set_index("account_id").reindex(scores["account_id"]).reset_index()
     context = context_frame(snapshot, model.catalog, model.features)
     out = make_plans(params, model.effects, scores, context, as_of)
@@ -291,7 +324,7 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "funded": len(funded),
         "arr_saved_funded": float(funded["recommended_arr_saved"].sum()),
         "cost_funded": float(funded["recommended_cost"].sum()),
-        "extrapolated_funded": int(funded["extrapolated"].sum()),
+        "extrapolated_funded": int(funded["recommended_extrapolated"].sum()),
         "arms": frame["arm"].value_counts().to_dict(),
         "plan_space": out["plan_space"],
         "exact_search": out["exact"],
@@ -351,7 +384,7 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
         joined["action"].to_numpy(dtype=object),
         joined["holdout_propensity"].to_numpy(dtype=float),
         joined["renewed"].astype(float).to_numpy(),
-        joined["lift"].to_numpy(dtype=float),
+        joined["recommended_lift"].to_numpy(dtype=float),
         joined["arr"].to_numpy(dtype=float),
     )
     result = {"as_of": as_of.isoformat(), "renewals_known": len(joined), **result}

@@ -153,8 +153,11 @@ def run_all(params: Params, quiet: bool = False) -> ScoreResult:
         as_of = (end.normalize() + pd.Timedelta(days=1)).date()
     result = run_score(params, as_of)
     if params.data.source != "table" and params.effects.enabled:
-        planned = run_plan(params, as_of)
-        log.info("all: recommendations → %s", planned.path)
+        try:
+            planned = run_plan(params, as_of)
+            log.info("all: recommendations → %s", planned.path)
+        except plan.NoEffectModel as exc:
+            log.warning("all: no plans: %s", exc)
     pending = ", ".join(f"{stage} ({issue})" for stage, issue in NOT_BUILT)
     log.warning("all: data → score → plan done (%s); not built yet: %s", result.path, pending)
     return result

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from pipeline import stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
-from pipeline.plan import PlanError, evaluate_plan, partition
+from pipeline.plan import PlanError, catalog_options, evaluate_plan, exclusions, partition
 from tests.pipeline.test_train import small
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +105,15 @@ def test_the_holdout_logs_the_propensity_of_what_runs(planned):
     assert (plans.loc[~eligible, "propensity"] == 1).all()
     bau = plans["arm"] == "holdout_bau"
     assert (plans.loc[bau, "action"] == "business as usual").all()
+    # a random play stands in for the funded plan without needing more of any resource
+    randomised = plans[
+        (plans["arm"] == "holdout_random") & (plans["action"] != plans["recommended"])
+    ]
+    for row in randomised.itertuples():
+        play = params.plan.catalog[row.action]
+        assert play.csm_hours <= row.recommended_csm_hours
+        assert play.exec_hours <= row.recommended_exec_hours
+        assert play.cost <= row.recommended_cost
     assert (plans.loc[follows, "action"] == plans.loc[follows, "recommended"]).all()
     # one arm per contract: the same contract keeps its arm from one run to the next
     first = read(params, FIRST)[["contract_id", "arm"]]
@@ -113,6 +122,13 @@ def test_the_holdout_logs_the_propensity_of_what_runs(planned):
     held_1 = kept["arm_1"].str.startswith("holdout")
     held_2 = kept["arm_2"].str.startswith("holdout")
     assert (held_1 == held_2).all()
+
+
+def test_exclusions_between_kinds_the_model_did_not_estimate_are_dropped(planned):
+    params, _ = planned
+    options = catalog_options(params, ["exec_call", "training"])
+    assert params.plan.exclusions == [("csm_change", "exec_call")]
+    assert exclusions(params, options) == []  # csm_change cannot be in a plan anyway
 
 
 def test_rerun_replaces_the_partition_with_identical_files(planned):
