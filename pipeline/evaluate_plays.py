@@ -28,15 +28,14 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from scipy.special import expit, logit
 from scipy.stats import spearmanr
 
 from features.base import slug
-from models import allocation, plans
+from models import plans
 from pipeline import registry
 from pipeline.config import Params
 from pipeline.evaluation import true_effects
-from pipeline.plan import catalog_options, partition
+from pipeline.plan import catalog_options, fund, partition
 from pipeline.score import _snapshot
 
 log = logging.getLogger("healthscore")
@@ -61,14 +60,7 @@ def _search(p0, lift, arr, days, options, cfg, extrapolated=None):  # noqa: ANN0
 
 def _funded(search: plans.PlanSearch, capacity: dict) -> np.ndarray:
     """Plan index funded per account under ``capacity`` (0 = business as usual)."""
-    cand = plans.candidates(search)
-    funded = np.zeros(len(search.best), dtype=np.int64)
-    if len(cand.account):
-        chosen = allocation.allocate(
-            cand.account, cand.saved, cand.cost, cand.csm_hours, cand.exec_hours, capacity
-        ).choice
-        funded[cand.account[chosen]] = cand.plan[chosen]
-    return funded
+    return fund(search, capacity)[0]
 
 
 def _random_fill(
@@ -169,9 +161,8 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
 
     def true_value(chosen_plans: np.ndarray) -> tuple[float, float]:
         """Policy value and harmful share of a (n, m) bool choice of options."""
-        z0 = logit(np.clip(p_true, 1e-6, 1 - 1e-6))
-        delta = logit(np.clip(p_true[:, None] + true_option, 1e-6, 1 - 1e-6)) - z0[:, None]
-        plan_l = expit(z0 + (delta * chosen_plans).sum(axis=1)) - p_true
+        distinct, which = np.unique(chosen_plans, axis=0, return_inverse=True)
+        plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which.ravel()]
         acted = chosen_plans.any(axis=1)
         value = float(np.sum((arr * plan_l - (chosen_plans * cost_of).sum(axis=1))[acted]))
         harmful = float(np.mean(acted & (plan_l < 0)))

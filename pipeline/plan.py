@@ -112,6 +112,27 @@ def account_effects(
     return point, lo, hi, propensity
 
 
+def fund(
+    search: plans.PlanSearch, capacity: dict[str, float | None]
+) -> tuple[np.ndarray, np.ndarray, allocation.Allocation | None, int]:
+    """The portfolio step: per account the funded plan (0 = business as usual) and its ARR
+    saved, the allocation (None when no plan is worth its cost) and the candidates considered."""
+    candidates = plans.candidates(search)
+    funded = np.zeros(len(search.best), dtype=np.int64)
+    saved = np.zeros(len(search.best))
+    if not len(candidates.account):
+        return funded, saved, None, 0
+    portfolio = allocation.allocate(
+        candidates.account, candidates.saved, candidates.cost, candidates.csm_hours,
+        candidates.exec_hours, capacity,
+    )  # fmt: skip
+    chosen = portfolio.choice
+    rows = candidates.account[chosen]
+    funded[rows] = candidates.plan[chosen]
+    saved[rows] = candidates.saved[chosen]
+    return funded, saved, portfolio, len(candidates.account)
+
+
 def make_plans(
     params: Params,
     effects: PlayEffects,
@@ -129,14 +150,14 @@ def make_plans(
     p0 = scores["win_probability"].to_numpy(dtype=float)
     arr = scores["arr"].to_numpy(dtype=float)
     days = scores["days_to_renewal"].to_numpy(dtype=float)
-    known = ~np.isnan(days)
+    lead = np.nan_to_num(days, nan=-1.0)  # no renewal date: no lead-time window holds
     search = plans.search_plans(
         p0,
         point[:, column],
         lo[:, column],
         hi[:, column],
         arr,
-        np.where(known, days, -1.0),  # no renewal date: no lead-time window holds
+        lead,
         options,
         max_plays=cfg.max_plays,
         exclusions=exclusions(params, options),
@@ -144,35 +165,16 @@ def make_plans(
         max_exact_plans=cfg.max_exact_plans,
         seed=cfg.seed,
     )
-    candidates = plans.candidates(search)
     capacity = cfg.capacity.model_dump()
-    funded_plan = np.zeros(len(scores), dtype=np.int64)
-    funded_saved = np.zeros(len(scores))
-    funded_cost = np.zeros(len(scores))
-    funded_hours = np.zeros(len(scores))
-    funded_exec = np.zeros(len(scores))
-    portfolio = None
-    if len(candidates.account):
-        portfolio = allocation.allocate(
-            candidates.account,
-            candidates.saved,
-            candidates.cost,
-            candidates.csm_hours,
-            candidates.exec_hours,
-            capacity,
-        )
-        chosen = portfolio.choice
-        rows = candidates.account[chosen]
-        funded_plan[rows] = candidates.plan[chosen]
-        funded_saved[rows] = candidates.saved[chosen]
-        funded_cost[rows] = candidates.cost[chosen]
-        funded_hours[rows] = candidates.csm_hours[chosen]
-        funded_exec[rows] = candidates.exec_hours[chosen]
+    funded_plan, funded_saved, portfolio, n_candidates = fund(search, capacity)
+    funded_cost = search.plan_cost[funded_plan]
+    funded_hours = search.plan_csm_hours[funded_plan]
+    funded_exec = search.plan_exec_hours[funded_plan]
     labels = np.array(plans.plan_labels(search.plans, options), dtype=object)
 
     # the learning loop: actions = business as usual, the funded plan, each single option
     singles = np.eye(len(options), dtype=bool)
-    eligible_options = plans.eligibility(options, arr, np.where(known, days, -1.0))
+    eligible_options = plans.eligibility(options, arr, lead)
     recommended_row = search.plans[funded_plan]
     same_as_single = (recommended_row[:, None, :] == singles[None, :, :]).all(axis=2)
     # a random play never needs more of any resource than the funded plan it stands in for
@@ -188,9 +190,9 @@ def make_plans(
             eligible_options & ~same_as_single & within,
         ]
     )
-    recommended = np.where(funded_plan > 0, 1, 0)
     # the experiment runs among the funded accounts: the holdout frees capacity, never adds to it
     eligible = funded_plan > 0
+    recommended = eligible.astype(np.int64)  # action 1: the funded plan
     assignment = policy.assign_holdout(
         scores["contract_id"].astype(str).to_numpy(),  # one arm per contract, stable across runs
         recommended,
@@ -256,7 +258,7 @@ def make_plans(
             "extrapolated": flagged.ravel(),
         }
     )
-    alloc: dict[str, object] = {"capacity": capacity, "candidates": len(candidates.account)}
+    alloc: dict[str, object] = {"capacity": capacity, "candidates": n_candidates}
     frontier = pd.DataFrame()
     if portfolio is not None:
         alloc |= {
