@@ -21,12 +21,12 @@ from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
 from pipeline.io import DataContractError
 from pipeline.logs import setup_logging
 from pipeline.plan import PlanError
+from pipeline.report import ReportError
 
 T = TypeVar("T")
 
 EXIT_PARAMS = 2
 EXIT_DATA = 3
-EXIT_NOT_BUILT = 4
 
 log = logging.getLogger("healthscore")
 
@@ -74,7 +74,7 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     except ConfigError as exc:
         log.error("%s", exc)
         raise typer.Exit(EXIT_PARAMS) from None
-    except (ValueError, FileNotFoundError, PlanError) as exc:  # the stage's checks on its inputs
+    except (ValueError, FileNotFoundError, PlanError, ReportError) as exc:  # checks on inputs
         log.error("%s", exc)
         raise typer.Exit(EXIT_DATA) from None
 
@@ -109,11 +109,6 @@ def validate(
     """
     cfg = _params(params, set_, quiet)
     _guard(stages.run_validate, cfg)
-
-
-def _not_built(stage: str, issue: str) -> None:
-    log.warning("%s: not built yet (tracked in %s); nothing was run", stage, issue)
-    raise typer.Exit(EXIT_NOT_BUILT)
 
 
 @app.command()
@@ -308,10 +303,25 @@ def report(
     params: ParamsOption = DEFAULT_PARAMS,
     set_: SetOption = None,
     quiet: QuietOption = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="The scoring run to report on (YYYY-MM-DD); default the latest."),
+    ] = None,
 ) -> None:
-    """Write the HTML report for CS leaders (not built yet)."""
-    _params(params, set_, quiet)
-    _not_built("report", "issue #7")
+    """Write the CS leader's HTML report: reports/as_of=DATE/index.html (prints its path).
+
+    Self-contained (opens from disk or any static host, no network): headline figures and their
+    change since the previous run, a portfolio map (health × ARR), the priority list (sortable,
+    filterable by segment, CSM and band, with search), alerts and the quarter's forecast; one
+    page per account (health and interval, history, components, a waterfall of the drivers in
+    plain words, what changed, recommended plays from the plan run of the same date,
+    stakeholder footprint, recent activity); and the model page (version, out-of-time metrics,
+    reliability diagram, lead time, drift). Written atomically, replacing a re-run. Exit 3 when
+    there is no scoring run on that date.
+    """
+    cfg = _params(params, set_, quiet)
+    result = _guard(stages.run_report, cfg, _date(as_of) if as_of else None)
+    typer.echo(str(result.path))
 
 
 @app.command("all")
@@ -320,9 +330,14 @@ def run_all(
     set_: SetOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run the main job end to end: data → validate → (features → train → score → report)."""
+    """Run the main job end to end: data → validate → features → train → score → plan → report.
+
+    Scores report.backfill_runs earlier periods first so the report has trends and alerts, and
+    ends by printing the report's path.
+    """
     cfg = _params(params, set_, quiet)
-    _guard(stages.run_all, cfg, quiet)
+    result = _guard(stages.run_all, cfg, quiet)
+    typer.echo(str(result.path))
 
 
 @app.command()

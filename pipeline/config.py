@@ -124,6 +124,18 @@ class MlflowConfig(_Section):
     alias: str = "champion"
 
 
+class ReportConfig(_Section):
+    """The CS leader's HTML report (``healthscore report``)."""
+
+    currency: str = "$"
+    page_rows: int = Field(default=50, ge=5, le=1000)
+    chunk_accounts: int = Field(default=2000, ge=10)
+    history_runs: int = Field(default=12, ge=1)
+    activity_days: int = Field(default=180, ge=0)
+    activity_items: int = Field(default=8, ge=0)
+    backfill_runs: int = Field(default=2, ge=0)
+
+
 class Params(_Section):
     """The whole configuration; every path read or written comes from here."""
 
@@ -135,6 +147,7 @@ class Params(_Section):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 

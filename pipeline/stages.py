@@ -15,19 +15,17 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import features
-from pipeline import io, plan, score, synthetic, train
+from pipeline import io, plan, report, score, synthetic, train
 from pipeline.config import Params, flatten
 from pipeline.engines import make_engine
 from pipeline.logs import progress_enabled
 from pipeline.plan import PlanResult
+from pipeline.report import ReportResult
 from pipeline.score import ScoreResult
 from pipeline.storage import atomic_directory
 from pipeline.train import TrainResult
 
 log = logging.getLogger("healthscore")
-
-NOT_BUILT = (("report", "#7"),)
-
 
 def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
     """Generate the synthetic world (``data.raw_dir``) and its oracle (``data.oracle_dir``)."""
@@ -134,11 +132,15 @@ def _write_profile(raw: io.RawData, target: Path) -> pd.DataFrame:
     return profile
 
 
-def run_all(params: Params, quiet: bool = False) -> ScoreResult:
-    """The main job on the embedded default: data → validate → features → train → score → plan.
+def run_all(params: Params, quiet: bool = False) -> ReportResult:
+    """The main job on the embedded default: data → validate → features → train → score → plan
+    → report.
 
-    Scores as of the day after the data ends (the synthetic world's "today"); with
-    ``data.source: table`` there is no world to generate and the table is scored as of today.
+    Scores as of the day after the data ends (the synthetic world's "today"), after
+    ``report.backfill_runs`` earlier periods of the feature grid so the first report already has
+    trends, changes and alerts (those runs use today's model: in-sample, a demo of the history a
+    nightly job builds up). With ``data.source: table`` there is no world to generate and the
+    table is scored as of today, once.
     """
     if params.data.source != "table":
         run_data(params, quiet)
@@ -146,21 +148,31 @@ def run_all(params: Params, quiet: bool = False) -> ScoreResult:
     run_features(params, quiet)
     run_train(params)
     if params.data.source == "table":
-        as_of = pd.Timestamp.now(tz="UTC").date()
+        days = [pd.Timestamp.now(tz="UTC").date()]
     else:
         with io.read_raw(params.data) as raw:
             end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
-        as_of = (end.normalize() + pd.Timedelta(days=1)).date()
-    result = run_score(params, as_of)
+            first = io.data_start(raw).normalize() + pd.Timedelta(days=params.features.warmup_days)
+        today = end.normalize() + pd.Timedelta(days=1)
+        grid = features.as_of_grid(first, today, params.features.frequency)
+        earlier = [d.date() for d in grid if d < today][-params.report.backfill_runs :]
+        days = [*earlier, today.date()] if params.report.backfill_runs else [today.date()]
+    for day in days:
+        scored = run_score(params, day)
     if params.data.source != "table" and params.effects.enabled:
         try:
-            planned = run_plan(params, as_of)
+            planned = run_plan(params, scored.as_of)
             log.info("all: recommendations → %s", planned.path)
         except plan.NoEffectModel as exc:
             log.warning("all: no plans: %s", exc)
-    pending = ", ".join(f"{stage} ({issue})" for stage, issue in NOT_BUILT)
-    log.warning("all: data → score → plan done (%s); not built yet: %s", result.path, pending)
-    return result
+    written = run_report(params, scored.as_of)
+    log.info("all: done; open the report: %s", written.path)
+    return written
+
+
+def run_report(params: Params, as_of: date | None = None) -> ReportResult:
+    """Write the HTML report of a scoring run (see :mod:`pipeline.report`)."""
+    return report.run_report(params, as_of)
 
 
 def run_plan(params: Params, as_of: date) -> PlanResult:

@@ -1,0 +1,655 @@
+"""``healthscore report --as-of DATE``: the CS leader's HTML report, self-contained.
+
+Flow: the scoring run of ``as_of`` (and the past runs for trends) + the plan run of the same day
++ the raw tables for each account's stakeholders and recent activity + the model's MLflow run
+→ ``reports/as_of=DATE/`` written atomically:
+
+- ``index.html``: portfolio (headline figures, bubble chart, priority list, alerts, forecast),
+  account pages and the model page, with client-side navigation. Every asset is inlined.
+- ``accounts/part-NNNN.js``: each account's page data, ``report.chunk_accounts`` accounts per
+  file in priority order, loaded by a ``<script>`` tag only when one of its accounts is opened
+  (``<script src>`` works from ``file://``, where ``fetch`` does not), so 100,000 accounts open
+  as fast as a few hundred.
+
+Safe by construction: server-side text goes through Jinja's autoescape; data for the scripts is
+JSON with ``<``, ``>``, ``&`` and the line separators escaped, so no value can close a
+``<script>`` element; the scripts write data with ``textContent`` and ``setAttribute`` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import jinja2
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from pipeline import io
+from pipeline.config import Params
+from pipeline.plan import partition as plan_partition
+from pipeline.score import partition as score_partition
+from pipeline.score import past_runs
+from pipeline.storage import atomic_directory
+
+log = logging.getLogger("healthscore")
+
+ASSETS = "report_assets"
+_JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+class ReportError(RuntimeError):
+    """Nothing to report on (no scoring run on the date asked for)."""
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    path: Path
+    as_of: date
+    accounts: int
+    parts: int
+    bytes_index: int
+    bytes_total: int
+    seconds: float
+
+
+def partition(output_dir: Path, as_of: date) -> Path:
+    """Where the report of one as-of date lives."""
+    return output_dir / "reports" / f"as_of={as_of.isoformat()}"
+
+
+def run_report(params: Params, as_of: date | None = None) -> ReportResult:
+    """Write the report of the scoring run on ``as_of`` (default: the latest run).
+
+    Raises:
+        ReportError: no scoring run at all, or none on ``as_of``.
+    """
+    started = time.perf_counter()
+    runs = past_runs(params.output_dir)
+    if not runs:
+        raise ReportError(
+            f"no scoring runs in {params.output_dir / 'scores'}: run `healthscore score` first"
+        )
+    day = as_of or runs[-1]
+    if day not in runs:
+        raise ReportError(
+            f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))} "
+            "(run `healthscore score --as-of DATE` first)"
+        )
+    history = [d for d in runs if d <= day][-params.report.history_runs :]
+    data = collect(params, day, history)
+    target = partition(params.output_dir, day)
+    with atomic_directory(target) as tmp:
+        parts = write(data, tmp, params.report.chunk_accounts)
+    sizes = [p.stat().st_size for p in target.rglob("*") if p.is_file()]
+    result = ReportResult(
+        path=target / "index.html",
+        as_of=day,
+        accounts=len(data["accounts"]),
+        parts=parts,
+        bytes_index=(target / "index.html").stat().st_size,
+        bytes_total=int(sum(sizes)),
+        seconds=time.perf_counter() - started,
+    )
+    log.info(
+        "report: %s accounts, %d runs of history, %d account files; index %.1f MB, "
+        "all %.1f MB in %.1f s → %s",
+        f"{result.accounts:,}", len(history), parts, result.bytes_index / 1e6,
+        result.bytes_total / 1e6, result.seconds, result.path,
+    )  # fmt: skip
+    return result
+
+
+# --- collect: everything the report shows, as plain data --------------------------------------
+
+
+def collect(params: Params, day: date, history: list[date]) -> dict[str, Any]:
+    """Read the runs, plans, raw tables and model run the report of ``day`` shows."""
+    folder = score_partition(params.output_dir, day)
+    scores = pd.read_parquet(folder / "scores.parquet").sort_values("priority", kind="stable")
+    scores = scores.reset_index(drop=True)
+    summary = json.loads((folder / "summary.json").read_text())
+    previous = history[-2] if len(history) > 1 else None
+    before = (
+        json.loads((score_partition(params.output_dir, previous) / "summary.json").read_text())
+        if previous
+        else None
+    )
+    plans, plan_summary, effects = _plans(params, day)
+    details = _details(params, day, scores, history, folder, effects)
+    drift = _csv(folder / "drift.csv")
+    return {
+        "as_of": str(day),
+        "currency": params.report.currency,
+        "page_rows": params.report.page_rows,
+        "bands": params.score.bands.model_dump(),
+        "runs": [str(d) for d in history],
+        "headline": _headline(summary, before, previous, plan_summary),
+        "accounts": _accounts(scores, plans, details["change"]),
+        "details": details["pages"],
+        "personas": details["personas"],
+        "alerts": _alerts(folder, scores),
+        "forecast": _forecast(folder),
+        "model": _model(params, summary, drift),
+        "plan": plan_summary,
+    }
+
+
+def _plans(params: Params, day: date) -> tuple[pd.DataFrame | None, dict | None, pd.DataFrame]:
+    folder = plan_partition(params.output_dir, day)
+    if not (folder / "plans.parquet").exists():
+        log.info("report: no plan run on %s: the report shows no plays", day)
+        return None, None, pd.DataFrame(columns=["account_id", "kind"])
+    summary = json.loads((folder / "summary.json").read_text())
+    return (
+        pd.read_parquet(folder / "plans.parquet").set_index("account_id"),
+        summary,
+        pd.read_parquet(folder / "effects.parquet"),
+    )
+
+
+def _headline(
+    summary: dict, before: dict | None, previous: date | None, plan_summary: dict | None
+) -> dict[str, Any]:
+    bands = summary["bands"]
+    change = {b: bands.get(b, 0) - before["bands"].get(b, 0) for b in bands} if before else None
+    forecast = summary.get("forecast") or {}
+    return {
+        "accounts": summary["accounts"],
+        "arr": summary["arr"],
+        "arr_at_risk": summary["arr_at_risk"],
+        "expected_churned_arr": forecast.get("expected_churned_arr"),
+        "expected_contraction_arr": forecast.get("expected_contraction_arr"),
+        "renewals_due": forecast.get("renewals_due"),
+        "bands": bands,
+        "band_change": change,
+        "previous_as_of": str(previous) if previous else None,
+        "alerts": summary.get("alerts", 0),
+        "expected_auc": summary.get("expected_auc"),
+        "funded": plan_summary.get("funded") if plan_summary else None,
+        "arr_saved_funded": plan_summary.get("arr_saved_funded") if plan_summary else None,
+        "cost_funded": plan_summary.get("cost_funded") if plan_summary else None,
+    }
+
+
+def _accounts(
+    scores: pd.DataFrame, plans: pd.DataFrame | None, change: pd.Series
+) -> list[list[Any]]:
+    """The priority list's rows, in priority order (the order of the account files too)."""
+    if plans is not None:
+        plan = plans.reindex(scores["account_id"])
+        play = np.where(plan["funded"].fillna(False).astype(bool), plan["recommended"], None)
+        best = plan["best_plan"].where(plan["best_plan"] != "business as usual")
+        saved = plan["arr_saved"].to_numpy()
+    else:
+        play = np.full(len(scores), None)
+        best = pd.Series([None] * len(scores))
+        saved = np.full(len(scores), np.nan)
+    rows = zip(
+        scores["account_id"], scores["name"] if "name" in scores else scores["account_id"],
+        scores["segment"].astype("string") if "segment" in scores else [None] * len(scores),
+        scores["csm_id"] if "csm_id" in scores else [None] * len(scores),
+        scores["arr"], scores["health"], scores["band"],
+        change.reindex(scores["account_id"]).to_numpy(), scores["arr_at_risk"],
+        scores["priority"], scores["top_risk_1"], play, best.to_numpy(), saved,
+        scores["days_to_renewal"], strict=True,
+    )  # fmt: skip
+    return [
+        [
+            _text(a), _text(n), _text(s), _text(c), _round(arr), int(h), str(b), _round(t),
+            _round(risk), int(p), _text(d), _text(pl), _text(be), _round(sv), _round(days),
+        ]
+        for a, n, s, c, arr, h, b, t, risk, p, d, pl, be, sv, days in rows
+    ]  # fmt: skip
+
+
+ACCOUNT_FIELDS = [
+    "id", "name", "segment", "csm", "arr", "health", "band", "trend", "at_risk", "priority",
+    "driver", "play", "best_plan", "saved", "renewal_days",
+]  # fmt: skip
+
+
+def _details(
+    params: Params, day: date, scores: pd.DataFrame, history: list[date], folder: Path,
+    effects: pd.DataFrame,
+) -> dict[str, Any]:  # fmt: skip
+    """Each account's page data, in priority order."""
+    ids = scores["account_id"]
+    components = scores.filter(like="points_")
+    base = scores["health"] - components.sum(axis=1)
+    drivers = pd.read_parquet(folder / "drivers.parquet")
+    drivers = drivers.assign(order=drivers["points"].abs()).sort_values(
+        ["account_id", "order"], ascending=[True, False], kind="stable"
+    )
+    by_account = {
+        a: [[_text(t), round(float(p), 1), _text(c)] for t, p, c in zip(
+            g["text"], g["points"], g["component"], strict=True)]
+        for a, g in drivers.groupby("account_id", sort=False)
+    }  # fmt: skip
+    trend = _history(params, ids, history)
+    changes = _changes(folder, ids)
+    plan_pages = _plan_pages(params, day, effects)
+    footprint, activity, personas = _raw_pages(params, day, ids)
+    names = [c.removeprefix("points_") for c in components.columns]
+    pages = []
+    for i, account in enumerate(ids):
+        row = scores.iloc[i]
+        pages.append(
+            {
+                "p": [round(float(row["win_probability_low"]) * 100, 1),
+                      round(float(row["win_probability"]) * 100, 1),
+                      round(float(row["win_probability_high"]) * 100, 1)],
+                "base": round(float(base.iloc[i]), 1),
+                "components": [[n, round(float(v), 1)] for n, v in zip(
+                    names, components.iloc[i], strict=True)],
+                "drivers": by_account.get(account, []),
+                "history": trend.get(account, []),
+                "change": changes.get(account),
+                "plays": plan_pages.get(account),
+                "footprint": footprint.get(account, {}),
+                "activity": activity.get(account, []),
+                "version": str(row["model_version"]),
+            }
+        )  # fmt: skip
+    change = pd.Series(
+        {a: c["delta"] for a, c in changes.items() if c.get("delta") is not None}, dtype=float
+    )
+    return {"pages": pages, "change": change, "personas": personas}
+
+
+def _history(params: Params, ids: pd.Series, history: list[date]) -> dict[str, list[Any]]:
+    """Health per account on each run of ``history`` (None where it was not scored)."""
+    files = [str(score_partition(params.output_dir, d) / "scores.parquet") for d in history]
+    con = duckdb.connect()
+    frame = con.execute(
+        "SELECT account_id, CAST(as_of AS DATE) AS as_of, health FROM read_parquet(?)", [files]
+    ).df()
+    con.close()
+    wide = frame.pivot_table(index="account_id", columns="as_of", values="health")
+    wide = wide.reindex(columns=pd.to_datetime(history).date).reindex(ids)
+    return {
+        a: [None if math.isnan(v) else int(v) for v in row]
+        for a, row in zip(wide.index, wide.to_numpy(dtype=float), strict=True)
+    }
+
+
+def _changes(folder: Path, ids: pd.Series) -> dict[str, dict[str, Any]]:
+    """Since the previous run: health before, the change, and what moved it most."""
+    path = folder / "changes.parquet"
+    if not path.exists():
+        return {}
+    changes = pd.read_parquet(path).set_index("account_id")
+    component = [c for c in changes.columns if c.startswith("points_") and c.endswith("_change")]
+    out = {}
+    for account, row in changes.reindex(ids).dropna(subset=["health_previous"]).iterrows():
+        moved = {
+            c.removeprefix("points_").removesuffix("_change"): round(float(row[c]), 1)
+            for c in component
+            if pd.notna(row[c])
+        }
+        out[account] = {
+            "since": str(pd.Timestamp(row["previous_as_of"]).date()),
+            "before": int(row["health_previous"]),
+            "delta": int(row["health_change"]),
+            "band_before": _text(row.get("band_previous")),
+            "fell": [_feature(row.get("most_fell")), _round(row.get("most_fell_points"), 1)],
+            "rose": [_feature(row.get("most_rose")), _round(row.get("most_rose_points"), 1)],
+            "components": dict(sorted(moved.items(), key=lambda kv: kv[1])),
+        }
+    return out
+
+
+def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    folder = plan_partition(params.output_dir, day)
+    if not (folder / "plans.parquet").exists():
+        return {}
+    plans = pd.read_parquet(folder / "plans.parquet")
+    per_kind = {
+        a: [[k, round(100 * e, 2), round(100 * lo, 2), round(100 * hi, 2), bool(x)]
+            for k, e, lo, hi, x in zip(g["kind"], g["effect"], g["effect_low"],
+                                       g["effect_high"], g["extrapolated"], strict=True)]
+        for a, g in effects.sort_values(["account_id", "effect"], ascending=[True, False])
+        .groupby("account_id", sort=False)
+    }  # fmt: skip
+    out = {}
+    for r in plans.itertuples(index=False):
+        runners = [
+            [getattr(r, f"runner_up_{i}"), _round(getattr(r, f"runner_up_{i}_arr_saved"))]
+            for i in (1, 2)
+            if isinstance(getattr(r, f"runner_up_{i}"), str)
+        ]
+        out[r.account_id] = {
+            "best": r.best_plan,
+            "lift": [round(100 * r.lift, 2), round(100 * r.lift_low, 2), round(100 * r.lift_high, 2)],
+            "saved": [_round(r.arr_saved), _round(r.arr_saved_low), _round(r.arr_saved_high)],
+            "cost": _round(r.cost),
+            "hours": [_round(r.csm_hours, 1), _round(r.exec_hours, 1)],
+            "net": _round(r.net_value),
+            "extrapolated": bool(r.extrapolated),
+            "funded": bool(r.funded),
+            "recommended": r.recommended,
+            "arm": r.arm,
+            "action": r.action,
+            "runners_up": runners,
+            "kinds": per_kind.get(r.account_id, []),
+        }
+    return out
+
+
+def _raw_pages(
+    params: Params, day: date, ids: pd.Series
+) -> tuple[dict[str, dict[str, list[int]]], dict[str, list[list[Any]]], list[str]]:
+    """Stakeholder footprint and recent activity per account, from the raw tables before ``day``."""
+    if params.data.source == "table":
+        return {}, {}, []
+    cfg = params.report
+    as_of = pd.Timestamp(day)
+    since = as_of - pd.Timedelta(days=cfg.activity_days)
+    with io.read_raw(params.data) as raw:
+        con = raw.connection
+        con.register("report_accounts", pd.DataFrame({"account_id": ids.to_numpy()}))
+        footprint: dict[str, dict[str, list[int]]] = {}
+        personas: list[str] = []
+        if raw.has("contacts"):
+            frame = con.execute(
+                """
+                SELECT c.account_id, c.persona,
+                       count(*) FILTER (WHERE c.left_at IS NULL OR c.left_at >= $as_of) AS known,
+                       count(*) FILTER (WHERE c.left_at >= $since AND c.left_at < $as_of) AS left
+                FROM contacts c JOIN report_accounts USING (account_id)
+                WHERE c.created_at < $as_of AND c.persona IS NOT NULL
+                GROUP BY ALL
+                """,
+                {"as_of": as_of, "since": since},
+            ).df()
+            personas = sorted(frame["persona"].astype(str).unique())
+            for account, group in frame.groupby("account_id", sort=False):
+                footprint[account] = {
+                    str(p): [int(k), int(left)]
+                    for p, k, left in zip(
+                        group["persona"], group["known"], group["left"], strict=True
+                    )
+                }
+        activity = _activity(raw, con, as_of, since, cfg.activity_items)
+    return footprint, activity, personas
+
+
+# Each optional table's recent rows as (account, time, source, what, detail). Values are text.
+_ACTIVITY_SQL = {
+    "activities": """SELECT account_id, ts AS happened_at, 'activity' AS source, type AS what,
+        concat_ws(' · ', direction, CASE WHEN responded THEN 'answered'
+                                         WHEN NOT responded THEN 'no answer' END) AS detail
+        FROM activities""",
+    "support_tickets": """SELECT account_id, opened_at AS happened_at, 'ticket' AS source,
+        concat_ws(' ', 'ticket', ticket_id) AS what,
+        concat_ws(' · ', 'priority ' || priority, CASE WHEN closed_at IS NULL
+            OR closed_at >= $as_of THEN 'open' ELSE 'closed' END,
+            'CSAT ' || CAST(csat AS VARCHAR)) AS detail
+        FROM support_tickets""",
+    "surveys": """SELECT account_id, CASE WHEN responded_at < $as_of THEN responded_at
+        ELSE sent_at END AS happened_at, 'survey' AS source,
+        CASE WHEN responded_at IS NOT NULL AND responded_at < $as_of AND score IS NOT NULL
+             THEN 'NPS ' || CAST(CAST(score AS INTEGER) AS VARCHAR) ELSE 'survey sent' END AS what,
+        CASE WHEN responded_at IS NULL OR responded_at >= $as_of THEN 'no response' END AS detail
+        FROM surveys""",
+    "sentiment": """SELECT account_id, ts AS happened_at, 'sentiment' AS source,
+        'CSM rating ' || CAST(rating AS VARCHAR) AS what, note AS detail FROM sentiment""",
+    "interventions": """SELECT account_id, ts AS happened_at, 'play' AS source, type AS what,
+        concat_ws(' · ', reason, 'risk flag ' || CAST(risk_flag AS VARCHAR)) AS detail
+        FROM interventions""",
+    "opportunities": """SELECT account_id, created_at AS happened_at, 'opportunity' AS source,
+        type AS what, concat_ws(' · ', CASE WHEN closed_at < $as_of THEN stage ELSE 'open' END,
+        CAST(CAST(amount AS BIGINT) AS VARCHAR)) AS detail
+        FROM opportunities""",
+}
+
+
+def _activity(
+    raw: io.RawData, con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, since: pd.Timestamp,
+    items: int,
+) -> dict[str, list[list[Any]]]:  # fmt: skip
+    parts = [sql for table, sql in _ACTIVITY_SQL.items() if raw.has(table)]
+    if not parts or items <= 0:
+        return {}
+    union = " UNION ALL ".join(f"({sql})" for sql in parts)
+    frame = con.execute(
+        f"""
+        SELECT account_id, strftime(happened_at, '%Y-%m-%d') AS day, source, what, detail FROM (
+            SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY happened_at DESC, source, what)
+                AS n
+            FROM ({union}) JOIN report_accounts USING (account_id)
+            WHERE happened_at >= $since AND happened_at < $as_of)
+        WHERE n <= {int(items)}
+        ORDER BY account_id, n
+        """,
+        {"as_of": as_of, "since": since},
+    ).df()
+    return {
+        a: [[d, s, _text(w), _text(t)] for d, s, w, t in zip(
+            g["day"], g["source"], g["what"], g["detail"], strict=True)]
+        for a, g in frame.groupby("account_id", sort=False)
+    }  # fmt: skip
+
+
+def _alerts(folder: Path, scores: pd.DataFrame) -> list[dict[str, Any]]:
+    alerts = _csv(folder / "alerts.csv")
+    if alerts.empty:
+        return []
+    names = scores.set_index("account_id")["name"] if "name" in scores else pd.Series(dtype=str)
+    return [
+        {
+            "account_id": str(r.account_id),
+            "name": _text(names.get(r.account_id)) or str(r.account_id),
+            "before": int(r.health_previous),
+            "health": int(r.health),
+            "band_before": str(r.band_previous),
+            "band": str(r.band),
+            "reason": str(r.reason),
+            "arr": float(r.arr),
+            "priority": int(r.priority),
+        }
+        for r in alerts.itertuples(index=False)
+    ]
+
+
+def _forecast(folder: Path) -> dict[str, Any] | None:
+    """The coming window's forecast per group (total, segment, CSM … as the scoring run wrote)."""
+    forecast = _csv(folder / "forecast.csv")
+    if forecast.empty:
+        return None
+    groups = [
+        {
+            "name": str(name).removesuffix("_id").replace("_", " "),
+            "rows": [
+                _plain(r)
+                for r in rows.sort_values("expected_churned_arr", ascending=False)
+                .to_dict(orient="records")
+            ],
+        }
+        for name, rows in forecast.groupby("group", sort=False)
+    ]
+    return {"window_days": int(forecast["window_days"].iloc[0]), "groups": groups}
+
+
+def _model(params: Params, summary: dict, drift: pd.DataFrame) -> dict[str, Any]:
+    """Which model scored this run, its out-of-time figures and plots, and this run's drift."""
+    info = dict(summary.get("model") or {})
+    model: dict[str, Any] = {
+        "version": summary.get("model_version"),
+        "info": info,
+        "metrics": [],
+        "baselines": [],
+        "lead_time": [],
+        "plots": {},
+        "note": None,
+        "drift": [_plain(r) for r in drift.to_dict(orient="records")] if not drift.empty else [],
+        "expected_auc": summary.get("expected_auc"),
+    }
+    run_id = info.get("run_id")
+    if not run_id:
+        model["note"] = "the scoring run names no MLflow run"
+        return model
+    client = MlflowClient(params.mlflow.tracking_uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one log line instead
+    try:
+        run = client.get_run(run_id)
+        metrics = run.data.metrics
+        with tempfile.TemporaryDirectory(prefix="healthscore-report-") as tmp:
+            for name in ("reliability", "lift"):
+                local = Path(client.download_artifacts(run_id, f"plots/{name}.png", tmp))
+                model["plots"][name] = base64.b64encode(local.read_bytes()).decode("ascii")
+            leads = Path(client.download_artifacts(run_id, "evaluation/lead_time.csv", tmp))
+            model["lead_time"] = [_plain(r) for r in pd.read_csv(leads).to_dict("records")]
+    except (MlflowException, OSError) as exc:
+        model["note"] = f"MLflow run {run_id} not readable at {params.mlflow.tracking_uri}: {exc}"
+        log.warning("report: %s", model["note"])
+        return model
+    shown = ("roc_auc", "pr_auc", "brier", "ece", "log_loss", "top_decile_lift",
+             "precision_top_10pct", "recall_top_10pct", "arr_recall_top_10pct")  # fmt: skip
+    model["metrics"] = [
+        {
+            "metric": m,
+            "ensemble": metrics.get(f"oot_{m}"),
+            "cv": metrics.get(f"cv_{m}"),
+            **{
+                b: metrics.get(f"baseline_{b}_{m}")
+                for b in sorted({k.split("_")[1] for k in metrics if k.startswith("baseline_")})
+            },
+        }
+        for m in shown
+        if f"oot_{m}" in metrics
+    ]
+    model["baselines"] = sorted({k.split("_")[1] for k in metrics if k.startswith("baseline_")})
+    model["median_warning_days"] = metrics.get("median_warning_days")
+    model["trained_at"] = run.info.start_time
+    return model
+
+
+# --- write: the files ---------------------------------------------------------------------------
+
+
+def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
+    """``index.html`` and the account files into ``folder``; returns the account files' count."""
+    details = data["details"]
+    parts = max(1, math.ceil(len(details) / chunk_accounts))
+    (folder / "accounts").mkdir()
+    for part in range(parts):
+        chunk = details[part * chunk_accounts : (part + 1) * chunk_accounts]
+        (folder / "accounts" / f"part-{part:04d}.js").write_text(
+            f"window.HS.part({part}, {script_json(chunk)});\n", encoding="utf-8"
+        )
+    listing = {
+        "as_of": data["as_of"],
+        "currency": data["currency"],
+        "page_rows": data["page_rows"],
+        "bands": data["bands"],
+        "runs": data["runs"],
+        "fields": ACCOUNT_FIELDS,
+        "accounts": data["accounts"],
+        "chunk": chunk_accounts,
+        "personas": data["personas"],
+        "version": data["model"]["version"],
+    }
+    listing_json = script_json(listing)
+    html = _environment().get_template("report.html.j2").render(
+        data=data,
+        listing=listing_json,
+        # the app script's nonce: with 'strict-dynamic' only it (and the account files it
+        # loads) may run; derived from the data so a re-run writes the same bytes
+        nonce=hashlib.sha256(listing_json.encode()).hexdigest()[:32],
+        css=_asset("report.css"),
+        js=_asset("report.js"),
+        money=lambda v: money(v, data["currency"]),
+    )
+    (folder / "index.html").write_text(html, encoding="utf-8")
+    return parts
+
+
+def script_json(value: Any) -> str:
+    """JSON safe inside a ``<script>`` element or a ``.js`` file: no ``</script>``, no ``<!--``."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escaped in _JS_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+def money(value: float | None, currency: str = "") -> str:
+    """``1234567`` → ``$1.2M``; ``None`` → ``–``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    size = abs(value)
+    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if size >= limit:
+            return f"{'-' if value < 0 else ''}{currency}{size / limit:.1f}{suffix}"
+    return f"{'-' if value < 0 else ''}{currency}{size:,.0f}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipeline", ASSETS),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = lambda v, d=1: "–" if v is None else f"{100 * v:.{d}f}%"
+    env.filters["num"] = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"
+    return env
+
+
+def _asset(name: str) -> str:
+    return resources.files("pipeline").joinpath(ASSETS, name).read_text(encoding="utf-8")
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _feature(name: Any) -> str | None:
+    return name.replace("_", " ") if isinstance(name, str) else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def _round(value: Any, digits: int = 0) -> float | int | None:
+    if value is None or value is pd.NA:
+        return None
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return int(round(value)) if digits == 0 else round(value, digits)
+
+
+def _plain(record: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, float | np.floating):
+            out[key] = None if math.isnan(value) else float(value)
+        elif isinstance(value, np.integer | np.bool_):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    return out
