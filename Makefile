@@ -53,13 +53,27 @@ plan: setup
 evaluate-plays: setup
 	$(HS) evaluate-plays --params $(PARAMS) $(ARGS)
 
-## Run the main job end to end on the embedded default
+## Write the HTML report of the latest scoring run (ARGS="--as-of DATE")
+report: setup
+	$(HS) report --params $(PARAMS) $(ARGS)
+
+## Run the main job end to end on the embedded default; ends by printing the report's path
 all: setup
 	$(HS) all --params $(PARAMS) $(ARGS)
 
-## Run the test suite (unit + slow end-to-end)
-test: setup
-	$(BIN)/python -m pytest -n 2 $(ARGS)
+CHROMIUM ?= /usr/bin/chromium
+
+## Install Debian's Chromium for the report's browser tests (apt-get; quick when present)
+browser:
+	@test -x $(CHROMIUM) || { \
+	  command -v apt-get >/dev/null || { echo "make browser: no $(CHROMIUM) and no apt-get; install Chromium and set CHROMIUM=/path" >&2; exit 1; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq || true; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@$(CHROMIUM) --version 2>/dev/null | head -1
+
+## Run the test suite (unit + slow end-to-end + headless Chromium + notebooks)
+test: setup browser
+	HEALTHSCORE_REQUIRE_BROWSER=1 HEALTHSCORE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 $(ARGS)
 
 ## Lint and format-check with ruff
 lint: setup
@@ -87,6 +101,10 @@ bench-score: setup
 bench-plan: setup
 	$(HS) bench --params $(PARAMS) $(foreach n,$(or $(ARGS),10000),--plan-accounts $(n))
 
+## The report's size and speed in headless Chromium at scale (ARGS="7414 100000")
+bench-report: setup browser
+	$(HS) bench --params $(PARAMS) --chromium $(CHROMIUM) $(foreach n,$(or $(ARGS),100000),--report-accounts $(n))
+
 ## Re-pin constraints.txt to what .venv has now
 lock: setup
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^healthscore' \
@@ -96,4 +114,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score all test lint format bench bench-tables bench-score bench-plan plan evaluate-plays lock clean
+.PHONY: help setup data validate features train score report browser all test lint format bench bench-tables bench-score bench-plan bench-report plan evaluate-plays lock clean

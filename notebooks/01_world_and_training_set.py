@@ -29,7 +29,6 @@ OVERRIDES: list[str] = []
 
 # %%
 # notebooks import pipeline/ by design: the import ban is for features/ and models/
-# ruff: noqa: TID251
 import os
 from pathlib import Path
 
@@ -64,16 +63,17 @@ data_start, data_end = io.data_start(raw), io.data_end(raw)
 print(f"present: {', '.join(raw.present)}")
 print(f"missing (no features of theirs): {', '.join(raw.missing) or 'none'}")
 print(f"event history from {data_start.date()} to {data_end.date()}")
-tables
+display(tables)
 
 # %%
 accounts = raw.frame("accounts")
 contracts = raw.frame("contracts")
+in_force = contracts[(contracts["start_date"] <= data_end) & (contracts["end_date"] > data_end)]
 print(
-    f"{len(accounts):,} accounts, {len(contracts):,} contracts, "
-    f"ARR in force at the data's end {contracts.loc[contracts['end_date'] > data_end, 'arr'].sum():,.0f}"
+    f"{len(accounts):,} accounts, {len(contracts):,} contracts; at the data's end "
+    f"{len(in_force):,} contracts in force, ARR {in_force['arr'].sum():,.0f}"
 )
-accounts["segment"].value_counts(dropna=False).rename("accounts").to_frame()
+display(accounts["segment"].value_counts(dropna=False).rename("accounts").to_frame())
 
 # %% [markdown]
 # Usage events by type, as the data names them (the usage features discover the event types
@@ -130,7 +130,7 @@ print(
     f"{int(outcomes['renewed'].isna().sum()):,} still open"
 )
 display(known["outcome"].value_counts().rename("contracts").to_frame())
-by_quarter
+display(by_quarter)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -166,7 +166,7 @@ per_as_of = table.groupby("as_of").agg(
     arr=("arr", "sum"),
     median_days_to_renewal=("days_to_renewal", "median"),
 )
-per_as_of
+display(per_as_of)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -196,7 +196,7 @@ missing = table.loc[labelled, training.features].isna().mean()
 per_component = per_component.assign(
     mean_missing=missing.groupby(catalog.set_index("name")["component"]).mean()
 ).sort_values("features", ascending=False)
-per_component
+display(per_component)
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -206,4 +206,4 @@ ax.set(title="Features per component", xlabel="features")
 fig.tight_layout()
 
 # %%
-catalog[["name", "component", "dtype", "description"]].head(15)
+display(catalog[["name", "component", "dtype", "description"]].head(15))

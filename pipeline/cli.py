@@ -1,7 +1,8 @@
 """The ``healthscore`` command line: one command per stage, for people and schedulers.
 
-Exit codes: 0 success · 2 bad params or usage · 3 invalid input data · 4 stage not built yet ·
-1 anything unexpected. Every command takes ``--params`` and repeatable ``--set key=value``.
+Exit codes: 0 success · 2 bad params or usage · 3 invalid input data, or a stage's inputs missing
+(no model, no scoring run) · 1 anything unexpected. Every command takes ``--params`` and
+repeatable ``--set key=value``.
 """
 
 from __future__ import annotations
@@ -383,11 +384,21 @@ def bench(
             "(repeatable; run `make train` first)."
         ),
     ] = None,
+    report_accounts: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Write the latest scoring run's report scaled to this many accounts and time "
+            "it in headless Chromium: open, search, sort, filter, an account page (repeatable)."
+        ),
+    ] = None,
+    chromium: Annotated[
+        Path, typer.Option(help="The Chromium binary for --report-accounts (make browser).")
+    ] = Path("/usr/bin/chromium"),
 ) -> None:
     """Print world-generation and validation speed and peak memory per world size; or, with
     --usage-log, the usage family against the shared reference build on the same log; or, with
     --score-accounts, batch scoring speed with reasons; or, with --plan-accounts, the plan
-    stage's speed.
+    stage's speed; or, with --report-accounts, the report's size and speed in a browser.
 
     Each measurement runs in its own process (its own peak RSS) in a temporary folder; nothing
     of yours is touched. World sizes default to synthetic.accounts; with --usage-log, worlds
@@ -403,6 +414,14 @@ def bench(
         from pipeline.bench_score import main as bench_score
 
         bench_score(score_accounts, cfg)
+        return
+    if report_accounts:
+        from pipeline import bench_report
+
+        figures = _guard(bench_report.run, cfg, report_accounts, str(chromium))
+        typer.echo(bench_report.render(figures))
+        for row in figures:
+            typer.echo(json.dumps(row))
         return
     if plan_accounts:
         from pipeline import bench_plan

@@ -119,7 +119,7 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
         "runners_up": [
             {"plan": plan[f"runner_up_{i}"], "arr_saved": float(plan[f"runner_up_{i}_arr_saved"])}
             for i in (1, 2)
-            if plan[f"runner_up_{i}"] is not None
+            if isinstance(plan[f"runner_up_{i}"], str)
         ],
         "effects": [
             {

@@ -49,7 +49,13 @@ from pipeline.storage import atomic_directory
 log = logging.getLogger("healthscore")
 
 ASSETS = "report_assets"
-_JS_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JS_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 class ReportError(RuntimeError):
@@ -334,7 +340,11 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
         ]
         out[r.account_id] = {
             "best": r.best_plan,
-            "lift": [round(100 * r.lift, 2), round(100 * r.lift_low, 2), round(100 * r.lift_high, 2)],
+            "lift": [
+                round(100 * r.lift, 2),
+                round(100 * r.lift_low, 2),
+                round(100 * r.lift_high, 2),
+            ],
             "saved": [_round(r.arr_saved), _round(r.arr_saved_low), _round(r.arr_saved_high)],
             "cost": _round(r.cost),
             "hours": [_round(r.csm_hours, 1), _round(r.exec_hours, 1)],
@@ -429,8 +439,8 @@ def _activity(
     frame = con.execute(
         f"""
         SELECT account_id, strftime(happened_at, '%Y-%m-%d') AS day, source, what, detail FROM (
-            SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY happened_at DESC, source, what)
-                AS n
+            SELECT *, row_number() OVER (
+                PARTITION BY account_id ORDER BY happened_at DESC, source, what) AS n
             FROM ({union}) JOIN report_accounts USING (account_id)
             WHERE happened_at >= $since AND happened_at < $as_of)
         WHERE n <= {int(items)}
@@ -476,8 +486,9 @@ def _forecast(folder: Path) -> dict[str, Any] | None:
             "name": str(name).removesuffix("_id").replace("_", " "),
             "rows": [
                 _plain(r)
-                for r in rows.sort_values("expected_churned_arr", ascending=False)
-                .to_dict(orient="records")
+                for r in rows.sort_values("expected_churned_arr", ascending=False).to_dict(
+                    orient="records"
+                )
             ],
         }
         for name, rows in forecast.groupby("group", sort=False)
@@ -565,15 +576,19 @@ def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
         "version": data["model"]["version"],
     }
     listing_json = script_json(listing)
-    html = _environment().get_template("report.html.j2").render(
-        data=data,
-        listing=listing_json,
-        # the app script's nonce: with 'strict-dynamic' only it (and the account files it
-        # loads) may run; derived from the data so a re-run writes the same bytes
-        nonce=hashlib.sha256(listing_json.encode()).hexdigest()[:32],
-        css=_asset("report.css"),
-        js=_asset("report.js"),
-        money=lambda v: money(v, data["currency"]),
+    html = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            data=data,
+            listing=listing_json,
+            # the app script's nonce: with 'strict-dynamic' only it (and the account files it
+            # loads) may run; derived from the data so a re-run writes the same bytes
+            nonce=hashlib.sha256(listing_json.encode()).hexdigest()[:32],
+            css=_asset("report.css"),
+            js=_asset("report.js"),
+            money=lambda v: money(v, data["currency"]),
+        )
     )
     (folder / "index.html").write_text(html, encoding="utf-8")
     return parts
@@ -640,7 +655,7 @@ def _round(value: Any, digits: int = 0) -> float | int | None:
     value = float(value)
     if math.isnan(value) or math.isinf(value):
         return None
-    return int(round(value)) if digits == 0 else round(value, digits)
+    return round(value) if digits == 0 else round(value, digits)
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:

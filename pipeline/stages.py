@@ -27,6 +27,7 @@ from pipeline.train import TrainResult
 
 log = logging.getLogger("healthscore")
 
+
 def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
     """Generate the synthetic world (``data.raw_dir``) and its oracle (``data.oracle_dir``)."""
     cfg = params.synthetic

@@ -261,7 +261,7 @@
   });
   window.addEventListener("resize", scheduleChart);
 
-  // --- account pages: data loaded by <script> per file of accounts -----------------------------
+  // --- account pages: data loaded by a script element per file of accounts -----------------------------
   var parts = {}, waiting = {};
   window.HS = {
     part: function (n, data) {

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import EXIT_DATA, EXIT_NOT_BUILT, EXIT_PARAMS, app
+from pipeline.cli import EXIT_DATA, EXIT_PARAMS, app
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -94,10 +94,11 @@ def test_broken_input_exits_3_naming_table_and_column_and_writes_nothing(generat
     assert not (tmp_path / "out").exists()
 
 
-def test_stages_not_built_yet_say_so_and_exit_4(tmp_path):
+def test_report_without_a_scoring_run_exits_3_and_says_what_to_run(tmp_path):
     result = runner.invoke(app, ["report", *args_for(tmp_path)])
-    assert result.exit_code == EXIT_NOT_BUILT
-    assert "not built yet" in result.output
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "run `healthscore score` first" in result.output
+    assert not (tmp_path / "out" / "reports").exists()
 
 
 def test_score_without_a_model_exits_3_and_says_what_to_run(tmp_path):
@@ -114,13 +115,19 @@ def test_score_with_a_bad_date_exits_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_all_runs_the_built_stages_then_names_the_missing_ones(tmp_path):
+def test_all_runs_every_stage_and_ends_with_the_reports_path(tmp_path):
     from tests.pipeline.test_train import small
 
     args = ["--params", str(ROOT / "params.yaml"), *(f"--set={kv}" for kv in small(tmp_path))]
     result = runner.invoke(app, ["all", *args])
     assert result.exit_code == 0, result.output
-    assert "not built yet: report" in result.output
+    report = tmp_path / "out" / "reports" / "as_of=2026-11-01" / "index.html"
+    assert result.output.rstrip().splitlines()[-1] == str(report)
+    assert report.exists()
+    # report.backfill_runs (2) earlier periods are scored first, so the report has a trend
+    runs = sorted(p.name for p in (tmp_path / "out" / "scores").iterdir())
+    assert runs == ["as_of=2026-09-01", "as_of=2026-10-01", "as_of=2026-11-01"]
+    assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "changes.parquet").exists()
     assert "champion → version 1" in result.output
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
     assert (tmp_path / "out" / "features" / "training_set.parquet").exists()

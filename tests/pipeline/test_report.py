@@ -1,0 +1,397 @@
+"""`healthscore report` end to end on a small world, hostile CRM strings included.
+
+The browser tests open the written report in headless Chromium (Debian's chromium, driven by
+Playwright); `make test` installs it and requires them, a bare `pytest` skips them without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline import report, stages
+from pipeline.config import load_params
+from pipeline.report import ReportError
+from pipeline.score import partition as score_partition
+from tests.pipeline.test_train import small
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)
+
+# What a CRM export may hold: markup in names, quotes that close attributes, a note that tries
+# to end the script element the data lives in, unicode (right-to-left override included).
+HOSTILE_NAMES = [
+    "<script>window.__pwned = 'name'</script>Acme",
+    '"><img src=x onerror="window.__pwned=\'attr\'">Globex',
+    "Ünïcødé 株式会社 \u202e O'Brien & Sons </script><!--",
+]
+HOSTILE_CSM = "csm_<b onmouseover=window.__pwned=1>x</b>"
+HOSTILE_NOTE = "</script><script>window.__pwned='note'</script> \u2028 renewal at risk"
+
+pytestmark = pytest.mark.slow
+
+
+def _hostile_world(params) -> list[str]:
+    """Give three accounts active on SECOND hostile names, a hostile CSM and hostile notes."""
+    raw = params.data.raw_dir
+    contracts = pd.read_parquet(raw / "contracts.parquet")
+    start, end = pd.to_datetime(contracts["start_date"]), pd.to_datetime(contracts["end_date"])
+    day = pd.Timestamp(SECOND)
+    active = contracts.loc[(start < day) & (end > day), "account_id"]
+    chosen = sorted(active.unique())[:3]
+    accounts = pd.read_parquet(raw / "accounts.parquet")
+    hostile = dict(zip(chosen, HOSTILE_NAMES, strict=True))
+    accounts = accounts.assign(
+        name=accounts["account_id"].map(hostile).fillna(accounts["name"]),
+        csm_id=accounts["csm_id"].where(accounts["account_id"] != chosen[0], HOSTILE_CSM),
+    )
+    accounts.to_parquet(raw / "accounts.parquet", index=False)
+    sentiment = pd.read_parquet(raw / "sentiment.parquet")
+    extra = pd.DataFrame(
+        {
+            "account_id": chosen,
+            "ts": pd.Timestamp(SECOND, tz="UTC") - pd.Timedelta(days=3),
+            "rating": 2,
+            "note": HOSTILE_NOTE,
+        }
+    )
+    pd.concat([sentiment, extra], ignore_index=True).astype(sentiment.dtypes).to_parquet(
+        raw / "sentiment.parquet", index=False
+    )
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    params = load_params(ROOT / "params.yaml", small(tmp, "report.chunk_accounts=100"))
+    stages.run_data(params, quiet=True)
+    chosen = _hostile_world(params)
+    stages.run_features(params, quiet=True)
+    stages.run_train(params)
+    for day in (FIRST, SECOND):
+        stages.run_score(params, day)
+    stages.run_plan(params, SECOND)
+    result = stages.run_report(params, SECOND)
+    return params, result, chosen
+
+
+def listing(path: Path) -> dict:
+    html = path.read_text(encoding="utf-8")
+    found = re.search(r'<script type="application/json" id="hs-data">(.*?)</script>', html, re.S)
+    assert found, "no data element in the report"
+    return json.loads(found.group(1))
+
+
+def account_pages(folder: Path) -> list[dict]:
+    pages = []
+    for part in sorted((folder / "accounts").glob("part-*.js")):
+        text = part.read_text(encoding="utf-8")
+        found = re.fullmatch(r"window\.HS\.part\((\d+), (.*)\);\n", text, re.S)
+        assert found, f"{part.name} is not a part call"
+        assert int(found.group(1)) == int(part.stem.removeprefix("part-"))
+        pages.extend(json.loads(found.group(2)))
+    return pages
+
+
+def scores_of(params, day=SECOND) -> pd.DataFrame:
+    frame = pd.read_parquet(score_partition(params.output_dir, day) / "scores.parquet")
+    return frame.sort_values("priority").reset_index(drop=True)
+
+
+def test_report_lists_every_scored_account_in_priority_order(reported):
+    params, result, _ = reported
+    data = listing(result.path)
+    scores = scores_of(params)
+    rows = pd.DataFrame(data["accounts"], columns=data["fields"])
+    assert rows["id"].tolist() == scores["account_id"].tolist()
+    assert rows["health"].tolist() == scores["health"].tolist()
+    assert rows["priority"].tolist() == list(range(1, len(scores) + 1))
+    assert rows["band"].tolist() == scores["band"].tolist()
+    assert data["runs"] == [str(FIRST), str(SECOND)]
+    assert result.accounts == len(scores)
+    before = scores_of(params, FIRST).set_index("account_id")["health"]
+    trend = rows.set_index("id")["trend"].dropna()
+    assert len(trend) > 0
+    expected = scores.set_index("account_id")["health"].reindex(trend.index) - before.reindex(
+        trend.index
+    )
+    assert trend.astype(int).tolist() == expected.astype(int).tolist()
+
+
+def test_each_account_page_holds_its_drivers_history_and_plays(reported):
+    params, result, _ = reported
+    pages = account_pages(result.path.parent)
+    scores = scores_of(params)
+    assert len(pages) == len(scores)
+    assert result.parts == -(-len(scores) // 100)
+    drivers = pd.read_parquet(score_partition(params.output_dir, SECOND) / "drivers.parquet")
+    plans = pd.read_parquet(
+        params.output_dir / "plans" / f"as_of={SECOND}" / "plans.parquet"
+    ).set_index("account_id")
+    for i in (0, len(scores) // 2, len(scores) - 1):
+        account, page = scores.loc[i, "account_id"], pages[i]
+        texts = set(drivers.loc[drivers["account_id"] == account, "text"])
+        assert {d[0] for d in page["drivers"]} == texts
+        assert page["history"][-1] == scores.loc[i, "health"]
+        points = sum(v for _, v in page["components"])
+        assert page["base"] + points == pytest.approx(scores.loc[i, "health"], abs=0.3)
+        assert page["plays"]["best"] == plans.loc[account, "best_plan"]
+        assert page["plays"]["funded"] == bool(plans.loc[account, "funded"])
+
+
+def test_stakeholders_and_activity_come_from_before_the_date(reported):
+    params, result, chosen = reported
+    pages = dict(
+        zip(scores_of(params)["account_id"], account_pages(result.path.parent), strict=True)
+    )
+    contacts = pd.read_parquet(params.data.raw_dir / "contacts.parquet")
+    day = pd.Timestamp(SECOND, tz="UTC")
+    for account in chosen:
+        page = pages[account]
+        mine = contacts[(contacts["account_id"] == account) & (contacts["created_at"] < day)]
+        there = mine[mine["left_at"].isna() | (mine["left_at"] >= day)]
+        known = {p: c[0] for p, c in page["footprint"].items() if c[0]}
+        assert known == there.groupby("persona").size().to_dict()
+        assert page["activity"], "no recent activity"
+        assert all(a[0] < str(SECOND) for a in page["activity"])
+        assert [a[0] for a in page["activity"]] == sorted(
+            (a[0] for a in page["activity"]), reverse=True
+        )
+        assert any(a[3] == HOSTILE_NOTE for a in page["activity"])
+
+
+def test_hostile_strings_never_reach_the_html_as_markup(reported):
+    _, result, _ = reported
+    files = [result.path, *sorted((result.path.parent / "accounts").glob("*.js"))]
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for needle in ("<script>window", "<img src=x", "<b onmouseover", "\u2028"):
+            assert needle not in text, f"{needle!r} unescaped in {path.name}"
+    html = result.path.read_text(encoding="utf-8")
+    assert html.count("<script") == 2  # the data element and the app, nothing else
+    data = listing(result.path)
+    names = {row[1] for row in data["accounts"]}
+    assert set(HOSTILE_NAMES) <= names  # escaped in transit, intact once parsed
+
+
+def test_server_side_text_is_escaped(reported, tmp_path):
+    params, _, chosen = reported
+    runs = [FIRST, SECOND]
+    data = report.collect(params, SECOND, runs)
+    data["alerts"] = [
+        {"account_id": chosen[0], "name": HOSTILE_NAMES[0], "before": 80, "health": 40,
+         "band_before": "green", "band": "red", "reason": HOSTILE_NAMES[1], "arr": 1.0,
+         "priority": 1}
+    ]  # fmt: skip
+    data["forecast"]["groups"][-1]["rows"][0]["value"] = HOSTILE_NAMES[2]
+    report.write(data, tmp_path, 100)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "&lt;script&gt;window.__pwned" in html
+    assert "&#34;&gt;&lt;img src=x" in html
+    assert "O&#39;Brien &amp; Sons &lt;/script&gt;&lt;!--" in html
+    assert html.count("<script") == 2
+
+
+def test_a_rerun_writes_the_same_bytes(reported):
+    params, result, _ = reported
+    before = {p.relative_to(result.path.parent): p.read_bytes()
+              for p in result.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    again = stages.run_report(params, SECOND)
+    after = {p.relative_to(again.path.parent): p.read_bytes()
+             for p in again.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    assert before == after
+
+
+def test_a_failed_report_leaves_the_previous_one(reported, monkeypatch):
+    params, result, _ = reported
+    kept = result.path.read_bytes()
+
+    def broken(data, folder, chunk):
+        (folder / "index.html").write_text("half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report, "write", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        stages.run_report(params, SECOND)
+    assert result.path.read_bytes() == kept
+    assert not [p for p in result.path.parent.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_no_scoring_run_on_the_date_is_refused(reported):
+    params, _, _ = reported
+    with pytest.raises(ReportError, match="no scoring run on 2026-09-01"):
+        stages.run_report(params, date(2026, 9, 1))
+
+
+# --- in a real browser ---------------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("HEALTHSCORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("HEALTHSCORE_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}: run `make browser` (Debian's chromium)")
+        pytest.skip("no Chromium (make browser installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser, reported):
+    """A tab on the report with its CSP bypassed: Playwright's waits evaluate strings, and
+    without the policy what keeps hostile strings inert is the escaping alone."""
+    _, result, _ = reported
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
+    tab, problems = _open(context, result.path.as_uri())
+    yield tab, problems
+    assert tab.evaluate("typeof window.__pwned") == "undefined", "a hostile string ran"
+    assert problems == [], problems
+    context.close()
+
+
+def _open(context, url: str):
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on(
+        "console",
+        lambda m: (
+            problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None
+        ),
+    )
+    tab.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    tab.goto(url)
+    tab.wait_for_selector("body[data-ready]")
+    return tab, problems
+
+
+pytest_browser = pytest.mark.browser
+
+
+def rows_shown(tab) -> list[dict]:
+    return tab.eval_on_selector_all(
+        "#priority tbody tr",
+        """rows => rows.map(r => ({id: r.dataset.id,
+            name: r.cells[1].textContent, health: Number(r.cells[4].textContent),
+            band: r.cells[4].querySelector('.dot').className.split(' ')[1]}))""",
+    )
+
+
+@pytest_browser
+def test_browser_opens_the_portfolio_without_errors(page, reported):
+    tab, _ = page
+    params, result, _ = reported
+    scores = scores_of(params)
+    shown = rows_shown(tab)
+    assert [r["id"] for r in shown] == scores["account_id"].head(50).tolist()
+    assert tab.inner_text("#count") == f"{len(scores):,} of {len(scores):,} accounts"
+    pixels = tab.evaluate(
+        "() => { const c = document.getElementById('bubbles');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }"
+    )
+    assert pixels > 1000, "the portfolio map drew nothing"
+    shot = result.path.parent.parent / "screenshot-portfolio.png"
+    tab.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+
+@pytest_browser
+def test_browser_search_finds_a_hostile_name_as_text(page, reported):
+    tab, _ = page
+    _, _, chosen = reported
+    tab.fill("#search", "o'brien & sons")
+    tab.wait_for_function("document.querySelectorAll('#priority tbody tr').length === 1")
+    shown = rows_shown(tab)
+    assert shown[0]["id"] == chosen[2]
+    assert shown[0]["name"] == HOSTILE_NAMES[2]
+    tab.fill("#search", "<script>")
+    tab.wait_for_function(
+        f"document.querySelector('#priority tbody tr')?.dataset.id === {json.dumps(chosen[0])}"
+    )
+
+
+@pytest_browser
+def test_browser_sorts_and_filters(page, reported):
+    tab, _ = page
+    params, _, _ = reported
+    scores = scores_of(params)
+    tab.click("#priority th[data-key=health]")
+    ascending = [r["health"] for r in rows_shown(tab)]
+    assert ascending == sorted(scores["health"])[:50]
+    tab.click("#priority th[data-key=health]")
+    descending = [r["health"] for r in rows_shown(tab)]
+    assert descending == sorted(scores["health"], reverse=True)[:50]
+    band = scores["band"].value_counts().index[-1]  # the rarest band
+    tab.select_option("#f-band", band)
+    shown = rows_shown(tab)
+    assert {r["band"] for r in shown} == {band}
+    count = int((scores["band"] == band).sum())
+    assert tab.inner_text("#count") == f"{count:,} of {len(scores):,} accounts"
+    csm = HOSTILE_CSM
+    tab.select_option("#f-band", "")
+    tab.select_option("#f-csm", csm)
+    assert tab.inner_text("#count").startswith(f"{int((scores['csm_id'] == csm).sum())} of")
+
+
+@pytest_browser
+def test_browser_account_page_shows_its_drivers(page, reported):
+    tab, _ = page
+    params, result, _ = reported
+    scores = scores_of(params)
+    tab.click("#priority tbody tr >> nth=0 >> a")
+    tab.wait_for_selector("#waterfall")
+    account = scores.loc[0, "account_id"]
+    drivers = pd.read_parquet(score_partition(params.output_dir, SECOND) / "drivers.parquet")
+    waterfall = tab.inner_text("#waterfall")
+    for text in drivers.loc[drivers["account_id"] == account, "text"]:
+        assert text in waterfall
+    assert tab.inner_text("#account-health") == str(scores.loc[0, "health"])
+    shot = result.path.parent.parent / "screenshot-account.png"
+    tab.screenshot(path=str(shot), full_page=True)
+
+
+@pytest_browser
+def test_browser_hostile_account_page_shows_the_strings_as_text(page, reported):
+    tab, _ = page
+    _, result, chosen = reported
+    for account, name in zip(chosen, HOSTILE_NAMES, strict=True):
+        tab.goto(f"{result.path.as_uri()}#/account/{account}")
+        tab.wait_for_function(
+            f"document.getElementById('account-name')?.textContent === {json.dumps(name)}"
+        )
+        assert tab.inner_text("#account-name") == name
+        assert HOSTILE_NOTE.replace("\u2028", "").split()[0] in tab.inner_text("#account")
+    tab.goto(f"{result.path.as_uri()}#/model")
+    assert tab.is_visible("#model") and not tab.is_visible("#portfolio")
+
+
+@pytest_browser
+def test_browser_under_the_reports_own_csp_loads_account_files_and_runs_nothing_else(
+    browser, reported
+):
+    _, result, chosen = reported
+    context = browser.new_context()
+    tab, problems = _open(context, f"{result.path.as_uri()}#/account/{chosen[0]}")
+    tab.wait_for_selector("#waterfall")  # the account file loaded through 'strict-dynamic'
+    assert tab.inner_text("#account-name") == HOSTILE_NAMES[0]
+    assert tab.evaluate("typeof window.__pwned") == "undefined"
+    assert problems == [], problems
+    context.close()
