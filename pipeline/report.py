@@ -129,12 +129,12 @@ def collect(params: Params, day: date, history: list[date]) -> dict[str, Any]:
     scores = pd.read_parquet(folder / "scores.parquet").sort_values("priority", kind="stable")
     scores = scores.reset_index(drop=True)
     summary = json.loads((folder / "summary.json").read_text())
-    previous = history[-2] if len(history) > 1 else None
-    before = (
-        json.loads((score_partition(params.output_dir, previous) / "summary.json").read_text())
-        if previous
-        else None
+    previous_text = summary.get("previous_as_of")
+    previous = date.fromisoformat(str(previous_text)[:10]) if previous_text else None
+    before_path = (
+        score_partition(params.output_dir, previous) / "summary.json" if previous else None
     )
+    before = json.loads(before_path.read_text()) if before_path and before_path.exists() else None
     plans, plan_summary, effects = _plans(params, day)
     details = _details(params, day, scores, history, folder, effects)
     drift = _csv(folder / "drift.csv")
@@ -150,7 +150,7 @@ def collect(params: Params, day: date, history: list[date]) -> dict[str, Any]:
         "personas": details["personas"],
         "alerts": _alerts(folder, scores),
         "forecast": _forecast(folder),
-        "model": _model(params, summary, drift),
+        "model": _model(params, summary, drift, day),
         "plan": plan_summary,
     }
 
@@ -195,37 +195,45 @@ def _headline(
 def _accounts(
     scores: pd.DataFrame, plans: pd.DataFrame | None, change: pd.Series
 ) -> list[list[Any]]:
-    """The priority list's rows, in priority order (the order of the account files too)."""
+    """The priority list's rows, in priority order (the order of the account files too).
+
+    The play shown is what the account gets this period: the funded plan (and its ARR saved);
+    "held out" for the randomised holdout; else the best plan, marked not funded.
+    """
+    n = len(scores)
+    play, note, saved = [None] * n, [None] * n, [None] * n
     if plans is not None:
         plan = plans.reindex(scores["account_id"])
-        play = np.where(plan["funded"].fillna(False).astype(bool), plan["recommended"], None)
-        best = plan["best_plan"].where(plan["best_plan"] != "business as usual")
-        saved = plan["arr_saved"].to_numpy()
-    else:
-        play = np.full(len(scores), None)
-        best = pd.Series([None] * len(scores))
-        saved = np.full(len(scores), np.nan)
+        for i, r in enumerate(plan.itertuples(index=False)):
+            if r.arm == "plan":
+                play[i], saved[i] = r.recommended, _round(r.recommended_arr_saved)
+            elif isinstance(r.arm, str) and r.arm.startswith("holdout"):
+                play[i], note[i] = r.action, "held out"
+            elif isinstance(r.best_plan, str) and r.best_plan != "business as usual":
+                play[i], note[i], saved[i] = r.best_plan, "not funded", _round(r.arr_saved)
+
+    def column(name: str) -> Any:
+        return scores[name] if name in scores else [None] * n
+
     rows = zip(
-        scores["account_id"], scores["name"] if "name" in scores else scores["account_id"],
-        scores["segment"].astype("string") if "segment" in scores else [None] * len(scores),
-        scores["csm_id"] if "csm_id" in scores else [None] * len(scores),
+        scores["account_id"], column("name"), column("segment"), column("csm_id"),
         scores["arr"], scores["health"], scores["band"],
         change.reindex(scores["account_id"]).to_numpy(), scores["arr_at_risk"],
-        scores["priority"], scores["top_risk_1"], play, best.to_numpy(), saved,
-        scores["days_to_renewal"], strict=True,
+        scores["priority"], column("top_risk_1"), play, note, saved, column("days_to_renewal"),
+        strict=True,
     )  # fmt: skip
     return [
         [
-            _text(a), _text(n), _text(s), _text(c), _round(arr), int(h), str(b), _round(t),
-            _round(risk), int(p), _text(d), _text(pl), _text(be), _round(sv), _round(days),
+            _text(a), _text(nm) or _text(a), _text(s), _text(c), _round(arr), int(h), str(b),
+            _round(t), _round(risk), int(p), _text(d), pl, no, sv, _round(days),
         ]
-        for a, n, s, c, arr, h, b, t, risk, p, d, pl, be, sv, days in rows
+        for a, nm, s, c, arr, h, b, t, risk, p, d, pl, no, sv, days in rows
     ]  # fmt: skip
 
 
 ACCOUNT_FIELDS = [
     "id", "name", "segment", "csm", "arr", "health", "band", "trend", "at_risk", "priority",
-    "driver", "play", "best_plan", "saved", "renewal_days",
+    "driver", "play", "play_note", "saved", "renewal_days",
 ]  # fmt: skip
 
 
@@ -266,7 +274,7 @@ def _details(
                 "history": trend.get(account, []),
                 "change": changes.get(account),
                 "plays": plan_pages.get(account),
-                "footprint": footprint.get(account, {}),
+                "footprint": footprint.get(account, []),
                 "activity": activity.get(account, []),
                 "version": str(row["model_version"]),
             }
@@ -285,8 +293,9 @@ def _history(params: Params, ids: pd.Series, history: list[date]) -> dict[str, l
         "SELECT account_id, CAST(as_of AS DATE) AS as_of, health FROM read_parquet(?)", [files]
     ).df()
     con.close()
+    frame = frame.assign(as_of=frame["as_of"].astype(str))
     wide = frame.pivot_table(index="account_id", columns="as_of", values="health")
-    wide = wide.reindex(columns=pd.to_datetime(history).date).reindex(ids)
+    wide = wide.reindex(columns=[str(d) for d in history]).reindex(ids)
     return {
         a: [None if math.isnan(v) else int(v) for v in row]
         for a, row in zip(wide.index, wide.to_numpy(dtype=float), strict=True)
@@ -325,7 +334,7 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
         return {}
     plans = pd.read_parquet(folder / "plans.parquet")
     per_kind = {
-        a: [[k, round(100 * e, 2), round(100 * lo, 2), round(100 * hi, 2), bool(x)]
+        a: [[k, _round(100 * e, 2), _round(100 * lo, 2), _round(100 * hi, 2), bool(x)]
             for k, e, lo, hi, x in zip(g["kind"], g["effect"], g["effect_low"],
                                        g["effect_high"], g["extrapolated"], strict=True)]
         for a, g in effects.sort_values(["account_id", "effect"], ascending=[True, False])
@@ -362,7 +371,7 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
 
 def _raw_pages(
     params: Params, day: date, ids: pd.Series
-) -> tuple[dict[str, dict[str, list[int]]], dict[str, list[list[Any]]], list[str]]:
+) -> tuple[dict[str, list[list[int]]], dict[str, list[list[Any]]], list[str]]:
     """Stakeholder footprint and recent activity per account, from the raw tables before ``day``."""
     if params.data.source == "table":
         return {}, {}, []
@@ -372,7 +381,7 @@ def _raw_pages(
     with io.read_raw(params.data) as raw:
         con = raw.connection
         con.register("report_accounts", pd.DataFrame({"account_id": ids.to_numpy()}))
-        footprint: dict[str, dict[str, list[int]]] = {}
+        footprint: dict[str, list[list[int]]] = {}
         personas: list[str] = []
         if raw.has("contacts"):
             frame = con.execute(
@@ -383,32 +392,34 @@ def _raw_pages(
                 FROM contacts c JOIN report_accounts USING (account_id)
                 WHERE c.created_at < $as_of AND c.persona IS NOT NULL
                 GROUP BY ALL
+                ORDER BY c.account_id, c.persona
                 """,
                 {"as_of": as_of, "since": since},
             ).df()
             personas = sorted(frame["persona"].astype(str).unique())
+            slot = {p: i for i, p in enumerate(personas)}
             for account, group in frame.groupby("account_id", sort=False):
-                footprint[account] = {
-                    str(p): [int(k), int(left)]
-                    for p, k, left in zip(
-                        group["persona"], group["known"], group["left"], strict=True
-                    )
-                }
-        activity = _activity(raw, con, as_of, since, cfg.activity_items)
+                counts = [[0, 0] for _ in personas]  # known, left recently; personas' order
+                for p, k, left in zip(group["persona"], group["known"], group["left"], strict=True):
+                    counts[slot[str(p)]] = [int(k), int(left)]
+                footprint[account] = counts
+        answered_by = as_of - pd.Timedelta(days=params.features.engagement.answer_lag_days)
+        activity = _activity(raw, con, as_of, since, answered_by, cfg.activity_items)
     return footprint, activity, personas
 
 
 # Each optional table's recent rows as (account, time, source, what, detail). Values are text.
 _ACTIVITY_SQL = {
     "activities": """SELECT account_id, ts AS happened_at, 'activity' AS source, type AS what,
-        concat_ws(' · ', direction, CASE WHEN responded THEN 'answered'
-                                         WHEN NOT responded THEN 'no answer' END) AS detail
+        concat_ws(' · ', direction,
+            CASE WHEN responded IS NULL THEN NULL WHEN ts >= $answered_by THEN 'awaiting answer'
+                 WHEN responded THEN 'answered' ELSE 'no answer' END) AS detail
         FROM activities""",
     "support_tickets": """SELECT account_id, opened_at AS happened_at, 'ticket' AS source,
         concat_ws(' ', 'ticket', ticket_id) AS what,
         concat_ws(' · ', 'priority ' || priority, CASE WHEN closed_at IS NULL
             OR closed_at >= $as_of THEN 'open' ELSE 'closed' END,
-            'CSAT ' || CAST(csat AS VARCHAR)) AS detail
+            CASE WHEN closed_at < $as_of THEN 'CSAT ' || CAST(csat AS VARCHAR) END) AS detail
         FROM support_tickets""",
     "surveys": """SELECT account_id, CASE WHEN responded_at < $as_of THEN responded_at
         ELSE sent_at END AS happened_at, 'survey' AS source,
@@ -430,23 +441,27 @@ _ACTIVITY_SQL = {
 
 def _activity(
     raw: io.RawData, con: duckdb.DuckDBPyConnection, as_of: pd.Timestamp, since: pd.Timestamp,
-    items: int,
+    answered_by: pd.Timestamp, items: int,
 ) -> dict[str, list[list[Any]]]:  # fmt: skip
+    """The latest ``items`` rows per account in [since, as_of); whether a touch was answered
+    only once it is older than the features' answer lag (the flag is set later)."""
     parts = [sql for table, sql in _ACTIVITY_SQL.items() if raw.has(table)]
     if not parts or items <= 0:
         return {}
     union = " UNION ALL ".join(f"({sql})" for sql in parts)
+    bounds = {"as_of": as_of, "since": since, "answered_by": answered_by}
     frame = con.execute(
         f"""
         SELECT account_id, strftime(happened_at, '%Y-%m-%d') AS day, source, what, detail FROM (
             SELECT *, row_number() OVER (
-                PARTITION BY account_id ORDER BY happened_at DESC, source, what) AS n
+                PARTITION BY account_id
+                ORDER BY happened_at DESC, source, what, detail NULLS FIRST) AS n
             FROM ({union}) JOIN report_accounts USING (account_id)
             WHERE happened_at >= $since AND happened_at < $as_of)
         WHERE n <= {int(items)}
         ORDER BY account_id, n
         """,
-        {"as_of": as_of, "since": since},
+        {k: v for k, v in bounds.items() if f"${k}" in union or k in ("as_of", "since")},
     ).df()
     return {
         a: [[d, s, _text(w), _text(t)] for d, s, w, t in zip(
@@ -496,9 +511,15 @@ def _forecast(folder: Path) -> dict[str, Any] | None:
     return {"window_days": int(forecast["window_days"].iloc[0]), "groups": groups}
 
 
-def _model(params: Params, summary: dict, drift: pd.DataFrame) -> dict[str, Any]:
-    """Which model scored this run, its out-of-time figures and plots, and this run's drift."""
+def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dict[str, Any]:
+    """Which model scored this run, its out-of-time figures and plots, and this run's drift.
+
+    ``in_sample``: the model was trained on snapshots from on or after this run's date (a past
+    date re-scored, as ``all`` backfills): its scores there are not a forecast.
+    """
     info = dict(summary.get("model") or {})
+    through = pd.Timestamp(info["trained_through"]) if info.get("trained_through") else pd.NaT
+    in_sample = not pd.isna(through) and through.date() >= day
     model: dict[str, Any] = {
         "version": summary.get("model_version"),
         "info": info,
@@ -509,6 +530,8 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame) -> dict[str, Any]
         "note": None,
         "drift": [_plain(r) for r in drift.to_dict(orient="records")] if not drift.empty else [],
         "expected_auc": summary.get("expected_auc"),
+        "in_sample": in_sample,
+        "trained_through": None if pd.isna(through) else str(through.date()),
     }
     run_id = info.get("run_id")
     if not run_id:
@@ -631,10 +654,12 @@ def _asset(name: str) -> str:
 
 
 def _csv(path: Path) -> pd.DataFrame:
+    """A run's CSV; ids and group values stay text (``00123`` is not 123, ``NA`` not missing)."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
+    text = {"account_id": str, "value": str, "name": str, "csm_id": str, "segment": str}
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 

@@ -114,7 +114,6 @@
     view.slice(state.page * per, (state.page + 1) * per).forEach(function (i) {
       var r = rows[i];
       var trend = r[F.trend];
-      var play = r[F.play] || (r[F.best_plan] ? r[F.best_plan] : null);
       frag.appendChild(h("tr", { "data-id": r[F.id] },
         h("td", { "class": "num", text: r[F.priority] }),
         h("td", null, h("a", { href: accountHref(r[F.id]), text: r[F.name] || r[F.id] })),
@@ -125,8 +124,8 @@
                   text: trend === null ? "–" : signed(trend, 0) }),
         h("td", { "class": "num", text: money(r[F.at_risk]) }),
         h("td", { "class": "driver", text: r[F.driver] || "–" }),
-        h("td", null, play || "–",
-          !r[F.play] && r[F.best_plan] ? h("span", { "class": "flag", text: "not funded" }) : null),
+        h("td", null, r[F.play] || "–",
+          r[F.play_note] ? h("span", { "class": "flag", text: r[F.play_note] }) : null),
         h("td", { "class": "num", text: r[F.saved] ? money(r[F.saved]) : "–" })));
     });
     body.replaceChildren(frag);
@@ -280,7 +279,9 @@
     document.head.appendChild(s);
   }
 
+  var showing = null;  // the account asked for last: a late file never draws over another
   function showAccount(id) {
+    showing = id;
     var section = document.getElementById("account");
     var i = byId.get(id);
     if (i === undefined) {
@@ -290,8 +291,10 @@
     }
     section.replaceChildren(h("p", { "class": "muted", text: "Loading…" }));
     withPart(Math.floor(i / L.chunk), function (data) {
+      if (showing !== id || section.hidden) return;
       renderAccount(section, rows[i], data[i % L.chunk]);
     }, function (src) {
+      if (showing !== id) return;
       section.replaceChildren(h("p", { "class": "note", text: "Could not load " + src +
         " (keep the accounts/ folder beside index.html)." }));
     });
@@ -450,8 +453,8 @@
   function footprint(known) {
     if (!L.personas.length) return h("p", { "class": "muted", text: "No contacts table." });
     return h("div", null,
-      h("div", { "class": "chips" }, L.personas.map(function (p) {
-        var c = known[p] || [0, 0];
+      h("div", { "class": "chips" }, L.personas.map(function (p, k) {
+        var c = known[k] || [0, 0];
         return h("span", { "class": "chip" + (c[0] ? "" : " none"), "data-persona": p },
           label(p) + ": " + (c[0] ? c[0] : "none known") + (c[1] ? " (" + c[1] + " left recently)" : ""));
       })));
@@ -475,7 +478,13 @@
     document.querySelectorAll("[data-nav]").forEach(function (a) {
       a.classList.toggle("active", a.getAttribute("data-nav") === name);
     });
-    if (name === "account") showAccount(decodeURIComponent(hash.slice("#/account/".length)));
+    if (name === "account") {
+      var raw = hash.slice("#/account/".length), id = raw;
+      try { id = decodeURIComponent(raw); } catch (e) { id = raw; }  // a hand-typed "50%off"
+      showAccount(id);
+    } else {
+      showing = null;
+    }
     if (name === "portfolio") scheduleChart();
   }
   window.addEventListener("hashchange", route);

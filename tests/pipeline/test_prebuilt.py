@@ -104,6 +104,13 @@ def test_a_prebuilt_table_trains_and_registers_a_champion(tmp_path):
     np.testing.assert_allclose(
         scores["arr_at_risk"], scores["arr"] * (1 - scores["win_probability"])
     )
+    # and the report is written for it too: no raw tables, so no footprint or activity
+    result = runner.invoke(app, ["report", "--quiet", *table_args(tmp_path, path)])
+    assert result.exit_code == 0, result.output
+    index = tmp_path / "out/reports/as_of=2026-11-01/index.html"
+    assert result.output.strip() == str(index)
+    html = index.read_text(encoding="utf-8")
+    assert '"personas":[]' in html and html.count("<script") == 2
 
 
 def test_a_bad_label_exits_3_naming_the_column_and_writes_nothing(tmp_path):

@@ -28,12 +28,12 @@ FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)
 # What a CRM export may hold: markup in names, quotes that close attributes, a note that tries
 # to end the script element the data lives in, unicode (right-to-left override included).
 HOSTILE_NAMES = [
-    "<script>window.__pwned = 'name'</script>Acme",
+    "<script>window.__pwned = 'name'</script><img src=x onerror=\"window.__pwned='img'\">Acme",
     '"><img src=x onerror="window.__pwned=\'attr\'">Globex',
     "Ünïcødé 株式会社 \u202e O'Brien & Sons </script><!--",
 ]
-HOSTILE_CSM = "csm_<b onmouseover=window.__pwned=1>x</b>"
-HOSTILE_NOTE = "</script><script>window.__pwned='note'</script> \u2028 renewal at risk"
+HOSTILE_CSM = "csm_<img src=x onerror=window.__pwned='csm'>"
+HOSTILE_NOTE = "</script><img src=x onerror=window.__pwned='note'> \u2028 renewal at risk"
 
 pytestmark = pytest.mark.slow
 
@@ -158,7 +158,8 @@ def test_stakeholders_and_activity_come_from_before_the_date(reported):
         page = pages[account]
         mine = contacts[(contacts["account_id"] == account) & (contacts["created_at"] < day)]
         there = mine[mine["left_at"].isna() | (mine["left_at"] >= day)]
-        known = {p: c[0] for p, c in page["footprint"].items() if c[0]}
+        personas = listing(result.path)["personas"]
+        known = {p: c[0] for p, c in zip(personas, page["footprint"], strict=True) if c[0]}
         assert known == there.groupby("persona").size().to_dict()
         assert page["activity"], "no recent activity"
         assert all(a[0] < str(SECOND) for a in page["activity"])
@@ -168,12 +169,66 @@ def test_stakeholders_and_activity_come_from_before_the_date(reported):
         assert any(a[3] == HOSTILE_NOTE for a in page["activity"])
 
 
+def test_rows_at_or_after_the_date_change_nothing(reported, tmp_path):
+    """Future rows, and flags set after the date, leave every file of the report unchanged."""
+    params, result, _ = reported
+    before = {p.relative_to(result.path.parent): p.read_bytes()
+              for p in result.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    raw = tmp_path / "raw"
+    shutil.copytree(params.data.raw_dir, raw)
+    day = pd.Timestamp(SECOND, tz="UTC")
+    lag = pd.Timedelta(days=params.features.engagement.answer_lag_days)
+    touches = pd.read_parquet(raw / "activities.parquet")
+    late = (touches["ts"] >= day - lag) & touches["responded"].notna()
+    assert late.any()  # answered or not is only known later
+    touches.loc[late, "responded"] = ~touches.loc[late, "responded"].astype(bool)
+    later = touches.head(50).assign(ts=day + pd.Timedelta(hours=1), type="email")
+    pd.concat([touches, later]).to_parquet(raw / "activities.parquet", index=False)
+    tickets = pd.read_parquet(raw / "support_tickets.parquet")
+    still_open = tickets["closed_at"].isna() | (tickets["closed_at"] >= day)
+    assert still_open.any()
+    tickets.loc[still_open, "csat"] = 1.0  # CSAT comes with the close
+    tickets.to_parquet(raw / "support_tickets.parquet", index=False)
+    contacts = pd.read_parquet(raw / "contacts.parquet")
+    staying = contacts["left_at"].isna()
+    contacts.loc[staying, "left_at"] = contacts.loc[staying, "created_at"].clip(
+        lower=day + pd.Timedelta(days=1)
+    )
+    contacts.to_parquet(raw / "contacts.parquet", index=False)
+    moved = params.model_copy(update={"data": params.data.model_copy(update={"raw_dir": raw})})
+    again = stages.run_report(moved, SECOND)
+    after = {p.relative_to(again.path.parent): p.read_bytes()
+             for p in again.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    assert after == before
+
+
+def test_the_list_shows_what_each_account_gets_this_period(reported):
+    params, result, _ = reported
+    data = listing(result.path)
+    rows = pd.DataFrame(data["accounts"], columns=data["fields"]).set_index("id")
+    plans = pd.read_parquet(params.output_dir / "plans" / f"as_of={SECOND}" / "plans.parquet")
+    plans = plans.set_index("account_id").reindex(rows.index)
+    funded = plans["arm"] == "plan"
+    assert funded.any()
+    assert rows.loc[funded, "play"].tolist() == plans.loc[funded, "recommended"].tolist()
+    assert (
+        rows.loc[funded, "saved"].tolist()
+        == plans.loc[funded, "recommended_arr_saved"].round().astype(int).tolist()
+    )
+    assert rows.loc[funded, "play_note"].isna().all()
+    held = plans["arm"].str.startswith("holdout")
+    assert (rows.loc[held, "play_note"] == "held out").all()
+    unfunded = (plans["arm"] == "ineligible") & (plans["best_plan"] != "business as usual")
+    assert (rows.loc[unfunded, "play_note"] == "not funded").all()
+    assert rows.loc[unfunded, "play"].tolist() == plans.loc[unfunded, "best_plan"].tolist()
+
+
 def test_hostile_strings_never_reach_the_html_as_markup(reported):
     _, result, _ = reported
     files = [result.path, *sorted((result.path.parent / "accounts").glob("*.js"))]
     for path in files:
         text = path.read_text(encoding="utf-8")
-        for needle in ("<script>window", "<img src=x", "<b onmouseover", "\u2028"):
+        for needle in ("<script>window", "<img src=x", "\u2028"):
             assert needle not in text, f"{needle!r} unescaped in {path.name}"
     html = result.path.read_text(encoding="utf-8")
     assert html.count("<script") == 2  # the data element and the app, nothing else
@@ -263,6 +318,12 @@ def page(browser, reported):
     tab, problems = _open(context, result.path.as_uri())
     yield tab, problems
     assert tab.evaluate("typeof window.__pwned") == "undefined", "a hostile string ran"
+    assert (
+        tab.evaluate(
+            "document.querySelectorAll('[onerror],[onmouseover],img:not([src^=\"data:\"])').length"
+        )
+        == 0
+    )
     assert problems == [], problems
     context.close()
 
@@ -380,7 +441,8 @@ def test_browser_hostile_account_page_shows_the_strings_as_text(page, reported):
         assert tab.inner_text("#account-name") == name
         assert HOSTILE_NOTE.replace("\u2028", "").split()[0] in tab.inner_text("#account")
     tab.goto(f"{result.path.as_uri()}#/model")
-    assert tab.is_visible("#model") and not tab.is_visible("#portfolio")
+    tab.wait_for_selector("#model", state="visible")
+    assert not tab.is_visible("#portfolio")
 
 
 @pytest_browser
