@@ -32,6 +32,7 @@ from scipy.special import expit, logit
 EPS = 1e-6  # probabilities are clipped to (EPS, 1 − EPS) before the log-odds
 _CELLS_PER_CHUNK = 2_000_000  # accounts × plans per chunk: ~16 MB per float64 array, ~8 alive
 _MAX_PATTERNS = 256  # distinct eligibility rows up to which accounts are scored by group
+BUSINESS_AS_USUAL = "business as usual"  # the label of the empty plan
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,7 @@ def plan_labels(plans: np.ndarray, options: Sequence[Option]) -> list[str]:
     """Plain-words name of each plan: ``exec_call + training +30d``; the empty plan reads
     ``business as usual``."""
     return [
-        " + ".join(options[j].label for j in np.flatnonzero(row)) or "business as usual"
+        " + ".join(options[j].label for j in np.flatnonzero(row)) or BUSINESS_AS_USUAL
         for row in np.asarray(plans, dtype=bool)
     ]
 

@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from models import plans
 from pipeline import registry
 from pipeline.config import Params
 from pipeline.effects import context_frame
@@ -56,7 +57,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         "plan_s": plan_s,
         "accounts_per_s": accounts / plan_s,
         "plan_space": float(out["plan_space"]),  # type: ignore[arg-type]
-        "with_plan": float((frame["best_plan"] != "business as usual").sum()),
+        "with_plan": float((frame["best_plan"] != plans.BUSINESS_AS_USUAL).sum()),
         "funded": float(frame["funded"].sum()),
     }
 

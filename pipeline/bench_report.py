@@ -50,8 +50,7 @@ def run(params: Params, accounts: list[int], chromium: str, rounds: int = 3) -> 
     runs = past_runs(params.output_dir)
     if not runs:
         raise report.ReportError("no scoring run to scale: run `healthscore score` first")
-    day = runs[-1]
-    data = report.collect(params, day, [d for d in runs if d <= day][-params.report.history_runs :])
+    data = report.collect(params, runs[-1])
     figures = []
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="hs-bench-report-") as tmp:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)

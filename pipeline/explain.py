@@ -10,6 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from models.plans import BUSINESS_AS_USUAL
 from pipeline.config import Params
 from pipeline.plan import partition as plan_partition
 from pipeline.score import partition, past_runs
@@ -57,7 +58,7 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
             f"SELECT * FROM read_parquet('{folder / 'changes.parquet'}') WHERE account_id = ?",
             [account_id],
         ).df()
-        changes = None if found.empty else _plain(found.iloc[0].to_dict())
+        changes = None if found.empty else plain(found.iloc[0].to_dict())
     con.close()
     components = {
         k.removeprefix("points_"): round(float(v), 1)
@@ -67,9 +68,9 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
     return {
         "account_id": account_id,
         "as_of": str(day),
-        "name": _plain(score.get("name")),
-        "segment": _plain(score.get("segment")),
-        "csm_id": _plain(score.get("csm_id")),
+        "name": plain(score.get("name")),
+        "segment": plain(score.get("segment")),
+        "csm_id": plain(score.get("csm_id")),
         "arr": float(score["arr"]),
         "health": int(score["health"]),
         "band": score["band"],
@@ -77,7 +78,7 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         "interval": [float(score["win_probability_low"]), float(score["win_probability_high"])],
         "arr_at_risk": float(score["arr_at_risk"]),
         "priority": int(score["priority"]),
-        "days_to_renewal": _plain(score.get("days_to_renewal")),
+        "days_to_renewal": plain(score.get("days_to_renewal")),
         "model_version": str(score["model_version"]),
         "components": dict(sorted(components.items(), key=lambda kv: kv[1])),
         "risks": _drivers(drivers, "risk"),
@@ -183,7 +184,7 @@ def render_page(page: dict[str, Any]) -> None:
             "holdout_random": f"held out this period (randomised: {plays['action']})",
             "ineligible": "not funded within this period's capacity",
         }[plays["arm"]]
-        if plays["best_plan"] == "business as usual":
+        if plays["best_plan"] == BUSINESS_AS_USUAL:
             console.print("[bold]Plays[/]: none whose expected ARR saved covers its cost")
         else:
             console.print(
@@ -209,9 +210,10 @@ def _drivers(drivers: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value (or a dict of them) as plain Python: NaN/NaT → None, numpy scalars → Python."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
         return None
     if hasattr(value, "item"):

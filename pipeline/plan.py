@@ -203,7 +203,9 @@ def make_plans(
         cfg.seed,
         salt="plan",
     )
-    single_labels = np.array(["business as usual", "", *(o.label for o in options)], dtype=object)
+    single_labels = np.array(
+        [plans.BUSINESS_AS_USUAL, "", *(o.label for o in options)], dtype=object
+    )
     assigned = assignment.assigned
     action = np.where(assigned == 1, labels[funded_plan], single_labels[assigned])
     frame = scores[
@@ -322,7 +324,7 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "as_of": as_of.isoformat(),
         "model_version": version,
         "accounts": len(frame),
-        "with_positive_plan": int((frame["best_plan"] != "business as usual").sum()),
+        "with_positive_plan": int((frame["best_plan"] != plans.BUSINESS_AS_USUAL).sum()),
         "funded": len(funded),
         "arr_saved_funded": float(funded["recommended_arr_saved"].sum()),
         "cost_funded": float(funded["recommended_cost"].sum()),

@@ -34,13 +34,14 @@ from typing import Any
 
 import duckdb
 import jinja2
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from models.plans import BUSINESS_AS_USUAL
 from pipeline import io
 from pipeline.config import Params
+from pipeline.explain import plain
 from pipeline.plan import partition as plan_partition
 from pipeline.score import partition as score_partition
 from pipeline.score import past_runs
@@ -96,8 +97,7 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
             f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))} "
             "(run `healthscore score --as-of DATE` first)"
         )
-    history = [d for d in runs if d <= day][-params.report.history_runs :]
-    data = collect(params, day, history)
+    data = collect(params, day)
     target = partition(params.output_dir, day)
     with atomic_directory(target) as tmp:
         parts = write(data, tmp, params.report.chunk_accounts)
@@ -114,7 +114,7 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
     log.info(
         "report: %s accounts, %d runs of history, %d account files; index %.1f MB, "
         "all %.1f MB in %.1f s → %s",
-        f"{result.accounts:,}", len(history), parts, result.bytes_index / 1e6,
+        f"{result.accounts:,}", len(data["runs"]), parts, result.bytes_index / 1e6,
         result.bytes_total / 1e6, result.seconds, result.path,
     )  # fmt: skip
     return result
@@ -123,8 +123,10 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
 # --- collect: everything the report shows, as plain data --------------------------------------
 
 
-def collect(params: Params, day: date, history: list[date]) -> dict[str, Any]:
-    """Read the runs, plans, raw tables and model run the report of ``day`` shows."""
+def collect(params: Params, day: date) -> dict[str, Any]:
+    """Read the runs, plans, raw tables and model run the report of ``day`` shows (the history:
+    up to ``report.history_runs`` scoring runs ending on ``day``)."""
+    history = [d for d in past_runs(params.output_dir) if d <= day][-params.report.history_runs :]
     folder = score_partition(params.output_dir, day)
     scores = pd.read_parquet(folder / "scores.parquet").sort_values("priority", kind="stable")
     scores = scores.reset_index(drop=True)
@@ -209,7 +211,7 @@ def _accounts(
                 play[i], saved[i] = r.recommended, _round(r.recommended_arr_saved)
             elif isinstance(r.arm, str) and r.arm.startswith("holdout"):
                 play[i], note[i] = r.action, "held out"
-            elif isinstance(r.best_plan, str) and r.best_plan != "business as usual":
+            elif isinstance(r.best_plan, str) and r.best_plan != BUSINESS_AS_USUAL:
                 play[i], note[i], saved[i] = r.best_plan, "not funded", _round(r.arr_saved)
 
     def column(name: str) -> Any:
@@ -349,6 +351,7 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
         ]
         out[r.account_id] = {
             "best": r.best_plan,
+            "none": r.best_plan == BUSINESS_AS_USUAL,  # no play saves more than it costs
             "lift": [
                 round(100 * r.lift, 2),
                 round(100 * r.lift_low, 2),
@@ -500,7 +503,7 @@ def _forecast(folder: Path) -> dict[str, Any] | None:
         {
             "name": str(name).removesuffix("_id").replace("_", " "),
             "rows": [
-                _plain(r)
+                plain(r)
                 for r in rows.sort_values("expected_churned_arr", ascending=False).to_dict(
                     orient="records"
                 )
@@ -528,7 +531,7 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
         "lead_time": [],
         "plots": {},
         "note": None,
-        "drift": [_plain(r) for r in drift.to_dict(orient="records")] if not drift.empty else [],
+        "drift": [plain(r) for r in drift.to_dict(orient="records")] if not drift.empty else [],
         "expected_auc": summary.get("expected_auc"),
         "in_sample": in_sample,
         "trained_through": None if pd.isna(through) else str(through.date()),
@@ -547,7 +550,7 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
                 local = Path(client.download_artifacts(run_id, f"plots/{name}.png", tmp))
                 model["plots"][name] = base64.b64encode(local.read_bytes()).decode("ascii")
             leads = Path(client.download_artifacts(run_id, "evaluation/lead_time.csv", tmp))
-            model["lead_time"] = [_plain(r) for r in pd.read_csv(leads).to_dict("records")]
+            model["lead_time"] = [plain(r) for r in pd.read_csv(leads).to_dict("records")]
     except (MlflowException, OSError) as exc:
         model["note"] = f"MLflow run {run_id} not readable at {params.mlflow.tracking_uri}: {exc}"
         log.warning("report: %s", model["note"])
@@ -681,15 +684,3 @@ def _round(value: Any, digits: int = 0) -> float | int | None:
     if math.isnan(value) or math.isinf(value):
         return None
     return round(value) if digits == 0 else round(value, digits)
-
-
-def _plain(record: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key, value in record.items():
-        if isinstance(value, float | np.floating):
-            out[key] = None if math.isnan(value) else float(value)
-        elif isinstance(value, np.integer | np.bool_):
-            out[key] = value.item()
-        else:
-            out[key] = value
-    return out

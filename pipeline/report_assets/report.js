@@ -301,29 +301,29 @@
   }
 
   function bars(items, opts) {
-    // items: [label, value, kind]; kind "total" draws from 0, otherwise from opts.start (running)
-    var lo = 0, hi = 0, run = opts.start || 0;
-    items.forEach(function (it) {
-      if (it[2] === "total") { lo = Math.min(lo, it[1]); hi = Math.max(hi, it[1]); run = it[1]; }
-      else if (opts.running) { lo = Math.min(lo, run, run + it[1]); hi = Math.max(hi, run, run + it[1]); run += it[1]; }
-      else { lo = Math.min(lo, it[1]); hi = Math.max(hi, it[1]); }
+    // items: [label, value, kind]. A "total" bar runs from 0 to its value; with opts.running
+    // every other bar starts where the previous one ended (a waterfall), else from 0.
+    var run = 0;
+    var segments = items.map(function (it) {
+      var from = it[2] === "total" || !opts.running ? 0 : run;
+      var to = it[2] === "total" ? it[1] : from + it[1];
+      run = to;
+      return { label: it[0], value: it[1], from: from, to: to,
+               cls: it[2] === "total" ? "total" : it[1] < 0 ? "neg" : "pos" };
     });
+    var lo = Math.min.apply(null, [0].concat(segments.map(function (g) { return Math.min(g.from, g.to); })));
+    var hi = Math.max.apply(null, [0].concat(segments.map(function (g) { return Math.max(g.from, g.to); })));
     var span = (hi - lo) || 1;
     function pos(v) { return (100 * (v - lo) / span).toFixed(2) + "%"; }
     var grid = h("div", { "class": "bars" });
-    run = opts.start || 0;
-    items.forEach(function (it) {
-      var from, to, cls;
-      if (it[2] === "total") { from = 0; to = it[1]; cls = "total"; run = it[1]; }
-      else if (opts.running) { from = run; to = run + it[1]; run = to; cls = it[1] < 0 ? "neg" : "pos"; }
-      else { from = 0; to = it[1]; cls = it[1] < 0 ? "neg" : "pos"; }
-      var left = Math.min(from, to), width = Math.abs(to - from);
-      grid.appendChild(h("div", { "class": "lbl", text: it[0] }));
+    segments.forEach(function (g) {
+      grid.appendChild(h("div", { "class": "lbl", text: g.label }));
       grid.appendChild(h("div", { "class": "track" },
         h("div", { "class": "axis", style: "left:" + pos(0) }),
-        h("div", { "class": "bar " + cls, style: "left:" + pos(left) + ";width:" +
-          Math.max(0.4, 100 * width / span).toFixed(2) + "%" })));
-      grid.appendChild(h("div", { "class": "val", text: it[2] === "total" ? String(Math.round(it[1])) : signed(it[1]) }));
+        h("div", { "class": "bar " + g.cls, style: "left:" + pos(Math.min(g.from, g.to)) + ";width:" +
+          Math.max(0.4, 100 * Math.abs(g.to - g.from) / span).toFixed(2) + "%" })));
+      grid.appendChild(h("div", { "class": "val",
+        text: g.cls === "total" ? String(Math.round(g.value)) : signed(g.value) }));
     });
     return grid;
   }
@@ -415,7 +415,7 @@
       holdout_random: "Held out this period: a randomised play (" + p.action + "), so the plays' uplift can be measured.",
       ineligible: "Not funded within this period's capacity."
     }[p.arm] || p.arm;
-    if (p.best === "business as usual") {
+    if (p.none) {
       return h("div", null, h("p", { text: "No play is expected to save more ARR than it costs." }),
         kinds(p.kinds));
     }

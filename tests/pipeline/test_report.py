@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from pipeline import report, stages
+from pipeline.bench_report import CHROMIUM_FLAGS
 from pipeline.config import load_params
 from pipeline.report import ReportError
 from pipeline.score import partition as score_partition
@@ -101,6 +102,10 @@ def account_pages(folder: Path) -> list[dict]:
     return pages
 
 
+def report_files(folder: Path) -> dict[Path, bytes]:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def scores_of(params, day=SECOND) -> pd.DataFrame:
     frame = pd.read_parquet(score_partition(params.output_dir, day) / "scores.parquet")
     return frame.sort_values("priority").reset_index(drop=True)
@@ -172,8 +177,7 @@ def test_stakeholders_and_activity_come_from_before_the_date(reported):
 def test_rows_at_or_after_the_date_change_nothing(reported, tmp_path):
     """Future rows, and flags set after the date, leave every file of the report unchanged."""
     params, result, _ = reported
-    before = {p.relative_to(result.path.parent): p.read_bytes()
-              for p in result.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    before = report_files(result.path.parent)
     raw = tmp_path / "raw"
     shutil.copytree(params.data.raw_dir, raw)
     day = pd.Timestamp(SECOND, tz="UTC")
@@ -197,8 +201,7 @@ def test_rows_at_or_after_the_date_change_nothing(reported, tmp_path):
     contacts.to_parquet(raw / "contacts.parquet", index=False)
     moved = params.model_copy(update={"data": params.data.model_copy(update={"raw_dir": raw})})
     again = stages.run_report(moved, SECOND)
-    after = {p.relative_to(again.path.parent): p.read_bytes()
-             for p in again.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    after = report_files(again.path.parent)
     assert after == before
 
 
@@ -239,8 +242,7 @@ def test_hostile_strings_never_reach_the_html_as_markup(reported):
 
 def test_server_side_text_is_escaped(reported, tmp_path):
     params, _, chosen = reported
-    runs = [FIRST, SECOND]
-    data = report.collect(params, SECOND, runs)
+    data = report.collect(params, SECOND)
     data["alerts"] = [
         {"account_id": chosen[0], "name": HOSTILE_NAMES[0], "before": 80, "health": 40,
          "band_before": "green", "band": "red", "reason": HOSTILE_NAMES[1], "arr": 1.0,
@@ -257,11 +259,9 @@ def test_server_side_text_is_escaped(reported, tmp_path):
 
 def test_a_rerun_writes_the_same_bytes(reported):
     params, result, _ = reported
-    before = {p.relative_to(result.path.parent): p.read_bytes()
-              for p in result.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    before = report_files(result.path.parent)
     again = stages.run_report(params, SECOND)
-    after = {p.relative_to(again.path.parent): p.read_bytes()
-             for p in again.path.parent.rglob("*") if p.is_file()}  # fmt: skip
+    after = report_files(again.path.parent)
     assert before == after
 
 
@@ -289,10 +289,6 @@ def test_no_scoring_run_on_the_date_is_refused(reported):
 # --- in a real browser ---------------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("HEALTHSCORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
