@@ -25,7 +25,9 @@ Missing values follow LightGBM's ``Tree::NumericalDecision`` and
   takes the default direction;
 * numerical, ``missing_type == "None"``: NaN is read as 0 and compared as usual;
 * categorical: NaN or a negative code goes right; the code is ``int(x)``
-  (truncated toward zero), left if it is in the split's category set.
+  (truncated toward zero), left if it is in the split's category set;
+* any |x| <= 1e-35 is read as 0.0 before a split sees it (the dense-row reader
+  of LightGBM's C API drops such values as zeros).
 
 The result matches ``booster.predict(X, pred_contrib=True)`` for a binary or
 regression model: shape (rows, features + 1), the expected value in the last
@@ -210,19 +212,20 @@ def stump_tables(booster: lgb.Booster) -> StumpTables:
 
 
 def _column_getter(
-    tables: StumpTables, X: pd.DataFrame | np.ndarray
+    n_features: int, pandas_categorical: list[list] | None, X: pd.DataFrame | np.ndarray
 ) -> tuple[int, Callable[[int], np.ndarray]]:
     """Return (n_rows, get(feature) -> float64 column) reading X the way LightGBM's predict does.
 
     A DataFrame is read by position (as LightGBM does); its pandas category
     columns, in frame order, are re-coded against the categories stored in the
-    model, with unseen or missing values becoming NaN.
+    model, with unseen or missing values becoming NaN. A value within 1e-35 of zero
+    is read as 0.0, as LightGBM's dense-row reader does before any split sees it.
     """
     if isinstance(X, pd.DataFrame):
-        if X.shape[1] != tables.n_features:
-            raise ValueError(f"X has {X.shape[1]} columns, the model {tables.n_features}")
+        if X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} columns, the model {n_features}")
         cat_positions = [i for i, dt in enumerate(X.dtypes) if isinstance(dt, pd.CategoricalDtype)]
-        trained = tables.pandas_categorical or []
+        trained = pandas_categorical or []
         if len(cat_positions) != len(trained):
             raise ValueError("X's category columns do not match the model's pandas_categorical")
         categories = dict(zip(cat_positions, trained, strict=True))
@@ -233,14 +236,34 @@ def _column_getter(
                 codes = pd.Categorical(col, categories=categories[feature]).codes.astype(np.float64)
                 codes[codes < 0] = np.nan
                 return codes
-            return col.to_numpy(dtype=np.float64, na_value=np.nan)
+            return _as_lightgbm_reads(col.to_numpy(dtype=np.float64, na_value=np.nan))
 
         return len(X), get
 
     arr = np.asarray(X, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != tables.n_features:
-        raise ValueError(f"X must be 2-D with {tables.n_features} columns")
-    return arr.shape[0], lambda feature: arr[:, feature]
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise ValueError(f"X must be 2-D with {n_features} columns")
+    return arr.shape[0], lambda feature: _as_lightgbm_reads(arr[:, feature])
+
+
+def _as_lightgbm_reads(values: np.ndarray) -> np.ndarray:
+    """Tiny values become 0.0: ``RowFunctionFromDenseMatric`` keeps only |x| > kZeroThreshold."""
+    tiny = np.abs(values) <= K_ZERO_THRESHOLD  # False for NaN
+    if tiny.any():
+        values = values.copy()
+        values[tiny] = 0.0
+    return values
+
+
+def lightgbm_matrix(
+    n_features: int, pandas_categorical: list[list] | None, X: pd.DataFrame | np.ndarray
+) -> np.ndarray:
+    """X as the float64 matrix LightGBM's predict reads (category columns as trained codes)."""
+    rows, column = _column_getter(n_features, pandas_categorical, X)
+    out = np.empty((rows, n_features))
+    for feature in range(n_features):
+        out[:, feature] = column(feature)
+    return out
 
 
 def stump_contributions(tables: StumpTables, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -249,7 +272,7 @@ def stump_contributions(tables: StumpTables, X: pd.DataFrame | np.ndarray) -> np
     Returns float64 of shape (rows, n_features + 1); the last column is the
     expected value. Rows sum to the raw score (log-odds for a binary model).
     """
-    n_rows, column = _column_getter(tables, X)
+    n_rows, column = _column_getter(tables.n_features, tables.pandas_categorical, X)
     out = np.zeros((n_rows, tables.n_features + 1))
     out[:, -1] = tables.expected_value
 

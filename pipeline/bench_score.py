@@ -10,7 +10,10 @@ distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage d
   per account;
 - ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
   model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
-  of exact TreeSHAP by LightGBM itself for this model.
+  of exact TreeSHAP by LightGBM itself for this model. The ensemble's own TreeSHAP
+  (:mod:`models.treeshap`, :mod:`models.stumps`) gives the same values faster.
+
+The jitted kernels are compiled (or loaded from numba's cache) on a few rows before timing.
 
 Runs in a child process per size so each peak RSS is its own. Figures, not assertions:
 ``make bench-score ARGS="1000000"`` or ``healthscore bench --score-accounts 1000000``.
@@ -51,6 +54,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     chunk = params.score.chunk_rows
     timings = {"score_s": 0.0, "shap_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
+    ensemble.contributions(table.head(10))  # compile (or load) the jitted kernels untimed
     for start in range(0, accounts, chunk):
         X = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
         began = time.perf_counter()
