@@ -43,11 +43,18 @@ class AdditiveParams(_Section):
 
 
 class TuningParams(_Section):
-    """Optuna's budget: whichever of trials or seconds runs out first ends the study."""
+    """Optuna's budget: whichever of trials or seconds runs out first ends the study.
+
+    With ``early_stopping_rounds`` > 0 the tree count is not searched: each fold grows up to
+    ``max_trees`` and stops once its held-out log loss has not improved for that many rounds,
+    and the deployed model gets the trial's mean best count (no larger than it needs to be).
+    """
 
     trials: int = Field(default=25, ge=0)
     timeout_s: float = Field(default=90.0, gt=0)
     folds: int = Field(default=3, ge=2)
+    early_stopping_rounds: int = Field(default=50, ge=0)
+    max_trees: int = Field(default=1000, ge=10)
 
 
 class ScorecardParams(_Section):

@@ -78,7 +78,8 @@ class TreeMember:
         stopping = {}
         if stop_on is not None:
             stopping = {
-                "eval_set": [stop_on],
+                "eval_X": (stop_on[0],),
+                "eval_y": (stop_on[1],),
                 "eval_metric": "binary_logloss",
                 "callbacks": [lgb.early_stopping(stopping_rounds, verbose=False)],
             }

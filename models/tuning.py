@@ -1,5 +1,6 @@
 """Hyperparameter search with Optuna: TPE seeded from params, median pruning per fold, a budget in
-trials and seconds, an objective closed over frames built once. Studies live in the storage the
+trials and seconds, an objective closed over frames built once, the tree count found by early
+stopping on each held-out fold. Studies live in the storage the
 caller passes (``pipeline`` keeps them in a SQLite file), so an interrupted search resumes.
 """
 
@@ -53,10 +54,17 @@ def tune(
     )
     frames = [(X.iloc[a], y[a], X.iloc[b], y[b]) for a, b in splits]  # built once
 
-    def fold_losses(trial: optuna.Trial, make: Any) -> float:
-        losses = []
+    stopping = cfg.tuning.early_stopping_rounds
+
+    def fold_losses(trial: optuna.Trial, make: Any, stops: bool = False) -> float:
+        losses, trees = [], []
         for step, (x_fit, y_fit, x_held, y_held) in enumerate(frames):
-            member = make().fit(x_fit, y_fit)
+            if stops:
+                member = make().fit(x_fit, y_fit, (x_held, y_held), stopping)
+                trees.append(member.model_.best_iteration_ or member.model_.n_estimators)
+                trial.set_user_attr("n_estimators", round(float(np.mean(trees))))
+            else:
+                member = make().fit(x_fit, y_fit)
             p = 1 / (1 + np.exp(-member.decision(x_held)))
             losses.append(log_loss(y_held, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
             trial.report(float(np.mean(losses)), step)
@@ -65,8 +73,12 @@ def tune(
         return float(np.mean(losses))
 
     def lightgbm_objective(trial: optuna.Trial) -> float:
+        if stopping:  # grown until the held-out fold stops improving
+            trees = {"n_estimators": cfg.tuning.max_trees}
+        else:
+            trees = {"n_estimators": trial.suggest_int("n_estimators", 100, 800, step=50)}
         params = {
-            "n_estimators": trial.suggest_int("n_estimators", 100, 800, step=50),
+            **trees,
             "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.15, log=True),
             "num_leaves": trial.suggest_int("num_leaves", 4, 63, log=True),
             "min_child_samples": trial.suggest_int("min_child_samples", 10, 300, log=True),
@@ -74,7 +86,11 @@ def tune(
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
         }
-        return fold_losses(trial, lambda: TreeMember(params, cfg.seed, n_jobs=cfg.n_jobs))
+
+        def member() -> TreeMember:
+            return TreeMember(params, cfg.seed, n_jobs=cfg.n_jobs)
+
+        return fold_losses(trial, member, stops=stopping > 0)
 
     def linear_objective(trial: optuna.Trial) -> float:
         C = trial.suggest_float("C", 1e-3, 1.0, log=True)
@@ -96,6 +112,8 @@ def tune(
             load_if_exists=True,
         )
         if not study.trials:
+            if name == "lightgbm" and stopping:
+                defaults = {k: v for k, v in defaults.items() if k != "n_estimators"}
             study.enqueue_trial(defaults, skip_if_exists=True)
         finished = [t for t in study.trials if t.state.is_finished()]
         remaining = trials - len(finished)
@@ -108,7 +126,10 @@ def tune(
             sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
             study.best_value,
         )  # fmt: skip
-    best_tree = {**cfg.lightgbm.model_dump(), **results["lightgbm"].best_params}
+    best = results["lightgbm"].best_trial
+    best_tree = {**cfg.lightgbm.model_dump(), **best.params}
+    if "n_estimators" in best.user_attrs:  # the trees early stopping kept
+        best_tree["n_estimators"] = int(best.user_attrs["n_estimators"])
     return Tuned(
         lightgbm=best_tree,
         linear={"C": results["linear"].best_params["C"], "max_iter": cfg.linear.max_iter},

@@ -80,8 +80,10 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         timings["floor_s"] += time.perf_counter() - began
     counts = {n: m.model_.booster_.num_trees() for n, m in zip(ensemble.member_names_,
               ensemble.members_, strict=True) if isinstance(m, TreeMember)}  # fmt: skip
+    tables = [getattr(m, "shap_tables_", None) for m in trees]
     return {
         "accounts": accounts,
+        "shap_tables_mb": round(sum(t.nbytes for t in tables if t is not None) / 2**20, 1),
         "features": len(names),
         "model_version": int(version),
         "trees": counts,

@@ -219,7 +219,9 @@ def _tune(
         return Tuned(cfg.lightgbm.model_dump(), cfg.linear.model_dump(), {}, {}, 0.0)
     params.output_dir.mkdir(parents=True, exist_ok=True)
     storage = optuna.storages.RDBStorage(f"sqlite:///{params.output_dir / 'optuna.db'}")
-    prefix = f"{params.mlflow.experiment}-{data.fingerprint}-seed{cfg.seed}"
+    # a changed search (early stopping on or off, its rounds) is a new study, not a resumed one
+    search = f"es{cfg.tuning.early_stopping_rounds}-{cfg.tuning.max_trees}"
+    prefix = f"{params.mlflow.experiment}-{data.fingerprint}-seed{cfg.seed}-{search}"
     return tune(X, y, groups, cfg, storage, prefix)
 
 
