@@ -355,7 +355,9 @@ def decision_table(
     assumed not to show in the signals before the period ends (the outcome is the contract's
     renewal, months later). The ``history`` columns (those that count past plays, the play
     itself included) are taken from the snapshot one period earlier, so no input records the
-    play being evaluated; where that snapshot does not exist they are missing.
+    play being evaluated; where that snapshot does not exist they are missing. Pass
+    ``history=[]`` to keep the snapshot's own columns and rebuild them as of ``decided_at``
+    instead (what :func:`pipeline.effects.history_at_decision` does).
 
     Returns the snapshots with ``treatment``, ``decided_at`` (the period's start) and the
     history columns replaced.

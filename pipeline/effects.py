@@ -1,26 +1,33 @@
 """The effects step of ``make train``: each play's effect on renewal, from the interventions log.
 
-Reads the log (the only I/O), pairs every labelled snapshot with the play decided in the period
-before it (:func:`models.uplift.decision_table`), and fits :class:`models.uplift.PlayEffects`
+Reads the log, pairs every labelled snapshot with the play decided in the period before it
+(:func:`models.uplift.decision_table`), rebuilds the play-history columns as of the decision
+from the log (:func:`history_at_decision`), and fits :class:`models.uplift.PlayEffects`
 on the decision context: the snapshot's features, the win model's probability for it, its segment.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from features import build_feature_table
 from models.ensemble import HealthEnsemble
 from models.uplift import CONTROL, PlayEffects, decision_table
 from pipeline import io
 from pipeline.config import Params
+from pipeline.engines import make_engine
+from pipeline.score import pinned_features
 
 log = logging.getLogger("healthscore")
 
 HISTORY_FAMILY = "interventions"  # the catalog family whose columns count past plays
+HISTORY_TABLE = "interventions"  # and the contract table it is built from
 
 
 @dataclass
@@ -45,6 +52,36 @@ def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) 
     return table[names].assign(
         **{c: table[c].astype("category") for c in names if c in categorical}
     )
+
+
+def history_at_decision(
+    params: Params, catalog: pd.DataFrame, decisions: pd.DataFrame, history: list[str]
+) -> pd.DataFrame:
+    """The play-history columns rebuilt from the log as of each row's ``decided_at``.
+
+    A decision row's features are its snapshot's, at the end of the decision period; the ones
+    that count past plays would count the very play being judged, so they are built again by
+    the same feature family on a spine at ``decided_at`` (rows strictly before it, the kinds
+    pinned to the catalog's): what the CSM's history looked like when deciding, for every row.
+    """
+    cfg = pinned_features(params.features, catalog)
+    spine = decisions[["account_id", "decided_at", "contract_id"]].rename(
+        columns={"decided_at": "as_of"}
+    )
+    spine = spine.assign(
+        as_of=pd.to_datetime(spine["as_of"]),
+        days_to_renewal=np.nan,  # not read by the history family
+    ).drop_duplicates(["account_id", "as_of"])
+    with io.read_raw(params.data) as raw, tempfile.TemporaryDirectory() as tmp:
+        built, _ = build_feature_table(
+            make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, [HISTORY_TABLE]
+        )
+    built = built[["account_id", "as_of", *history]].rename(columns={"as_of": "decided_at"})
+    keys = decisions[["account_id", "decided_at"]].assign(
+        decided_at=pd.to_datetime(decisions["decided_at"])
+    )
+    rebuilt = keys.merge(built, on=["account_id", "decided_at"], how="left", validate="many_to_one")
+    return decisions.assign(**{c: rebuilt[c].to_numpy() for c in history})
 
 
 def segments(table: pd.DataFrame) -> np.ndarray:
@@ -74,7 +111,9 @@ def fit_effects(
         raise ValueError(f"effects.modifiers: not features of the model: {missing}")
     history = catalog.loc[catalog["family"] == HISTORY_FAMILY, "name"].tolist()
     labelled = table[table["renewed"].notna()].reset_index(drop=True)
-    decisions = decision_table(labelled, plays, params.features.frequency, history)
+    decisions = decision_table(labelled, plays, params.features.frequency, history=[])
+    if history:
+        decisions = history_at_decision(params, catalog, decisions, history)
     counts = decisions["treatment"].value_counts()
     rare = [k for k, n in counts.items() if k != CONTROL and n < cfg.min_treated]
     if rare:

@@ -181,3 +181,38 @@ def test_evaluate_plays_prints_the_policy_table(planned):
     assert result.exit_code == 0, result.output
     for text in ("oracle_capacity", "naive_reprediction", "same_play_for_all", "true ATE"):
         assert text in result.stdout
+
+
+def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
+    # given the decision rows the effect model learns from
+    from models.uplift import decision_table
+    from pipeline.effects import HISTORY_FAMILY, history_at_decision, read_plays
+    from pipeline.train import load_training_set
+
+    params, _ = planned
+    data = load_training_set(params.output_dir / "features")
+    history = data.catalog.loc[data.catalog["family"] == HISTORY_FAMILY, "name"].tolist()
+    labelled = data.table[data.table["renewed"].notna()].reset_index(drop=True)
+    plays = read_plays(params)
+    decisions = decision_table(labelled, plays, params.features.frequency, history=[])
+    # when the history columns are rebuilt as of each decision
+    rebuilt = history_at_decision(params, data.catalog, decisions, history)
+    # then every row has them (none missing for want of an earlier snapshot) ...
+    assert rebuilt["interventions_365d"].notna().all()
+    # ... and they count exactly the logged plays of the year strictly before decided_at, so the
+    # play being judged is never among its own inputs
+    ts = pd.to_datetime(plays["ts"])
+    log = plays.assign(ts=ts.dt.tz_convert(None) if ts.dt.tz is not None else ts)
+    sample = rebuilt[rebuilt["treatment"] != "none"].head(40)
+    assert len(sample) > 10
+    for row in sample.itertuples():
+        decided = pd.Timestamp(row.decided_at)
+        mine = log[log["account_id"] == row.account_id]
+        year = mine[(mine["ts"] < decided) & (mine["ts"] >= decided - pd.Timedelta(days=365))]
+        assert row.interventions_365d == len(year)
+    # while the snapshot's own columns, at the end of the period, mostly count the play too
+    treated = decisions["treatment"] != "none"
+    differs = (
+        decisions.loc[treated, "interventions_365d"] != rebuilt.loc[treated, "interventions_365d"]
+    )
+    assert differs.mean() > 0.5
