@@ -1,7 +1,7 @@
 """Hyperparameter search with Optuna: TPE seeded from params, median pruning per fold, a budget in
 trials and seconds, an objective closed over frames built once, the tree count found by early
-stopping on each held-out fold. Studies live in the storage the
-caller passes (``pipeline`` keeps them in a SQLite file), so an interrupted search resumes.
+stopping on each held-out fold. Studies live in the storage the caller passes (``pipeline``
+keeps them in a SQLite file), so an interrupted search resumes.
 """
 
 from __future__ import annotations
