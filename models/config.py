@@ -32,6 +32,9 @@ class LinearParams(_Section):
 
     C: float = Field(default=0.05, gt=0)
     max_iter: int = Field(default=500, ge=50)
+    # each numeric feature also enters multiplied by this one (scaled 0–1), so a signal can
+    # count more or less as the renewal nears; null, or a column that is absent: no products
+    interact_with: str | None = "days_to_renewal"
 
 
 class AdditiveParams(_Section):

@@ -112,10 +112,13 @@ class TreeMember:
 class LinearMember:
     """Regularised logistic regression on normalised features, exact linear contributions."""
 
-    def __init__(self, C: float, max_iter: int, seed: int) -> None:
+    def __init__(
+        self, C: float, max_iter: int, seed: int, interact_with: str | None = None
+    ) -> None:
         self.C = C
         self.max_iter = max_iter
         self.seed = seed
+        self.interact_with = interact_with
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LinearMember:
         self.numeric_ = [c for c in X.columns if not isinstance(X[c].dtype, pd.CategoricalDtype)]
@@ -126,6 +129,14 @@ class LinearMember:
             strategy="median", add_indicator=True, keep_empty_features=True
         )
         self.imputer_.fit(numeric)
+        # every signal × how far the renewal is (0–1 of the training range), when that column
+        # is among the features: how much a signal counts depends on the time left
+        self.interact_ = (
+            self.numeric_.index(self.interact_with) if self.interact_with in self.numeric_ else None
+        )
+        if self.interact_ is not None:
+            top = float(np.nanmax(np.abs(numeric[:, self.interact_]), initial=0.0))
+            self.interact_scale_ = top if top > 0 else 1.0
         self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
         self.onehot_.fit(self._labels(X))
         design = self._design(X)
@@ -137,10 +148,16 @@ class LinearMember:
         indicators = self.imputer_.indicator_.features_ if self.imputer_.indicator_ else []
         owner = [self.columns_.index(c) for c in self.numeric_]
         owner += [self.columns_.index(self.numeric_[i]) for i in indicators]
+        owner += [self.columns_.index(self.numeric_[i]) for i in self._interacted()]
         for column, cats in zip(self.categorical_, self.onehot_.categories_, strict=True):
             owner += [self.columns_.index(column)] * len(cats)
         self.owner_ = np.asarray(owner)
         return self
+
+    def _interacted(self) -> list[int]:
+        """Numeric columns multiplied by the horizon (each owns its product's contribution)."""
+        at = getattr(self, "interact_", None)
+        return [] if at is None else [i for i in range(len(self.numeric_)) if i != at]
 
     def _labels(self, X: pd.DataFrame) -> np.ndarray:
         if not self.categorical_:
@@ -155,6 +172,9 @@ class LinearMember:
         else:
             scaled = signed_log1p(imputed[:, :width])
         parts = [scaled, imputed[:, width:]]
+        if getattr(self, "interact_", None) is not None:
+            h = np.clip(imputed[:, self.interact_] / self.interact_scale_, 0.0, 1.0)
+            parts.append(scaled[:, self._interacted()] * h[:, None])
         if self.categorical_:
             parts.append(self.onehot_.transform(self._labels(X)))
         return np.hstack(parts)

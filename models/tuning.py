@@ -94,7 +94,9 @@ def tune(
 
     def linear_objective(trial: optuna.Trial) -> float:
         C = trial.suggest_float("C", 1e-3, 1.0, log=True)
-        return fold_losses(trial, lambda: LinearMember(C, cfg.linear.max_iter, cfg.seed))
+        return fold_losses(
+            trial, lambda: LinearMember(C, cfg.linear.max_iter, cfg.seed, cfg.linear.interact_with)
+        )
 
     budget = cfg.tuning
     results: dict[str, optuna.Study] = {}
@@ -132,7 +134,7 @@ def tune(
         best_tree["n_estimators"] = int(best.user_attrs["n_estimators"])
     return Tuned(
         lightgbm=best_tree,
-        linear={"C": results["linear"].best_params["C"], "max_iter": cfg.linear.max_iter},
+        linear={**cfg.linear.model_dump(), "C": results["linear"].best_params["C"]},
         trials={k: len(s.trials) for k, s in results.items()},
         best_loss={k: float(s.best_value) for k, s in results.items()},
         seconds=time.perf_counter() - started,

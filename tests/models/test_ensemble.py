@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.calibration import Calibrator, choose_calibration
-from models.ensemble import HealthEnsemble
+from models.ensemble import HealthEnsemble, LinearMember
 
 SMALL = {
     "lightgbm": {
@@ -145,3 +145,24 @@ def test_calibration_is_chosen_by_out_of_fold_log_loss():
     assert oof.shape == (3000,)
     p = Calibrator("sigmoid").fit(score, y).predict(np.array([0.0, 2.0]))
     np.testing.assert_allclose(p, [0.5, 1 / (1 + np.exp(-1.0))], atol=0.03)
+
+
+def test_linear_member_with_horizon_products_stays_exact():
+    # given snapshots where usage matters more the nearer the renewal
+    X, y, _ = accounts_frame()
+    rng = np.random.default_rng(1)
+    X = X.assign(days_to_renewal=rng.uniform(0, 180, len(X)))
+    plain = LinearMember(0.5, 500, 0).fit(X, y.to_numpy())
+    member = LinearMember(0.5, 500, 0, interact_with="days_to_renewal").fit(X, y.to_numpy())
+    # then each numeric feature but the horizon gets one product column, owned by the feature
+    numeric = len(member.numeric_)
+    assert member.model_.coef_.shape[1] == plain.model_.coef_.shape[1] + numeric - 1
+    # and the contributions still add up to the member's log-odds, feature by feature
+    phi = member.contributions(X)
+    np.testing.assert_allclose(phi.sum(axis=1), member.decision(X), atol=1e-9)
+    assert phi.shape == (len(X), X.shape[1] + 1)
+    # a frame without that column (a prebuilt table) simply gets no products
+    absent = LinearMember(0.5, 500, 0, interact_with="days_to_renewal").fit(
+        X.drop(columns="days_to_renewal"), y.to_numpy()
+    )
+    assert absent.interact_ is None
