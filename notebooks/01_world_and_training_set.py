@@ -29,8 +29,6 @@ OVERRIDES: list[str] = []
 
 # %%
 # notebooks import pipeline/ by design: the import ban is for features/ and models/
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -38,13 +36,10 @@ from IPython.display import display
 
 import features
 from pipeline import io
-from pipeline.config import load_params
+from pipeline.config import notebook_params
 from pipeline.train import load_training_set
 
-# paths in params.yaml are relative to the repository root; Jupyter starts in notebooks/
-if Path.cwd().name == "notebooks" and not Path(PARAMS).is_absolute():
-    os.chdir(Path.cwd().parent)
-params = load_params(PARAMS, OVERRIDES)
+params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)
 print(f"raw tables: {params.data.raw_dir} · outputs: {params.output_dir}")
 

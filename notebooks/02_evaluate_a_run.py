@@ -41,12 +41,9 @@ from IPython.display import display
 from mlflow import MlflowClient
 
 from pipeline import registry
-from pipeline.config import load_params
+from pipeline.config import notebook_params
 
-# paths in params.yaml are relative to the repository root; Jupyter starts in notebooks/
-if Path.cwd().name == "notebooks" and not Path(PARAMS).is_absolute():
-    os.chdir(Path.cwd().parent)
-params = load_params(PARAMS, OVERRIDES)
+params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)
 registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
 client = MlflowClient()

@@ -30,21 +30,16 @@ ACCOUNT_ID: str | None = None  # None: the top-priority account of the latest sc
 
 # %%
 # notebooks import pipeline/ by design: the import ban is for features/ and models/
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
 from pipeline import explain
-from pipeline.config import load_params
+from pipeline.config import notebook_params
 from pipeline.score import partition, past_runs
 
-# paths in params.yaml are relative to the repository root; Jupyter starts in notebooks/
-if Path.cwd().name == "notebooks" and not Path(PARAMS).is_absolute():
-    os.chdir(Path.cwd().parent)
-params = load_params(PARAMS, OVERRIDES)
+params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)
 
 # %% [markdown]

@@ -189,6 +189,15 @@ def _apply_override(tree: dict[str, Any], parts: list[str], value: Any) -> dict[
     return {**tree, head: _apply_override(child, rest, value)}
 
 
+def notebook_params(path: Path | str, overrides: list[str] | None = None) -> Params:
+    """:func:`load_params` for a notebook. Paths in params.yaml are relative to the repository
+    root and Jupyter starts in ``notebooks/``, so a relative params file read from there first
+    moves the working directory up to the root."""
+    if Path.cwd().name == "notebooks" and not Path(path).is_absolute():
+        os.chdir(Path.cwd().parent)
+    return load_params(path, overrides)
+
+
 def load_params(path: Path | str | None = None, overrides: list[str] | None = None) -> Params:
     """Read params.yaml, apply ``--set`` overrides and the environment, validate once.
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from models import allocation, plans, policy
 from models.uplift import PlayEffects
-from pipeline import registry
+from pipeline import registry, storage
 from pipeline.config import Params
 from pipeline.effects import context_frame, segments
 from pipeline.score import _snapshot
@@ -56,7 +56,8 @@ class PlanResult:
 
 
 def partition(output_dir: Path, as_of: date) -> Path:
-    return output_dir / "plans" / f"as_of={as_of.isoformat()}"
+    """Where the plans of one as-of date live."""
+    return storage.partition(output_dir / "plans", as_of)
 
 
 def catalog_options(params: Params, kinds: list[str]) -> tuple[plans.Option, ...]:
@@ -407,11 +408,7 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
 def latest_plan(params: Params) -> date:
     """The date of the most recent plan run."""
     root = params.output_dir / "plans"
-    dates = sorted(
-        date.fromisoformat(p.name.removeprefix("as_of="))
-        for p in root.glob("as_of=*")
-        if (p / "plans.parquet").exists()
-    )
+    dates = storage.partition_dates(root, "plans.parquet")
     if not dates:
         raise PlanError(f"no plan run in {root}: run `healthscore plan` first")
     return dates[-1]

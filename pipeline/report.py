@@ -39,7 +39,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.plans import BUSINESS_AS_USUAL
-from pipeline import io
+from pipeline import io, storage
 from pipeline.config import Params
 from pipeline.explain import plain
 from pipeline.plan import partition as plan_partition
@@ -76,7 +76,7 @@ class ReportResult:
 
 def partition(output_dir: Path, as_of: date) -> Path:
     """Where the report of one as-of date lives."""
-    return output_dir / "reports" / f"as_of={as_of.isoformat()}"
+    return storage.partition(output_dir / "reports", as_of)
 
 
 def run_report(params: Params, as_of: date | None = None) -> ReportResult:

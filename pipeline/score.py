@@ -22,7 +22,7 @@ import pandas as pd
 
 import features
 from models import explain, forecast, monitoring, scoring
-from pipeline import io, registry
+from pipeline import io, registry, storage
 from pipeline.config import FeaturesConfig, Params
 from pipeline.engines import make_engine
 from pipeline.registry import HealthModel
@@ -46,19 +46,12 @@ class ScoreResult:
 
 def partition(output_dir: Path, as_of: date) -> Path:
     """Where the scores of one as-of date live."""
-    return output_dir / "scores" / f"as_of={as_of.isoformat()}"
+    return storage.partition(output_dir / "scores", as_of)
 
 
 def past_runs(output_dir: Path, before: date | None = None) -> list[date]:
     """The as-of dates already scored, oldest first (optionally only those before a date)."""
-    root = output_dir / "scores"
-    if not root.exists():
-        return []
-    dates = sorted(
-        date.fromisoformat(p.name.removeprefix("as_of="))
-        for p in root.glob("as_of=*")
-        if (p / "scores.parquet").exists()
-    )
+    dates = storage.partition_dates(output_dir / "scores", "scores.parquet")
     return [d for d in dates if before is None or d < before]
 
 

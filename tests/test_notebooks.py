@@ -149,6 +149,15 @@ def test_the_world_notebook_shows_the_raw_tables_and_the_training_set(world):
     assert shown["figures"] >= 3, "the plots were drawn"
 
 
+def named(metrics: dict[str, float], prefix: str, suffix: str) -> list[str]:
+    """The names between ``prefix`` and ``suffix`` of the metrics that have both, sorted."""
+    return sorted(
+        k.removeprefix(prefix).removesuffix(suffix)
+        for k in metrics
+        if k.startswith(prefix) and k.endswith(suffix)
+    )
+
+
 @pytest.mark.slow
 def test_the_evaluation_notebook_reads_the_champion_run(world):
     params, overrides, trained = world
@@ -166,18 +175,10 @@ def test_the_evaluation_notebook_reads_the_champion_run(world):
     metrics = trained.metrics
     assert (shown["run_id"], str(shown["version"])) == (trained.run_id, trained.version)
     assert shown["oot_roc_auc"] == pytest.approx(metrics["oot_roc_auc"])
-    assert shown["baselines"] == sorted(
-        k.removeprefix("baseline_").removesuffix("_roc_auc")
-        for k in metrics
-        if k.startswith("baseline_") and k.endswith("_roc_auc")
-    )
+    assert shown["baselines"] == named(metrics, "baseline_", "_roc_auc")
     assert shown["oracle_roc_auc"] == pytest.approx(metrics["oracle_oracle_roc_auc"])
     assert shown["lead_rows"] == len(params.train.lead_days)
-    assert shown["plays"] == sorted(
-        k.removeprefix("effect_").removesuffix("_ate")
-        for k in metrics
-        if k.startswith("effect_") and k.endswith("_ate")
-    )
+    assert shown["plays"] == named(metrics, "effect_", "_ate")
     assert shown["plays"], "the run has play effects"
     assert shown["figures"] >= 4, "the plots were drawn"
 
