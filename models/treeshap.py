@@ -118,14 +118,14 @@ def tree_tables(booster: lgb.Booster, max_bytes: int = MAX_BYTES) -> TreeTables 
 def _parse_tree(root: dict, nodes: list[tuple], leaves: list[tuple], first: int) -> float:
     """Append one tree's splits and leaves (paths numbered within the tree); return
     ``Tree::ExpectedValue``: Σ leaf_count / root internal_count × leaf value."""
-    if "leaf_coeff" in str(root):
-        raise NotImplementedError("linear trees are not supported")
     total = float(root["internal_count"])
     expected = 0.0
     stack = [(root, [])]
     while stack:
         node, path = stack.pop()
         if "leaf_value" in node:
+            if "leaf_coeff" in node:
+                raise NotImplementedError("linear trees are not supported")
             expected += float(node["leaf_count"]) / total * float(node["leaf_value"])
             leaves.append((float(node["leaf_value"]), path))
             continue

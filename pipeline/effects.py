@@ -41,9 +41,11 @@ class EffectsFit:
 def read_plays(params: Params) -> pd.DataFrame | None:
     """The interventions log (account_id, ts, type …), or None where the data has none."""
     with io.read_raw(params.data) as raw:
-        if not raw.has("interventions"):
-            return None
-        return raw.frame("interventions")
+        return _plays(raw)
+
+
+def _plays(raw: io.RawData) -> pd.DataFrame | None:
+    return raw.frame(HISTORY_TABLE) if raw.has(HISTORY_TABLE) else None
 
 
 def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -55,7 +57,11 @@ def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) 
 
 
 def history_at_decision(
-    params: Params, catalog: pd.DataFrame, decisions: pd.DataFrame, history: list[str]
+    raw: io.RawData,
+    params: Params,
+    catalog: pd.DataFrame,
+    decisions: pd.DataFrame,
+    history: list[str],
 ) -> pd.DataFrame:
     """The play-history columns rebuilt from the log as of each row's ``decided_at``.
 
@@ -72,7 +78,7 @@ def history_at_decision(
         as_of=pd.to_datetime(spine["as_of"]),
         days_to_renewal=np.nan,  # not read by the history family
     ).drop_duplicates(["account_id", "as_of"])
-    with io.read_raw(params.data) as raw, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         built, _ = build_feature_table(
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, [HISTORY_TABLE]
         )
@@ -102,18 +108,19 @@ def fit_effects(
     if not cfg.enabled:
         log.info("effects: disabled (effects.enabled: false)")
         return None
-    plays = read_plays(params)
-    if plays is None or plays.empty:
-        log.info("effects: no interventions log: no effect model, no plans")
-        return None
     missing = [m for m in cfg.modifiers if m not in names]
     if missing:
         raise ValueError(f"effects.modifiers: not features of the model: {missing}")
     history = catalog.loc[catalog["family"] == HISTORY_FAMILY, "name"].tolist()
     labelled = table[table["renewed"].notna()].reset_index(drop=True)
-    decisions = decision_table(labelled, plays, params.features.frequency, history=[])
-    if history:
-        decisions = history_at_decision(params, catalog, decisions, history)
+    with io.read_raw(params.data) as raw:  # once: validating the tables takes seconds
+        plays = _plays(raw)
+        if plays is None or plays.empty:
+            log.info("effects: no interventions log: no effect model, no plans")
+            return None
+        decisions = decision_table(labelled, plays, params.features.frequency, history=[])
+        if history:
+            decisions = history_at_decision(raw, params, catalog, decisions, history)
     counts = decisions["treatment"].value_counts()
     rare = [k for k, n in counts.items() if k != CONTROL and n < cfg.min_treated]
     if rare:

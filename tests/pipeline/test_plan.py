@@ -186,6 +186,7 @@ def test_evaluate_plays_prints_the_policy_table(planned):
 def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
     # given the decision rows the effect model learns from
     from models.uplift import decision_table
+    from pipeline import io
     from pipeline.effects import HISTORY_FAMILY, history_at_decision, read_plays
     from pipeline.train import load_training_set
 
@@ -196,7 +197,8 @@ def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
     plays = read_plays(params)
     decisions = decision_table(labelled, plays, params.features.frequency, history=[])
     # when the history columns are rebuilt as of each decision
-    rebuilt = history_at_decision(params, data.catalog, decisions, history)
+    with io.read_raw(params.data) as raw:
+        rebuilt = history_at_decision(raw, params, data.catalog, decisions, history)
     # then every row has them (none missing for want of an earlier snapshot) ...
     assert rebuilt["interventions_365d"].notna().all()
     # ... and they count exactly the logged plays of the year strictly before decided_at, so the
