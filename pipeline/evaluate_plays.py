@@ -8,7 +8,11 @@ oracle knows (a renewal within the horizon), under the same capacity:
 - the best single play for everyone (the kind with the highest estimated average effect);
 - random allowed plays, funded in random order until capacity runs out;
 - the naive re-prediction: the win model re-scored with the play added to its history
-  features (what the effect model is built to avoid), searched and allocated the same way.
+  features (what the effect model is built to avoid), searched and allocated the same way;
+- exact averages: the oracle's mean effect of each kind over these accounts, spread per account
+  by the shipped rule (the slope ``p(1 − p)`` of the model's probability): how far the shipped
+  policy would get if only its per-kind averages were right. It splits the gap to the oracle
+  into what the averages cost and what the per-account shape costs.
 
 Policy value = Σ ARR × true lift − cost over the funded plans. A plan's true lift combines the
 oracle's single-play effects in log-odds (the same rule the search uses). With ``--seeds`` the
@@ -106,6 +110,16 @@ def naive_lifts(
     return out
 
 
+def exact_averages(p: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(n, kinds): each kind's true mean effect spread by the slope ``p(1 − p)`` of each account.
+
+    The shipped per-account rule with the per-kind averages replaced by the truth: the columns
+    average to the true means, and within a kind accounts rank by their slope alone.
+    """
+    slope = p * (1 - p)
+    return slope[:, None] / slope.mean() * true.mean(axis=0)[None, :]
+
+
 def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     """The figures of one plan run against the oracle (see the module docstring)."""
     folder = partition(params.output_dir, as_of)
@@ -195,6 +209,10 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
     policies["naive_reprediction"] = naive_search.plans[_funded(naive_search, capacity)]
     policies["naive_unconstrained"] = naive_search.plans[naive_search.best]
+    exact = exact_averages(p_model, frame[kinds].to_numpy(dtype=float))[:, column]
+    exact_search = _search(p_model, exact, arr, days, options, cfg)
+    policies["exact_averages"] = exact_search.plans[_funded(exact_search, capacity)]
+    policies["exact_averages_unconstrained"] = exact_search.plans[exact_search.best]
     for name, chosen in policies.items():
         value, harmful = true_value(chosen)
         out[f"value_{name}"] = value
@@ -205,6 +223,12 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     out["shipped_vs_capacity_oracle"] = out["value_shipped"] / oracle_cap if oracle_cap else np.nan
     out["shipped_vs_oracle"] = (
         out["value_shipped_unconstrained"] / oracle_all if oracle_all else np.nan
+    )
+    out["exact_averages_vs_capacity_oracle"] = (
+        out["value_exact_averages"] / oracle_cap if oracle_cap else np.nan
+    )
+    out["exact_averages_vs_oracle"] = (
+        out["value_exact_averages_unconstrained"] / oracle_all if oracle_all else np.nan
     )
     out["model_version"] = float(version)
     return out
@@ -266,8 +290,10 @@ POLICIES = (
     "same_play_for_all",
     "random",
     "naive_reprediction",
+    "exact_averages",
     "shipped_unconstrained",
     "naive_unconstrained",
+    "exact_averages_unconstrained",
     "oracle_unconstrained",
 )
 
@@ -320,7 +346,9 @@ def render(table: pd.DataFrame) -> str:
             "",
             policies.to_string(float_format=lambda v: f"{v:,.3f}"),
             f"shipped / oracle (no capacity): {row.get('shipped_vs_oracle', np.nan):.3f}   "
-            f"shipped / capacity oracle: {row.get('shipped_vs_capacity_oracle', np.nan):.3f}",
+            f"shipped / capacity oracle: {row.get('shipped_vs_capacity_oracle', np.nan):.3f}   "
+            f"(with exact averages: {row.get('exact_averages_vs_oracle', np.nan):.3f} / "
+            f"{row.get('exact_averages_vs_capacity_oracle', np.nan):.3f})",
             "",
         ]
     return "\n".join(lines)
