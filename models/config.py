@@ -151,6 +151,9 @@ class Play(_Section):
     """One intervention kind in the catalog: what it costs and when and where it may run."""
 
     cost: float = Field(default=0.0, ge=0)  # money per play
+    # share of the renewal's ARR given away if the account renews (a discount): counted against
+    # the ARR saved, so a plan saves ARR × ((p0 + lift) × (1 − share) − p0)
+    arr_share: float = Field(default=0.0, ge=0, lt=1)
     csm_hours: float = Field(default=0.0, ge=0)
     exec_hours: float = Field(default=0.0, ge=0)
     min_days: int = Field(default=0, ge=0)  # start at least this many days before the renewal …
@@ -174,7 +177,7 @@ DEFAULT_CATALOG = {
     "strategic_review": Play(cost=2500, csm_hours=8, min_days=45, max_days=180),
     "training": Play(cost=1200, csm_hours=4, min_days=60, max_days=365),
     "csm_change": Play(cost=3000, csm_hours=10, min_days=90, max_days=365),
-    "discount": Play(cost=2000, csm_hours=1, min_days=14, max_days=120),
+    "discount": Play(cost=0, arr_share=0.12, csm_hours=1, min_days=14, max_days=120),
 }  # fmt: skip
 
 

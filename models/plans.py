@@ -47,6 +47,7 @@ class Option:
     min_days: int
     max_days: int
     min_arr: float = 0.0
+    arr_share: float = 0.0  # of the renewal's ARR given away if the account renews (a discount)
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -57,6 +58,8 @@ class Option:
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{self.kind}: {name} must be finite and >= 0, got {value}")
+        if not 0 <= self.arr_share < 1:
+            raise ValueError(f"{self.kind}: arr_share must lie in [0, 1), got {self.arr_share}")
         if self.min_days > self.max_days:
             raise ValueError(
                 f"{self.kind}: min_days {self.min_days} exceeds max_days {self.max_days}"
@@ -220,6 +223,13 @@ def plan_lift(p0: np.ndarray, lift: np.ndarray, plans: np.ndarray) -> np.ndarray
     return expit(z0[:, None] + delta @ plans.T.astype(float)) - expit(z0)[:, None]
 
 
+def plan_keep(plans: np.ndarray, options: Sequence[Option]) -> np.ndarray:
+    """Share of the renewal's ARR each plan keeps, ``(P,)``: the product of ``1 − arr_share``
+    over its options (1 for a plan that gives nothing away)."""
+    share = np.array([o.arr_share for o in options], dtype=float)
+    return np.exp(np.asarray(plans, dtype=bool).astype(float) @ np.log1p(-share))
+
+
 @dataclass
 class PlanSearch:
     """The best plan per account, two alternatives and what each costs and saves.
@@ -375,6 +385,7 @@ class _Problem:
     arr: np.ndarray  # (n,)
     eligible: np.ndarray  # (n, m) bool
     resources: np.ndarray  # (m, 3): cost, csm_hours, exec_hours per option
+    log_keep: np.ndarray  # (m,) log(1 − arr_share): what of the renewal ARR each option keeps
     kind_index: np.ndarray  # (m,)
     excluded: np.ndarray  # (K, K) bool, symmetric
     max_plays: int
@@ -382,6 +393,11 @@ class _Problem:
     @property
     def base(self) -> np.ndarray:
         return expit(self.z0)
+
+    def saved(self, z: np.ndarray, log_keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """ARR saved at log-odds ``z`` with ``log_keep`` (summed over a plan's options): the
+        renewal's expected ARR, less what the plan gives away, minus business as usual's."""
+        return self.arr.reshape(shape) * (expit(z) * np.exp(log_keep) - self.base.reshape(shape))
 
     def rows(self, index: np.ndarray) -> _Problem:
         """The same problem for a subset of accounts."""
@@ -472,6 +488,7 @@ def search_plans(
         arr=arr,
         eligible=eligible,
         resources=np.array([[o.cost, o.csm_hours, o.exec_hours] for o in options], dtype=float),
+        log_keep=np.log(plan_keep(np.eye(m, dtype=bool), options)),
         kind_index=kind_index,
         excluded=excluded,
         max_plays=max_plays,
@@ -503,10 +520,14 @@ def _summarise(
     _, delta_lo = _log_odds(p0, lo)
     _, delta_hi = _log_odds(p0, hi)
 
+    keep = np.exp(plans.astype(float) @ problem.log_keep)  # (P,): as plan_keep
+    base = problem.base
+
     def saved(index: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        return arr * _row_lift(z0, delta, plans[index])
+        return arr * ((base + _row_lift(z0, delta, plans[index])) * keep[index] - base)
 
     lifts = [_row_lift(z0, d, plans[best]) for d in (problem.delta, delta_lo, delta_hi)]
+    best_saved = [arr * ((base + lift) * keep[best] - base) for lift in lifts]
     has = runners_up >= 0
     runner = np.where(has, runners_up, 0)
     runner_saved = [
@@ -521,13 +542,13 @@ def _summarise(
         lift=lifts[0],
         lift_lo=lifts[1],
         lift_hi=lifts[2],
-        saved=arr * lifts[0],
-        saved_lo=arr * lifts[1],
-        saved_hi=arr * lifts[2],
+        saved=best_saved[0],
+        saved_lo=best_saved[1],
+        saved_hi=best_saved[2],
         cost=cost,
         csm_hours=plan_resources[best, 1],
         exec_hours=plan_resources[best, 2],
-        net=arr * lifts[0] - cost,
+        net=best_saved[0] - cost,
         extrapolated=(flagged & plans[best]).any(axis=1),
         exact=exact,
         plan_cost=plan_resources[:, 0],
@@ -602,13 +623,14 @@ def _exact_block(
     account may not use."""
     as_float = plans[columns].T.astype(float)
     cost = cost[columns]
+    log_keep = problem.log_keep @ as_float  # (columns,)
     step = max(1, _CELLS_PER_CHUNK // len(columns))
     for start in range(0, len(accounts), step):
         chunk = accounts[start : start + step]
         rows = np.arange(len(chunk))
-        lift = expit(problem.z0[chunk, None] + problem.delta[chunk] @ as_float)
-        saved = problem.arr[chunk, None] * (lift - problem.base[chunk, None])
-        del lift
+        saved = problem.rows(chunk).saved(
+            problem.z0[chunk, None] + problem.delta[chunk] @ as_float, log_keep[None, :], (-1, 1)
+        )
         if mask:
             saved[(~problem.eligible[chunk]).astype(float) @ as_float > 0] = -np.inf
         net = saved - cost
@@ -628,8 +650,8 @@ def _fitness(problem: _Problem, genomes: np.ndarray) -> tuple[np.ndarray, np.nda
     """Net value and money cost of each genome, ``(n, k)`` each, genomes ``(n, k, m)``."""
     z = problem.z0[:, None] + np.einsum("ikm,im->ik", genomes, problem.delta)
     cost = np.einsum("ikm,m->ik", genomes, problem.resources[:, 0])
-    saved = problem.arr[:, None] * (expit(z) - problem.base[:, None])
-    return saved - cost, cost
+    log_keep = np.einsum("ikm,m->ik", genomes, problem.log_keep)
+    return problem.saved(z, log_keep, (-1, 1)) - cost, cost
 
 
 def _repair(problem: _Problem, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -689,12 +711,14 @@ def _greedy(problem: _Problem) -> np.ndarray:
     plan = np.zeros((n, m), dtype=bool)
     z = problem.z0.copy()
     cost = np.zeros(n)
+    kept = np.zeros(n)
     net = np.zeros(n)
     rows = np.arange(n)
     for _ in range(problem.max_plays):
         z_new = z[:, None] + problem.delta
         cost_new = cost[:, None] + problem.resources[None, :, 0]
-        net_new = problem.arr[:, None] * (expit(z_new) - problem.base[:, None]) - cost_new
+        kept_new = kept[:, None] + problem.log_keep[None, :]
+        net_new = problem.saved(z_new, kept_new, (-1, 1)) - cost_new
         net_new[_blocked_by(problem, plan)] = -np.inf
         pick = np.argmax(net_new, axis=1)
         better = net_new[rows, pick] > net
@@ -703,6 +727,7 @@ def _greedy(problem: _Problem) -> np.ndarray:
         plan[rows[better], pick[better]] = True
         z = np.where(better, z_new[rows, pick], z)
         cost = np.where(better, cost_new[rows, pick], cost)
+        kept = np.where(better, kept_new[rows, pick], kept)
         net = np.where(better, net_new[rows, pick], net)
     return plan
 
@@ -721,9 +746,10 @@ def _polish(problem: _Problem, plan: np.ndarray, rounds: int) -> np.ndarray:
     clashes = same_kind | problem.excluded[problem.kind_index][:, problem.kind_index]
     n_held = max(problem.max_plays, 1)
 
-    def value(z: np.ndarray, cost: np.ndarray, rows_shape: tuple[int, ...]) -> np.ndarray:
-        lift = expit(z) - problem.base.reshape(rows_shape)
-        return problem.arr.reshape(rows_shape) * lift - cost
+    def value(
+        z: np.ndarray, kept: np.ndarray, cost: np.ndarray, rows_shape: tuple[int, ...]
+    ) -> np.ndarray:
+        return problem.saved(z, kept, rows_shape) - cost
 
     net, _ = _fitness(problem, plan[:, None, :])
     net = net[:, 0]
@@ -733,8 +759,11 @@ def _polish(problem: _Problem, plan: np.ndarray, rounds: int) -> np.ndarray:
         size = neighbours.sum(axis=2)
         z = problem.z0[:, None] + np.einsum("ijm,im->ij", neighbours, problem.delta)
         cost = np.einsum("ijm,m->ij", neighbours, option_cost)
+        kept = np.einsum("ijm,m->ij", neighbours, problem.log_keep)
         usable = problem.eligible | plan
-        moves = np.where(usable & (size <= problem.max_plays), value(z, cost, (n, 1)), -np.inf)
+        moves = np.where(
+            usable & (size <= problem.max_plays), value(z, kept, cost, (n, 1)), -np.inf
+        )
         held = np.argsort(~plan, axis=1, kind="stable")[:, :n_held]  # the options held first
         still = neighbours[rows[:, None, None], np.arange(m)[None, :, None], held[:, None, :]]
         swap_ok = (
@@ -745,6 +774,7 @@ def _polish(problem: _Problem, plan: np.ndarray, rounds: int) -> np.ndarray:
         )
         swaps = value(
             z[:, :, None] - problem.delta[rows[:, None], held][:, None, :],
+            kept[:, :, None] - problem.log_keep[held][:, None, :],
             cost[:, :, None] - option_cost[held][:, None, :],
             (n, 1, 1),
         )

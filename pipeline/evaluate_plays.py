@@ -14,8 +14,10 @@ oracle knows (a renewal within the horizon), under the same capacity:
   policy would get if only its per-kind averages were right. It splits the gap to the oracle
   into what the averages cost and what the per-account shape costs.
 
-Policy value = Σ ARR × true lift − cost over the funded plans. A plan's true lift combines the
-oracle's single-play effects in log-odds (the same rule the search uses). With ``--seeds`` the
+Policy value = Σ ARR × ((p + true lift) × kept share − p) − cost over the funded plans, ``p``
+the oracle's renewal probability and the kept share what a discount (``arr_share``) leaves of
+the renewal. A plan's true lift combines the oracle's single-play effects in log-odds (the same
+rule the search uses). With ``--seeds`` the
 whole pipeline runs on fresh worlds, one per seed, and the figures are printed per seed.
 """
 
@@ -176,9 +178,12 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     def true_value(chosen_plans: np.ndarray) -> tuple[float, float]:
         """Policy value and harmful share of a (n, m) bool choice of options."""
         distinct, which = np.unique(chosen_plans, axis=0, return_inverse=True)
-        plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which.ravel()]
+        which = which.ravel()
+        plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
+        keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
+        saved = arr * ((p_true + plan_l) * keep - p_true)
         acted = chosen_plans.any(axis=1)
-        value = float(np.sum((arr * plan_l - (chosen_plans * cost_of).sum(axis=1))[acted]))
+        value = float(np.sum((saved - (chosen_plans * cost_of).sum(axis=1))[acted]))
         harmful = float(np.mean(acted & (plan_l < 0)))
         return value, harmful
 

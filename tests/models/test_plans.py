@@ -2,6 +2,7 @@
 and the genetic search against exact enumeration."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from models.plans import (
     eligibility,
     enumerate_plans,
     make_options,
+    plan_keep,
     plan_labels,
     plan_lift,
     search_plans,
@@ -260,3 +262,67 @@ def test_scoring_by_eligibility_group_equals_scoring_every_plan_masked(monkeypat
     assert np.array_equal(grouped.best, masked.best)
     assert np.array_equal(grouped.runners_up, masked.runners_up)
     assert not (grouped.plans[grouped.best] & ~allowed).any()
+
+
+def test_a_share_of_the_renewal_given_away_is_set_against_the_arr_saved():
+    # given a discount that gives 12 % of the renewal away and a training at a money cost
+    options = make_options(
+        {
+            "discount": {"cost": 0.0, "arr_share": 0.12, "csm_hours": 1.0, "exec_hours": 0.0,
+                         "min_days": 0, "max_days": 365},
+            "training": {"cost": 1000.0, "csm_hours": 4.0, "exec_hours": 0.0, "min_days": 0,
+                         "max_days": 365},
+        },
+        [0],
+    )  # fmt: skip
+    # and two accounts of 100,000 ARR: one in doubt (p0 0.5), one safe (p0 0.9)
+    p0 = np.array([0.5, 0.9])
+    lift = np.array([[0.10, 0.02], [0.05, 0.02]])
+    arr = np.full(2, 100_000.0)
+    days = np.array([100, 100])
+    # when the plans are searched
+    search = search_plans(p0, lift, lift, lift, arr, days, options, max_plays=2)
+    labels = plan_labels(search.plans, options)
+    # then the account in doubt takes both (log-odds 0.4055 + 0.0800 → 0.6190, of which 88 %
+    # renews: 100,000 × (0.6190 × 0.88 − 0.5) − 1000), the safe one the training alone: its
+    # discount would keep 0.95 × 0.88 = 0.836 of a renewal worth 0.9 without it
+    assert [labels[b] for b in search.best] == ["discount + training", "training"]
+    both = plan_lift(p0[:1], lift[:1], search.plans[search.best[:1]])[0, 0]
+    np.testing.assert_allclose(0.5 + both, 0.619048, atol=1e-6)
+    np.testing.assert_allclose(
+        search.net, [1e5 * ((0.5 + both) * 0.88 - 0.5) - 1000, 1e5 * 0.02 - 1000], rtol=1e-9
+    )
+    assert search.lift[0] == pytest.approx(both), "the lift stays the win probability's"
+    # and without the share the safe account's discount would look like 5,000 saved for free
+    free = [replace(o, arr_share=0.0) for o in options]
+    plain = search_plans(p0, lift, lift, lift, arr, days, free, max_plays=2)
+    assert plan_labels(plain.plans, free)[plain.best[1]] == "discount + training"
+
+
+def test_genetic_search_matches_exact_enumeration_with_shares_given_away():
+    # given the random case with two of its four kinds giving 10 % and 25 % of the renewal away
+    options, p0, lift, arr, days = _random_case(300, seed=5)
+    share = {"k1": 0.10, "k3": 0.25}
+    options = [replace(o, arr_share=share.get(o.kind, 0.0)) for o in options]
+    lift = lift + 0.1 * np.isin([o.kind for o in options], list(share))  # worth a look
+    kwargs = {"max_plays": 3, "exclusions": [("k0", "k1")]}
+    exact = search_plans(p0, lift, lift, lift, arr, days, options, **kwargs)
+    # when the genetic path is forced
+    genetic = search_plans(p0, lift, lift, lift, arr, days, options, max_exact_plans=10, **kwargs)
+    # then it reaches the same optimum for at least 99 % of accounts and never beats it
+    same = np.isclose(genetic.net, exact.net, rtol=1e-9, atol=1e-6)
+    assert same.mean() >= 0.99, f"only {same.mean():.1%} of accounts at the optimum"
+    assert (genetic.net <= exact.net + 1e-6).all()
+    # and both value a plan as ARR × ((p0 + lift) × kept − p0) − cost
+    keep = plan_keep(exact.plans, options)[exact.best]
+    np.testing.assert_allclose(
+        exact.net, arr * ((p0 + exact.lift) * keep - p0) - exact.cost, rtol=1e-9, atol=1e-6
+    )
+    assert ((exact.plans[exact.best] @ np.isin([o.kind for o in options], list(share))) > 0).any()
+
+
+def test_a_share_must_leave_something_of_the_renewal():
+    with pytest.raises(ValueError, match="arr_share must lie in"):
+        Option("discount", 0, 0.0, 0.0, 0.0, 0, 365, arr_share=1.0)
+    with pytest.raises(ValueError, match="arr_share must lie in"):
+        Option("discount", 0, 0.0, 0.0, 0.0, 0, 365, arr_share=-0.1)
