@@ -378,6 +378,13 @@ def _row_lift(z0: np.ndarray, delta: np.ndarray, rows: np.ndarray) -> np.ndarray
     return expit(z0 + np.einsum("im,im->i", delta, rows.astype(float))) - expit(z0)
 
 
+def _saved(arr: np.ndarray, base: np.ndarray, z: np.ndarray, log_keep: np.ndarray) -> np.ndarray:
+    """ARR saved by a plan at log-odds ``z`` keeping ``exp(log_keep)`` of the renewal (its
+    options' ``log(1 − arr_share)`` summed): the renewal's expected ARR less what the plan
+    gives away, minus business as usual's (``arr × base``)."""
+    return arr * (expit(z) * np.exp(log_keep) - base)
+
+
 @dataclass(frozen=True)
 class _Problem:
     z0: np.ndarray  # (n,) baseline log-odds
@@ -395,9 +402,8 @@ class _Problem:
         return expit(self.z0)
 
     def saved(self, z: np.ndarray, log_keep: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """ARR saved at log-odds ``z`` with ``log_keep`` (summed over a plan's options): the
-        renewal's expected ARR, less what the plan gives away, minus business as usual's."""
-        return self.arr.reshape(shape) * (expit(z) * np.exp(log_keep) - self.base.reshape(shape))
+        """:func:`_saved` for every account, ``arr`` and ``base`` reshaped to ``shape``."""
+        return _saved(self.arr.reshape(shape), self.base.reshape(shape), z, log_keep)
 
     def rows(self, index: np.ndarray) -> _Problem:
         """The same problem for a subset of accounts."""
@@ -628,9 +634,9 @@ def _exact_block(
     for start in range(0, len(accounts), step):
         chunk = accounts[start : start + step]
         rows = np.arange(len(chunk))
-        saved = problem.rows(chunk).saved(
-            problem.z0[chunk, None] + problem.delta[chunk] @ as_float, log_keep[None, :], (-1, 1)
-        )
+        z = problem.z0[chunk, None] + problem.delta[chunk] @ as_float
+        saved = _saved(problem.arr[chunk, None], problem.base[chunk, None], z, log_keep[None, :])
+        del z
         if mask:
             saved[(~problem.eligible[chunk]).astype(float) @ as_float > 0] = -np.inf
         net = saved - cost
