@@ -17,8 +17,8 @@ oracle knows (a renewal within the horizon), under the same capacity:
 Policy value = Σ ARR × ((p + true lift) × kept share − p) − cost over the funded plans, ``p``
 the oracle's renewal probability and the kept share what a discount (``arr_share``) leaves of
 the renewal. A plan's true lift combines the oracle's single-play effects in log-odds (the same
-rule the search uses). With ``--seeds`` the
-whole pipeline runs on fresh worlds, one per seed, and the figures are printed per seed.
+rule the search uses). With ``--seeds`` the whole pipeline runs on fresh worlds, one per seed,
+and the figures are printed per seed.
 """
 
 from __future__ import annotations
