@@ -111,6 +111,7 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
         "arr_saved": float(plan["arr_saved"]),
         "arr_saved_interval": [float(plan["arr_saved_low"]), float(plan["arr_saved_high"])],
         "cost": float(plan["cost"]),
+        "arr_given_away": float(plan.get("arr_given_away", 0.0)),  # absent before arr_share
         "net_value": float(plan["net_value"]),
         "extrapolated": bool(plan["extrapolated"]),
         "funded": bool(plan["funded"]),
@@ -178,6 +179,11 @@ def render_page(page: dict[str, Any]) -> None:
             if plays["extrapolated"]
             else ""
         )
+        given = (
+            f" after {plays['arr_given_away']:,.0f} of the renewal given away,"
+            if plays["arr_given_away"] >= 0.5
+            else ""
+        )
         arm = {
             "plan": f"funded this period: {plays['recommended']}",
             "holdout_bau": "held out this period (business as usual, for measurement)",
@@ -190,7 +196,7 @@ def render_page(page: dict[str, Any]) -> None:
             console.print(
                 f"[bold]Best plan[/]: {plays['best_plan']} — win probability "
                 f"{100 * plays['lift']:+.1f} pts ({low:+.1f} to {high:+.1f}), ARR saved "
-                f"{plays['arr_saved']:,.0f} for {plays['cost']:,.0f}{flag}; {arm}"
+                f"{plays['arr_saved']:,.0f}{given} for {plays['cost']:,.0f}{flag}; {arm}"
             )
         for alt in plays["runners_up"]:
             console.print(f"  or: {alt['plan']} (ARR saved {alt['arr_saved']:,.0f})")

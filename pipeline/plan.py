@@ -172,6 +172,10 @@ def make_plans(
     funded_hours = search.plan_csm_hours[funded_plan]
     funded_exec = search.plan_exec_hours[funded_plan]
     labels = np.array(plans.plan_labels(search.plans, options), dtype=object)
+    # the funded plan's lift in win probability (its ARR saved nets out what it gives away)
+    distinct, which = np.unique(search.plans[funded_plan], axis=0, return_inverse=True)
+    funded_lift = plans.plan_lift(p0, point[:, column], distinct)[np.arange(len(p0)), which.ravel()]
+    keep = plans.plan_keep(search.plans, options)  # what a discount leaves of the renewal
 
     # the learning loop: actions = business as usual, the funded plan, each single option
     singles = np.eye(len(options), dtype=bool)
@@ -228,6 +232,7 @@ def make_plans(
         csm_hours=search.csm_hours,
         exec_hours=search.exec_hours,
         net_value=search.net,
+        arr_given_away=arr * (p0 + search.lift) * (1 - keep[search.best]),
         extrapolated=search.extrapolated,
         runner_up_1=np.where(search.runners_up[:, 0] >= 0, labels[search.runners_up[:, 0]], None),
         runner_up_1_arr_saved=search.runners_up_saved[:, 0],
@@ -235,12 +240,11 @@ def make_plans(
         runner_up_2_arr_saved=search.runners_up_saved[:, 1],
         funded=funded_plan > 0,
         recommended=labels[funded_plan],
-        recommended_lift=np.divide(
-            funded_saved, arr, out=np.zeros_like(funded_saved), where=arr > 0
-        ),
+        recommended_lift=funded_lift,
         recommended_extrapolated=(search.plans[funded_plan] & flagged[:, column]).any(axis=1),
         recommended_arr_saved=funded_saved,
         recommended_cost=funded_cost,
+        recommended_arr_given_away=arr * (p0 + funded_lift) * (1 - keep[funded_plan]),
         recommended_csm_hours=funded_hours,
         recommended_exec_hours=funded_exec,
         arm=assignment.arm,

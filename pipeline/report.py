@@ -359,6 +359,7 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
             ],
             "saved": [_round(r.arr_saved), _round(r.arr_saved_low), _round(r.arr_saved_high)],
             "cost": _round(r.cost),
+            "given": _round(getattr(r, "arr_given_away", 0.0)),  # of the renewal (a discount)
             "hours": [_round(r.csm_hours, 1), _round(r.exec_hours, 1)],
             "net": _round(r.net_value),
             "extrapolated": bool(r.extrapolated),

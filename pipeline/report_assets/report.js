@@ -430,7 +430,7 @@
             h("td", null, p.best, p.extrapolated ? h("span", { "class": "flag", title: "outside the logged decisions", text: "extrapolated" }) : null),
             h("td", { "class": "num", text: signed(p.lift[0]) + " (" + signed(p.lift[1]) + " to " + signed(p.lift[2]) + ")" }),
             h("td", { "class": "num", text: money(p.saved[0]) + " (" + money(p.saved[1]) + " to " + money(p.saved[2]) + ")" }),
-            h("td", { "class": "num", text: money(p.cost) }),
+            h("td", { "class": "num", text: money(p.cost) + (p.given > 0 ? " + " + money(p.given) + " of the renewal given away" : "") }),
             h("td", { "class": "num", text: p.hours[0] + " / " + p.hours[1] }),
             h("td", { "class": "num", text: money(p.net) })),
           p.runners_up.map(function (u) {

@@ -40,6 +40,16 @@ def planned(tmp_path_factory):
     return params, trained
 
 
+def kept_share(params, labels):
+    """What each plan (by its label) leaves of the renewal: Π (1 − arr_share) of its plays."""
+    share = {kind: play.arr_share for kind, play in params.plan.catalog.items()}
+    return np.array([
+        np.prod([1 - share[play.split(" ")[0]] for play in label.split(" + ")])
+        if label != "business as usual" else 1.0
+        for label in labels
+    ])  # fmt: skip
+
+
 def read(params, day, name="plans.parquet"):
     return pd.read_parquet(partition(params.output_dir, day) / name)
 
@@ -66,9 +76,24 @@ def test_every_scored_account_gets_a_plan_worth_its_cost_or_none(planned):
     assert acting.any()
     assert (plans.loc[acting, "net_value"] > 0).all()
     assert (plans.loc[~acting, ["arr_saved", "cost"]] == 0).all().all()
+    # ARR saved nets out what a plan gives away of the renewal (a discount's arr_share)
+    p0, arr = plans["win_probability"], plans["arr"]
+    keep = kept_share(params, plans["best_plan"])
     np.testing.assert_allclose(
-        plans["arr_saved"], plans["arr"] * plans["lift"], rtol=1e-9, atol=1e-9
+        plans["arr_saved"], arr * ((p0 + plans["lift"]) * keep - p0), rtol=1e-9, atol=1e-6
     )
+    np.testing.assert_allclose(
+        plans["arr_given_away"], arr * (p0 + plans["lift"]) * (1 - keep), rtol=1e-9, atol=1e-6
+    )
+    # and the funded plan's lift is its win probability's, its saved ARR net the same way
+    funded = plans[plans["funded"]]
+    keep = kept_share(params, funded["recommended"])
+    lift, p0, arr = funded["recommended_lift"], funded["win_probability"], funded["arr"]
+    np.testing.assert_allclose(
+        funded["recommended_arr_saved"], arr * ((p0 + lift) * keep - p0), rtol=1e-9, atol=1e-6
+    )
+    same = funded["recommended"] == funded["best_plan"]
+    np.testing.assert_allclose(funded.loc[same, "recommended_lift"], funded.loc[same, "lift"])
     assert (plans["lift_low"] <= plans["lift"] + 1e-12).all()
     assert (plans["lift"] <= plans["lift_high"] + 1e-12).all()
     effects = read(params, SECOND, "effects.parquet")
