@@ -182,10 +182,12 @@ def make_plans(
     eligible_options = plans.eligibility(options, arr, lead)
     recommended_row = search.plans[funded_plan]
     same_as_single = (recommended_row[:, None, :] == singles[None, :, :]).all(axis=2)
-    # a random play never needs more of any resource than the funded plan it stands in for
+    # a random play never needs more of any resource than the funded plan it stands in for,
+    # nor gives more of the renewal away
     within = np.ones_like(eligible_options)
     for name, used in (("cost", funded_cost), ("csm_hours", funded_hours),
-                       ("exec_hours", funded_exec)):  # fmt: skip
+                       ("exec_hours", funded_exec),
+                       ("arr_share", 1 - keep[funded_plan])):  # fmt: skip
         need = np.array([getattr(o, name) for o in options])
         within &= need[None, :] <= used[:, None] + 1e-9
     allowed = np.column_stack(

@@ -138,6 +138,8 @@ def test_the_holdout_logs_the_propensity_of_what_runs(planned):
         play = params.plan.catalog[row.action]
         assert play.csm_hours <= row.recommended_csm_hours
         assert play.exec_hours <= row.recommended_exec_hours
+        # nor gives more of the renewal away (a random discount for a funded training would)
+        assert play.arr_share <= 1 - kept_share(params, [row.recommended])[0] + 1e-9
         assert play.cost <= row.recommended_cost
     assert (plans.loc[follows, "action"] == plans.loc[follows, "recommended"]).all()
     # one arm per contract: the same contract keeps its arm from one run to the next
