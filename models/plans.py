@@ -223,11 +223,22 @@ def plan_lift(p0: np.ndarray, lift: np.ndarray, plans: np.ndarray) -> np.ndarray
     return expit(z0[:, None] + delta @ plans.T.astype(float)) - expit(z0)[:, None]
 
 
+def _log_keep(options: Sequence[Option]) -> np.ndarray:
+    """``log(1 − arr_share)`` per option: summed over a plan, the log of what it keeps."""
+    return np.log1p(-np.array([o.arr_share for o in options], dtype=float))
+
+
 def plan_keep(plans: np.ndarray, options: Sequence[Option]) -> np.ndarray:
     """Share of the renewal's ARR each plan keeps, ``(P,)``: the product of ``1 − arr_share``
     over its options (1 for a plan that gives nothing away)."""
-    share = np.array([o.arr_share for o in options], dtype=float)
-    return np.exp(np.asarray(plans, dtype=bool).astype(float) @ np.log1p(-share))
+    return np.exp(np.asarray(plans, dtype=bool).astype(float) @ _log_keep(options))
+
+
+def arr_saved(arr: np.ndarray, p0: np.ndarray, lift: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Expected ARR a plan saves: the renewal's expected ARR with it, less what it gives away
+    (``keep``: :func:`plan_keep`), minus business as usual's: ``arr × ((p0 + lift) × keep − p0)``.
+    """
+    return arr * ((p0 + lift) * keep - p0)
 
 
 @dataclass
@@ -379,9 +390,8 @@ def _row_lift(z0: np.ndarray, delta: np.ndarray, rows: np.ndarray) -> np.ndarray
 
 
 def _saved(arr: np.ndarray, base: np.ndarray, z: np.ndarray, log_keep: np.ndarray) -> np.ndarray:
-    """ARR saved by a plan at log-odds ``z`` keeping ``exp(log_keep)`` of the renewal (its
-    options' ``log(1 − arr_share)`` summed): the renewal's expected ARR less what the plan
-    gives away, minus business as usual's (``arr × base``)."""
+    """:func:`arr_saved` of a plan at log-odds ``z`` keeping ``exp(log_keep)`` of the renewal
+    (its options' ``log(1 − arr_share)`` summed), without forming the lift."""
     return arr * (expit(z) * np.exp(log_keep) - base)
 
 
@@ -494,7 +504,7 @@ def search_plans(
         arr=arr,
         eligible=eligible,
         resources=np.array([[o.cost, o.csm_hours, o.exec_hours] for o in options], dtype=float),
-        log_keep=np.log(plan_keep(np.eye(m, dtype=bool), options)),
+        log_keep=_log_keep(options),
         kind_index=kind_index,
         excluded=excluded,
         max_plays=max_plays,
@@ -530,10 +540,10 @@ def _summarise(
     base = problem.base
 
     def saved(index: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        return arr * ((base + _row_lift(z0, delta, plans[index])) * keep[index] - base)
+        return arr_saved(arr, base, _row_lift(z0, delta, plans[index]), keep[index])
 
     lifts = [_row_lift(z0, d, plans[best]) for d in (problem.delta, delta_lo, delta_hi)]
-    best_saved = [arr * ((base + lift) * keep[best] - base) for lift in lifts]
+    best_saved = [arr_saved(arr, base, lift, keep[best]) for lift in lifts]
     has = runners_up >= 0
     runner = np.where(has, runners_up, 0)
     runner_saved = [

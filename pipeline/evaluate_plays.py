@@ -181,7 +181,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
         which = which.ravel()
         plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
         keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
-        saved = arr * ((p_true + plan_l) * keep - p_true)
+        saved = plans.arr_saved(arr, p_true, plan_l, keep)
         acted = chosen_plans.any(axis=1)
         value = float(np.sum((saved - (chosen_plans * cost_of).sum(axis=1))[acted]))
         harmful = float(np.mean(acted & (plan_l < 0)))

@@ -211,21 +211,6 @@ def test_evaluate_plays_prints_the_policy_table(planned):
         assert text in result.stdout
 
 
-def test_exact_averages_keep_the_true_means_and_rank_by_the_slope():
-    from pipeline.evaluate_plays import exact_averages
-
-    # given three accounts' model probabilities and their true effects of two kinds
-    p = np.array([0.5, 0.9, 0.99])
-    true = np.array([[0.02, -0.01], [0.04, 0.00], [0.00, -0.02]])
-    # when the true averages are spread by the shipped per-account rule
-    spread = exact_averages(p, true)
-    # then each kind keeps its true mean, and accounts weigh by p(1 - p): 0.25, 0.09, 0.0099
-    np.testing.assert_allclose(spread.mean(axis=0), [0.02, -0.01])
-    slope = np.array([0.25, 0.09, 0.0099])
-    np.testing.assert_allclose(spread[:, 0], 0.02 * slope / slope.mean())
-    np.testing.assert_allclose(spread[:, 1] / spread[:, 0], [-0.5] * 3)
-
-
 def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
     # given the decision rows the effect model learns from
     from models.uplift import decision_table
