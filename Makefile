@@ -91,7 +91,7 @@ bench: setup
 
 ## The ensemble on a real churn table (Telco, from PyPI) beside strong public baselines
 bench-tables: setup
-	$(BIN)/python -m pipeline.bench_tables $(PARAMS)
+	$(BIN)/python -m pipeline.lab.bench_tables $(PARAMS)
 
 ## Batch scoring speed with reasons vs the TreeSHAP floor (ARGS="1000000" for scale)
 bench-score: setup

@@ -390,3 +390,18 @@ def decision_table(
         for column in history:
             table[column] = before[column].to_numpy()
     return table
+
+
+def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The decision context the effect model reads: the model's features, categoricals typed."""
+    categorical = set(catalog.loc[catalog["categorical"].astype(bool), "name"])
+    return table[names].assign(
+        **{c: table[c].astype("category") for c in names if c in categorical}
+    )
+
+
+def segments(table: pd.DataFrame) -> np.ndarray:
+    """Each row's segment as text ("(missing)" where empty), or "all" without a segment column."""
+    if "segment" in table.columns:
+        return table["segment"].astype("string").fillna("(missing)").to_numpy(dtype=str)
+    return np.full(len(table), "all")

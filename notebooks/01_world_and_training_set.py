@@ -37,7 +37,7 @@ from IPython.display import display
 import features
 from pipeline import io
 from pipeline.config import notebook_params
-from pipeline.train import load_training_set
+from pipeline.io.catalog import load_training_set
 
 params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)
@@ -145,7 +145,7 @@ fig.autofmt_xdate()
 # the training run records in MLflow (`data_fingerprint`).
 
 # %%
-training = load_training_set(params.output_dir / "features")
+training = load_training_set(params.output_dir)
 table, catalog = training.table, training.catalog
 labelled = table["renewed"].notna()
 print(

@@ -40,8 +40,8 @@ import pandas as pd
 from IPython.display import display
 from mlflow import MlflowClient
 
-from pipeline import registry
 from pipeline.config import notebook_params
+from pipeline.io import registry
 
 params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)

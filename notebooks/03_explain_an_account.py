@@ -16,7 +16,7 @@
 # # Explaining one account and its plays
 #
 # One account's page as `healthscore explain ACCOUNT_ID` reads it from the scoring and plan
-# partitions (`pipeline.explain.account_page`): health and its interval, the points of health
+# partitions (`pipeline.stages.explain.account_page`): health and its interval, the points of health
 # per component, the drivers in plain words, the history and the change since the previous run,
 # and the plays (the recommended plan and the effect of each play alone, with intervals).
 #
@@ -35,9 +35,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from pipeline import explain
 from pipeline.config import notebook_params
-from pipeline.score import partition, past_runs
+from pipeline.io import catalog
+from pipeline.stages import explain
 
 params = notebook_params(PARAMS, OVERRIDES)  # from the repository root
 pd.set_option("display.width", 120)
@@ -48,10 +48,10 @@ pd.set_option("display.width", 120)
 # By default the first of the latest run's priority list (most ARR at risk).
 
 # %%
-runs = past_runs(params.output_dir)
+runs = catalog.runs(catalog.SCORES, params.output_dir)
 if not runs:
     raise FileNotFoundError(f"no scoring runs in {params.output_dir / 'scores'}: run score first")
-scores = pd.read_parquet(partition(params.output_dir, runs[-1]) / "scores.parquet")
+scores = catalog.SCORED.read(params.output_dir, runs[-1])
 account_id = ACCOUNT_ID or scores.sort_values("priority")["account_id"].iloc[0]
 page = explain.account_page(params, account_id)
 print(f"scoring runs: {', '.join(map(str, runs))}; showing {account_id} as of {page['as_of']}")

@@ -17,12 +17,13 @@ from typing import Annotated, TypeVar
 import pandas as pd
 import typer
 
-from pipeline import stages
-from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, load_params
+from pipeline import flow, stages
+from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, flatten, load_params
 from pipeline.io import DataContractError
+from pipeline.lab import oracle
 from pipeline.logs import setup_logging
-from pipeline.plan import PlanError
-from pipeline.report import ReportError
+from pipeline.stages.plan import PlanError
+from pipeline.stages.report import ReportError
 
 T = TypeVar("T")
 
@@ -150,7 +151,7 @@ def train(
     current holder on train.promotion.metric, unless --force.
     """
     cfg = _params(params, set_, quiet)
-    _guard(stages.run_train, cfg, force)
+    _guard(stages.run_train, cfg, force, oracle.judge(cfg))
 
 
 @app.command()
@@ -221,7 +222,7 @@ def plan_eval(
     business-as-usual accounts (with a 95% CI), uplift@k, the Qini coefficient and the
     inverse-propensity value of the recommendations; written to plans/as_of=DATE/evaluation.json.
     """
-    from pipeline.plan import evaluate_plan
+    from pipeline.stages.plan import evaluate_plan
 
     cfg = _params(params, set_, quiet)
     result = _guard(evaluate_plan, cfg, _date(as_of))
@@ -255,14 +256,14 @@ def evaluate_plays(
     of cost) of the shipped plans beside the oracle's best (with and without the capacity),
     the same play for everyone, random plays and the naive re-prediction; logged to MLflow.
     """
-    from pipeline import evaluate_plays as ev
+    from pipeline.lab import evaluate_plays as ev
 
     cfg = _params(params, set_, quiet=False)
     if seeds:
         table = _guard(ev.run_seeds, cfg, [int(s) for s in seeds.split(",")], workdir)
         typer.echo(ev.render(table))
         return
-    from pipeline.plan import latest_plan
+    from pipeline.stages.plan import latest_plan
 
     day = _date(as_of) if as_of else _guard(latest_plan, cfg)
     figures = _guard(ev.report, cfg, day)
@@ -281,7 +282,7 @@ def explain(
 ) -> None:
     """One account's page: health and band, trend over past runs, components, drivers in plain
     words, and what changed since the previous run."""
-    from pipeline.explain import account_page, render_page
+    from pipeline.stages.explain import account_page, render_page
 
     cfg = _params(params, set_, quiet=True)
     page = _guard(account_page, cfg, account_id, _date(as_of) if as_of else None)
@@ -337,7 +338,7 @@ def run_all(
     ends by printing the report's path.
     """
     cfg = _params(params, set_, quiet)
-    result = _guard(stages.run_all, cfg, quiet)
+    result = _guard(flow.run_all, cfg, quiet, oracle.judge(cfg))
     typer.echo(str(result.path))
 
 
@@ -407,16 +408,16 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.bench import run_bench
+    from pipeline.lab.bench import run_bench
 
     cfg = _params(params, set_, quiet=False)
     if score_accounts:
-        from pipeline.bench_score import main as bench_score
+        from pipeline.lab.bench_score import main as bench_score
 
         bench_score(score_accounts, cfg)
         return
     if report_accounts:
-        from pipeline import bench_report
+        from pipeline.lab import bench_report
 
         figures = _guard(bench_report.run, cfg, report_accounts, str(chromium))
         typer.echo(bench_report.render(figures))
@@ -424,7 +425,7 @@ def bench(
             typer.echo(json.dumps(row))
         return
     if plan_accounts:
-        from pipeline import bench_plan
+        from pipeline.lab import bench_plan
 
         figures = [bench_plan.measure(cfg, n) for n in plan_accounts]
         typer.echo(bench_plan.render(figures))
@@ -462,7 +463,7 @@ def _bench_usage(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.bench import run_usage_bench
+    from pipeline.lab.bench import run_usage_bench
 
     log.info("bench: reference build and usage family on %s (%d round(s))", events, repeat)
     try:
@@ -519,10 +520,8 @@ def signal_check(
     Reads output_dir/features (run `healthscore features` first) and data.oracle_dir, and prints
     both ROC AUCs on the same test snapshots.
     """
-    from pipeline.evaluation import run_signal_check
-
     cfg = _params(params, set_, quiet=False)
-    result = _guard(run_signal_check, cfg, test_days)
+    result = _guard(oracle.run_signal_check, cfg, test_days)
     typer.echo(
         f"model AUC {result.model_auc:.3f}  oracle AUC {result.oracle_auc:.3f}  "
         f"gap {result.gap:.3f}  ({result.test_rows:,} test snapshots from {result.test_from})"
@@ -536,7 +535,7 @@ def show_params(
 ) -> None:
     """Print the effective params (file + environment + --set), one dotted key per line."""
     cfg = _params(params, set_, quiet=True)
-    for key, value in stages.effective_params(cfg).items():
+    for key, value in flatten(cfg).items():
         typer.echo(f"{key} = {value}")
 
 

@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 _FORMAT = "%(message)s"
 
@@ -34,3 +35,16 @@ def setup_logging(quiet: bool = False) -> None:
 def progress_enabled(quiet: bool) -> bool:
     """Progress bars only for a person at a terminal, never for schedulers or quiet runs."""
     return not quiet and sys.stderr.isatty()
+
+
+def progress_bar(quiet: bool) -> Progress:
+    """A transient progress bar (description, bar, done of total, elapsed), shown only where
+    :func:`progress_enabled` says a person is watching."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not progress_enabled(quiet),
+        transient=True,
+    )

@@ -22,8 +22,8 @@ from nbclient import NotebookClient
 
 from pipeline import stages
 from pipeline.config import load_params
-from pipeline.plan import partition as plan_partition
-from pipeline.score import partition
+from pipeline.io import catalog
+from pipeline.lab import oracle
 from tests.pipeline.test_train import small
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def world(tmp_path_factory):
     params = load_params(ROOT / "params.yaml", overrides)
     stages.run_data(params, quiet=True)
     stages.run_features(params, quiet=True)
-    trained = stages.run_train(params)
+    trained = stages.run_train(params, judge=oracle.judge(params))
     for day in (EARLIER, LATEST):  # the earlier run first: the latest has history and changes
         stages.run_score(params, day)
     stages.run_plan(params, LATEST)
@@ -198,13 +198,13 @@ def test_the_account_notebook_explains_the_top_priority_account(world):
         ACCOUNT_ID=None,
     )
     # then it shows the latest run's top-priority account, its health, history and plays
-    scores = pd.read_parquet(partition(params.output_dir, LATEST) / "scores.parquet")
+    scores = catalog.SCORED.read(params.output_dir, LATEST)
     top = scores.loc[scores["priority"] == 1].iloc[0]
     assert shown["account_id"] == top["account_id"]
     assert shown["health"] == int(top["health"])
     assert shown["history"] == [str(EARLIER), str(LATEST)]
-    plans = pd.read_parquet(plan_partition(params.output_dir, LATEST) / "plans.parquet")
+    plans = catalog.PLANNED.read(params.output_dir, LATEST)
     assert shown["best_plan"] == plans.set_index("account_id").loc[top["account_id"], "best_plan"]
-    effects = pd.read_parquet(plan_partition(params.output_dir, LATEST) / "effects.parquet")
+    effects = catalog.PLAY_EFFECTS.read(params.output_dir, LATEST)
     assert shown["effects"] == int((effects["account_id"] == top["account_id"]).sum())
     assert shown["figures"] >= 3, "the plots were drawn"

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.config import FeaturesConfig, SyntheticConfig
-from pipeline.storage import atomic_directory
+from pipeline.io.storage import atomic_directory
 from pipeline.synthetic.oracle import make_oracle, realism_checks, write_oracle
 from pipeline.synthetic.tables import (
     Context,

@@ -34,6 +34,9 @@ from pipeline.synthetic.world import (
     intervention_effects,
 )
 
+SNAPSHOTS = "snapshots.parquet"  # the truth per snapshot: p_renew, contract_id, outcome …
+EFFECTS = "effects.parquet"  # the true effect of each play per account and snapshot
+
 
 def future_health(
     health_now: np.ndarray,
@@ -261,9 +264,9 @@ def write_oracle(
             np.nan_to_num(snapshots["renewal_arr"].to_numpy(dtype=float)),
         ),
     )
-    snapshots.to_parquet(truth / "snapshots.parquet", index=False)
+    snapshots.to_parquet(truth / SNAPSHOTS, index=False)
     effects.assign(as_of=effects["as_of"].astype("datetime64[s]")).to_parquet(
-        truth / "effects.parquet", index=False
+        truth / EFFECTS, index=False
     )
     inter = ctx.hist.interventions
     pd.DataFrame(

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.config import FeaturesConfig
-from pipeline.engines import DuckDBEngine
+from pipeline.io.engines import DuckDBEngine
 
 T = pd.Timestamp
 AS_OF = T("2025-01-01")

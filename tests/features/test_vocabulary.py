@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from features import build_feature_table, catalog_vocabulary
-from pipeline.score import pinned_features
+from pipeline.shared.asof import pinned_features
 from tests.features.conftest import engine_for, spine_at, tiny_tables
 
 

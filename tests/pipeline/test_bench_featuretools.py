@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import bench_featuretools as bench
+from pipeline.lab import bench_featuretools as bench
 
 
 def reference_frame() -> pd.DataFrame:

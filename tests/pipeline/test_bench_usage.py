@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import bench
+from pipeline.lab import bench
 
 AS_OF = pd.Timestamp("2024-01-01")
 

@@ -55,7 +55,7 @@ def test_duckdb_and_spark_build_the_same_training_set(tmp_path):
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
 def test_spark_engine_returns_empty_results_and_plain_floats():
     pytest.importorskip("pyspark")
-    from pipeline.engines import SparkEngine
+    from pipeline.io.engines import SparkEngine
 
     # given a local Spark engine
     engine = SparkEngine.local(cores=2)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.evaluate_plays import exact_averages
+from pipeline.lab.evaluate_plays import exact_averages
 
 
 def test_exact_averages_keep_the_true_means_and_rank_by_the_slope():

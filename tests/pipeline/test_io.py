@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import io, stages
 from pipeline.config import DataConfig, Params
-from pipeline.schema import TABLES
+from pipeline.io.schema import TABLES
 
 UTC = "UTC"
 

@@ -15,8 +15,12 @@ from typer.testing import CliRunner
 from pipeline import stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
-from pipeline.plan import PlanError, catalog_options, evaluate_plan, exclusions, partition
+from pipeline.io import catalog
+from pipeline.lab import oracle
+from pipeline.stages.plan import PlanError, catalog_options, evaluate_plan, exclusions
 from tests.pipeline.test_train import small
+
+partition = catalog.PLANS.path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)
@@ -33,7 +37,7 @@ def planned(tmp_path_factory):
     )
     stages.run_data(params, quiet=True)
     stages.run_features(params, quiet=True)
-    trained = stages.run_train(params)
+    trained = stages.run_train(params, judge=oracle.judge(params))
     for day in (FIRST, SECOND):
         stages.run_score(params, day)
         stages.run_plan(params, day)
@@ -215,11 +219,11 @@ def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
     # given the decision rows the effect model learns from
     from models.uplift import decision_table
     from pipeline import io
-    from pipeline.effects import HISTORY_FAMILY, history_at_decision, read_plays
-    from pipeline.train import load_training_set
+    from pipeline.io.catalog import load_training_set
+    from pipeline.shared.effects import HISTORY_FAMILY, history_at_decision, read_plays
 
     params, _ = planned
-    data = load_training_set(params.output_dir / "features")
+    data = load_training_set(params.output_dir)
     history = data.catalog.loc[data.catalog["family"] == HISTORY_FAMILY, "name"].tolist()
     labelled = data.table[data.table["renewed"].notna()].reset_index(drop=True)
     plays = read_plays(params)

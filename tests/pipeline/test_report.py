@@ -16,12 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import report, stages
-from pipeline.bench_report import CHROMIUM_FLAGS
+from pipeline import stages
 from pipeline.config import load_params
-from pipeline.report import ReportError
-from pipeline.score import partition as score_partition
+from pipeline.io import catalog
+from pipeline.lab.bench_report import CHROMIUM_FLAGS
+from pipeline.stages import report
+from pipeline.stages.report import ReportError
 from tests.pipeline.test_train import small
+
+score_partition = catalog.SCORES.path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)

@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline import io, registry, stages
+from pipeline import io, stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
-from pipeline.score import partition, past_runs
+from pipeline.io import catalog, registry
 from tests.pipeline.test_train import small
+
+partition = catalog.SCORES.path
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST, SECOND = date(2026, 8, 1), date(2026, 10, 1)
@@ -43,7 +45,7 @@ def read(params, day, name="scores.parquet"):
 
 def test_each_run_is_a_partition_of_every_active_account(scored):
     params, _first, second = scored
-    assert past_runs(params.output_dir) == [FIRST, SECOND]
+    assert catalog.runs(catalog.SCORES, params.output_dir) == [FIRST, SECOND]
     scores = read(params, SECOND)
     with io.read_raw(params.data) as raw:
         contracts = raw.frame("contracts")
@@ -238,8 +240,8 @@ def test_the_registered_model_scores_the_same_inside_spark(scored):
     pytest.importorskip("pyspark")
     import mlflow
 
-    from pipeline.engines import SparkEngine
-    from pipeline.spark_score import spark_frame, spark_scores
+    from pipeline.io.engines import SparkEngine
+    from pipeline.io.spark_score import spark_frame, spark_scores
 
     params, _, _ = scored
     model, version = registry.load_champion(params.mlflow.model_name, params.mlflow.alias)

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import synthetic
 from pipeline.config import Params, load_params
-from pipeline.schema import TABLES
+from pipeline.io.schema import TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = [

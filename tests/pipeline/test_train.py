@@ -11,9 +11,11 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from pipeline import registry, stages
+from pipeline import stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
+from pipeline.io import registry
+from pipeline.lab import oracle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +50,7 @@ def trained(tmp_path_factory):
     params = load_params(ROOT / "params.yaml", small(tmp))
     stages.run_data(params, quiet=True)
     stages.run_features(params, quiet=True)
-    first = stages.run_train(params)
+    first = stages.run_train(params, judge=oracle.judge(params))
     return params, first
 
 

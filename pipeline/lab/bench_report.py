@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import report
 from pipeline.config import Params
-from pipeline.score import past_runs
+from pipeline.io import catalog
+from pipeline.stages import report
 
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -47,7 +47,7 @@ def run(params: Params, accounts: list[int], chromium: str, rounds: int = 3) -> 
     """Write and open the report at each size; returns one row of figures per size."""
     from playwright.sync_api import sync_playwright
 
-    runs = past_runs(params.output_dir)
+    runs = catalog.runs(catalog.SCORES, params.output_dir)
     if not runs:
         raise report.ReportError("no scoring run to scale: run `healthscore score` first")
     data = report.collect(params, runs[-1])
@@ -63,13 +63,13 @@ def run(params: Params, accounts: list[int], chromium: str, rounds: int = 3) -> 
             sizes = [f.stat().st_size for f in folder.rglob("*") if f.is_file()]
             timings: dict[str, list[float]] = {}
             for _ in range(rounds):
-                for step, seconds in _session(browser, folder / "index.html").items():
+                for step, seconds in _session(browser, folder / catalog.REPORT_INDEX.file).items():
                     timings.setdefault(step, []).append(seconds)
             figures.append(
                 {
                     "accounts": n,
                     "write_s": written,
-                    "index_mb": (folder / "index.html").stat().st_size / 1e6,
+                    "index_mb": (folder / catalog.REPORT_INDEX.file).stat().st_size / 1e6,
                     "all_mb": sum(sizes) / 1e6,
                     **{f"{k}_ms": 1000 * statistics.median(v) for k, v in timings.items()},
                 }

@@ -2,19 +2,19 @@
 
 Flow: read the training set → out-of-time split (one horizon of gap) → Optuna on the training
 period → the stacked, calibrated ensemble (grouped CV inside) → out-of-time metrics beside the
-baselines (classic scorecard, single LightGBM) and the oracle where there is one → factor audit
+baselines (classic scorecard, single LightGBM) and any judge the caller plugs in (the lab's oracle
+comparison on the synthetic world) → factor audit
 and lead time → refit on every labelled snapshot → MLflow run, registered pyfunc, promotion gate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,19 +36,34 @@ from models.monitoring import feature_profile
 from models.scorecard import Scorecard, factor_audit
 from models.tuning import Tuned, tune
 from models.validation import holdout_split, out_of_time_split
-from pipeline import evaluation, plots, registry
 from pipeline.config import Params, flatten
-from pipeline.effects import EffectsFit, fit_effects
+from pipeline.io import catalog, plots, registry
+from pipeline.io.catalog import KEY, TrainingSet, load_training_set
+from pipeline.shared.effects import EffectsFit, fit_effects
 
 log = logging.getLogger("healthscore")
 
-KEY = ["account_id", "as_of"]
 SHAP_SAMPLE = 2000
 PROFILE_ROWS = 50_000  # training rows summarised for drift monitoring
 
 
+@dataclass(frozen=True)
+class Judge:
+    """Evaluation a caller plugs into training, its metrics logged with the run's own: the lab
+    passes the oracle comparison on the synthetic world; real data has none.
+
+    ``win`` gets the out-of-time predictions (``account_id``, ``as_of``, ``renewed``, ``arr``,
+    ``p``); ``effects`` the fitted effect model. Each returns metrics by name (empty: none).
+    """
+
+    win: Callable[[pd.DataFrame], dict[str, float]]
+    effects: Callable[[EffectsFit], dict[str, float]]
+
+
 @dataclass
 class TrainResult:
+    """What one training run produced: its MLflow run, model version and metrics."""
+
     run_id: str
     version: str
     promoted: bool
@@ -56,44 +71,12 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class TrainingSet:
-    table: pd.DataFrame
-    catalog: pd.DataFrame
-    features: list[str]
-    fingerprint: str
-
-
-def load_training_set(folder: Path) -> TrainingSet:
-    """The features stage's output, text columns as categories, with a content fingerprint."""
-    table_path, catalog_path = folder / "training_set.parquet", folder / "catalog.csv"
-    for path in (table_path, catalog_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run `healthscore features` first")
-    table = pd.read_parquet(table_path)
-    catalog = pd.read_csv(catalog_path)
-    names = catalog["name"].tolist()
-    absent = [n for n in [*names, *KEY, "renewed", "arr", "contract_id", "days_to_renewal"]
-              if n not in table.columns]  # fmt: skip
-    if absent:
-        raise ValueError(f"{table_path}: columns in the catalog but not the table: {absent[:10]}")
-    categorical = catalog.loc[catalog["categorical"].astype(bool), "name"].tolist()
-    table = table.assign(**{c: table[c].astype("category") for c in categorical})
-    digest = hashlib.sha256()
-    # every value counts: a changed feature is new data (and a new Optuna study, not a resumed one)
-    digest.update(
-        pd.util.hash_pandas_object(table[[*KEY, "renewed", *names]], index=False).to_numpy()
-    )
-    digest.update(",".join(names).encode())
-    return TrainingSet(table, catalog, names, digest.hexdigest()[:12])
-
-
-def run_train(params: Params, force: bool = False) -> TrainResult:
+def run_train(params: Params, force: bool = False, judge: Judge | None = None) -> TrainResult:
     """Tune, fit and evaluate the ensemble; log the run and register the model in MLflow."""
     cfg = params.train
     timer = _Timer()
     with timer("load"):
-        data = load_training_set(params.output_dir / "features")
+        data = load_training_set(params.output_dir)
     table, names = data.table, data.features
     labelled = table["renewed"].notna()
     train, test, split = _split(table, labelled, params)
@@ -139,16 +122,11 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         leads, warning_days = _lead_time(test, p_test, cfg)
         metrics["median_warning_days"] = warning_days
         scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
-        oracle = (
-            None
-            if params.data.source == "table"
-            else evaluation.oracle_comparison(params, scored, cfg.top_k_percent)
-        )
-        if oracle:
-            metrics |= _prefixed("oracle", oracle)
+        if judge is not None:
+            metrics |= judge.win(scored)
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
-    _report(metrics, oracle, leads, warning_days, baselines)
+    _report(metrics, leads, warning_days, baselines)
     with timer("refit"):
         deployed = ensemble
         if cfg.refit_on_all:
@@ -162,8 +140,8 @@ def run_train(params: Params, force: bool = False) -> TrainResult:
         )
         if effects is not None:
             metrics |= effects.metrics
-            if params.data.source != "table":
-                metrics |= evaluation.effects_vs_oracle(params, effects)
+            if judge is not None:
+                metrics |= judge.effects(effects)
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics, leads, audit, tuned, force,
@@ -218,7 +196,7 @@ def _tune(
         log.info("train: tuning off (train.tuning.trials = 0), params.yaml values used")
         return Tuned(cfg.lightgbm.model_dump(), cfg.linear.model_dump(), {}, {}, 0.0)
     params.output_dir.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{params.output_dir / 'optuna.db'}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{params.output_dir / catalog.OPTUNA_STUDIES}")
     # a changed search (early stopping on or off, its rounds) is a new study, not a resumed one
     search = f"es{cfg.tuning.early_stopping_rounds}-{cfg.tuning.max_trees}"
     prefix = f"{params.mlflow.experiment}-{data.fingerprint}-seed{cfg.seed}-{search}"
@@ -257,8 +235,8 @@ def _audit(
 
 
 def _report(
-    metrics: dict[str, float], oracle: dict[str, float] | None, leads: pd.DataFrame,
-    warning_days: float, baselines: dict[str, np.ndarray],
+    metrics: dict[str, float], leads: pd.DataFrame, warning_days: float,
+    baselines: dict[str, np.ndarray],
 ) -> None:  # fmt: skip
     log.info(
         "train: out-of-time AUC %.3f, PR AUC %.3f, Brier %.4f, ECE %.4f, top-decile lift %.2f "
@@ -273,14 +251,6 @@ def _report(
             "beats" if gain > 0 else "does NOT beat", label, metrics["oot_roc_auc"],
             metrics[f"baseline_{label}_roc_auc"], gain, metrics["oot_brier"],
             metrics[f"baseline_{label}_brier"],
-        )  # fmt: skip
-    if oracle:
-        log.info(
-            "train: against the oracle on %d snapshots: AUC %.3f vs %.3f (gap %.3f), "
-            "Brier %.4f vs %.4f, ECE %.4f vs %.4f",
-            oracle["rows"], oracle["model_roc_auc"], oracle["oracle_roc_auc"],
-            oracle["gap_roc_auc"], oracle["model_brier"], oracle["oracle_brier"],
-            oracle["model_ece"], oracle["oracle_ece"],
         )  # fmt: skip
     if leads.empty:
         return
@@ -338,17 +308,17 @@ def _log_run(
             "importance.png": plots.importance_bar(importance),
             "shap_summary.png": plots.shap_summary(contributions, sample[names]),
         }.items():
-            mlflow.log_figure(fig, f"plots/{name}")
+            mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}")
             plt.close(fig)
         folder = Path(tmp)
         data.catalog.to_csv(folder / "catalog.csv", index=False)
         audit.to_csv(folder / "factor_audit.csv", index=False)
-        leads.to_csv(folder / "lead_time.csv", index=False)
+        leads.to_csv(folder / catalog.RUN_LEAD_TIME, index=False)
         importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
         if effects is not None:
             effects.table.to_csv(folder / "effects.csv", index=False)
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        mlflow.log_artifacts(tmp, "evaluation")
+        mlflow.log_artifacts(tmp, catalog.RUN_EVALUATION)
         model = registry.HealthModel(
             deployed, data.catalog, feature_profile(reference[names]),
             deployed.oof_proba_,  # out of fold: live scores are not in-sample either

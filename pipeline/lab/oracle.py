@@ -14,13 +14,41 @@ from sklearn.metrics import roc_auc_score
 from models.metrics import classification_metrics
 from models.validation import out_of_time_split
 from pipeline.config import Params
-from pipeline.effects import EffectsFit
+from pipeline.io.catalog import load_training_set
+from pipeline.shared.effects import EffectsFit
+from pipeline.stages.train import Judge
+from pipeline.synthetic.oracle import EFFECTS, SNAPSHOTS
 
 log = logging.getLogger("healthscore")
 
 
+def judge(params: Params) -> Judge | None:
+    """The oracle comparison plugged into training, or None where there is no oracle (a
+    prebuilt table, or real data without ``data.oracle_dir``)."""
+    if params.data.source == "table" or not (params.data.oracle_dir / SNAPSHOTS).exists():
+        return None
+    top_k = params.train.top_k_percent
+
+    def win(scored: pd.DataFrame) -> dict[str, float]:
+        figures = oracle_comparison(params, scored, top_k)
+        if not figures:
+            return {}
+        log.info(
+            "train: against the oracle on %d snapshots: AUC %.3f vs %.3f (gap %.3f), "
+            "Brier %.4f vs %.4f, ECE %.4f vs %.4f",
+            figures["rows"], figures["model_roc_auc"], figures["oracle_roc_auc"],
+            figures["gap_roc_auc"], figures["model_brier"], figures["oracle_brier"],
+            figures["model_ece"], figures["oracle_ece"],
+        )  # fmt: skip
+        return {f"oracle_{k}": v for k, v in figures.items()}
+
+    return Judge(win=win, effects=lambda fit: effects_vs_oracle(params, fit))
+
+
 @dataclass(frozen=True)
 class SignalCheck:
+    """A plain LightGBM's out-of-time AUC beside the oracle's, on the same snapshots."""
+
     model_auc: float
     oracle_auc: float
     train_rows: int
@@ -29,6 +57,7 @@ class SignalCheck:
 
     @property
     def gap(self) -> float:
+        """How far the oracle's AUC is above the plain model's."""
         return self.oracle_auc - self.model_auc
 
 
@@ -37,12 +66,8 @@ def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
 
     Reads ``output_dir/features`` (run ``healthscore features`` first) and the oracle.
     """
-    folder = params.output_dir / "features"
-    catalog = pd.read_csv(folder / "catalog.csv")
-    names = catalog["name"].tolist()
-    categorical = catalog.loc[catalog["categorical"], "name"]
-    table = pd.read_parquet(folder / "training_set.parquet")
-    table = table.assign(**{name: table[name].astype("category") for name in categorical})
+    data = load_training_set(params.output_dir)
+    table, names = data.table, data.features
     train, test = out_of_time_split(
         table["as_of"], table["renewed"].notna(), params.features.horizon_days, test_days
     )
@@ -61,7 +86,7 @@ def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
     scored = table.iloc[test][["account_id", "as_of", "renewed"]].assign(
         p_model=model.predict_proba(table[names].iloc[test])[:, 1]
     )
-    oracle = pd.read_parquet(params.data.oracle_dir / "snapshots.parquet")
+    oracle = pd.read_parquet(params.data.oracle_dir / SNAPSHOTS)
     oracle = oracle.assign(as_of=oracle["as_of"].astype(scored["as_of"].dtype))
     joined = scored.merge(
         oracle[["account_id", "as_of", "p_renew"]], on=["account_id", "as_of"], how="inner"
@@ -93,7 +118,7 @@ def oracle_comparison(
     ``scored`` holds ``account_id``, ``as_of``, ``renewed``, ``arr`` and ``p``. Returns None when
     there is no oracle (real data). Keys: ``model_*``, ``oracle_*``, ``gap_*`` and ``rows``.
     """
-    path = params.data.oracle_dir / "snapshots.parquet"
+    path = params.data.oracle_dir / SNAPSHOTS
     if not path.exists():
         return None
     oracle = pd.read_parquet(path, columns=["account_id", "as_of", "p_renew"])
@@ -117,7 +142,7 @@ def oracle_comparison(
 
 def true_effects(params: Params) -> pd.DataFrame | None:
     """The oracle's effect of each play on P(renew), wide: (account_id, as_of) × kind."""
-    path = params.data.oracle_dir / "effects.parquet"
+    path = params.data.oracle_dir / EFFECTS
     if not path.exists():
         return None
     effects = pd.read_parquet(path, columns=["account_id", "as_of", "intervention", "effect"])
@@ -137,7 +162,7 @@ def effects_vs_oracle(params: Params, fit: EffectsFit) -> dict[str, float]:
     estimated and true effects and the share of true effects inside the per-account intervals.
     """
     truth = true_effects(params)
-    snapshots = params.data.oracle_dir / "snapshots.parquet"
+    snapshots = params.data.oracle_dir / SNAPSHOTS
     if truth is None or not snapshots.exists():
         return {}
     # the oracle's effect at decided_at is for the contract in force then: keep the same contract

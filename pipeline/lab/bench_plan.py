@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from models import plans
-from pipeline import registry
 from pipeline.config import Params
-from pipeline.effects import context_frame
-from pipeline.plan import make_plans
-from pipeline.train import load_training_set
+from pipeline.io import registry
+from pipeline.io.catalog import load_training_set
+from pipeline.shared.effects import context_frame
+from pipeline.stages.plan import make_plans
 
 
 def measure(params: Params, accounts: int) -> dict[str, float]:
@@ -32,7 +32,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     )
     if model.effects is None:
         raise ValueError(f"model v{version} has no effect model: retrain with `make train`")
-    table = load_training_set(params.output_dir / "features").table
+    table = load_training_set(params.output_dir).table
     rows = np.random.default_rng(0).integers(0, len(table), accounts)
     sample = table.iloc[rows].reset_index(drop=True)
     sample = sample.assign(

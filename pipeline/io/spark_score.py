@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import mlflow
 import pandas as pd
 
-from pipeline import registry
+from pipeline.io import registry
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from pipeline import io, synthetic
-from pipeline.bench_featuretools import DEFAULT_REFERENCE as REFERENCE_SCRIPT
 from pipeline.config import Params
+from pipeline.lab.bench_featuretools import DEFAULT_REFERENCE as REFERENCE_SCRIPT
 
 
 def measure_world(params: Params) -> dict[str, object]:
@@ -142,7 +142,7 @@ def measure_reference_build(events: Path, out: Path, script: Path) -> dict[str, 
 
     Its time covers reading the log and writing its output, as the script's own figure does.
     """
-    from pipeline.bench_featuretools import load_reference
+    from pipeline.lab.bench_featuretools import load_reference
 
     reference = load_reference(script)
     started = time.perf_counter()
@@ -220,7 +220,7 @@ def _usage_engine(engine: str, events: Path, accounts: int | None) -> tuple[Any,
     if engine == "duckdb":
         import duckdb
 
-        from pipeline.engines import DuckDBEngine
+        from pipeline.io.engines import DuckDBEngine
 
         con = duckdb.connect()
         con.execute("SET threads = 2")
@@ -232,7 +232,7 @@ def _usage_engine(engine: str, events: Path, accounts: int | None) -> tuple[Any,
         raise ValueError(f"unknown engine {engine!r}: expected 'duckdb' or 'spark'")
     # local mode runs everything in the driver's JVM: give it room (before the JVM starts)
     os.environ.setdefault("PYSPARK_SUBMIT_ARGS", "--driver-memory 6g pyspark-shell")
-    from pipeline.engines import SparkEngine
+    from pipeline.io.engines import SparkEngine
 
     handle = SparkEngine.local(cores=2)
     log = handle.spark.read.parquet(str(events))

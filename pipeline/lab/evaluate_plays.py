@@ -38,11 +38,12 @@ from scipy.stats import spearmanr
 
 from features.base import slug
 from models import plans
-from pipeline import registry
 from pipeline.config import Params
-from pipeline.evaluation import true_effects
-from pipeline.plan import catalog_options, fund, partition
-from pipeline.score import _snapshot
+from pipeline.io import catalog, registry
+from pipeline.lab.oracle import judge, true_effects
+from pipeline.shared.asof import features_as_of
+from pipeline.stages.plan import catalog_options, fund
+from pipeline.synthetic.oracle import SNAPSHOTS
 
 log = logging.getLogger("healthscore")
 
@@ -124,11 +125,10 @@ def exact_averages(p: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     """The figures of one plan run against the oracle (see the module docstring)."""
-    folder = partition(params.output_dir, as_of)
-    frame = pd.read_parquet(folder / "plans.parquet")
-    estimated = pd.read_parquet(folder / "effects.parquet")
+    frame = catalog.PLANNED.read(params.output_dir, as_of)
+    estimated = catalog.PLAY_EFFECTS.read(params.output_dir, as_of)
     truth = true_effects(params)
-    oracle_path = params.data.oracle_dir / "snapshots.parquet"
+    oracle_path = params.data.oracle_dir / SNAPSHOTS
     if truth is None or not oracle_path.exists():
         raise FileNotFoundError(f"no oracle in {params.data.oracle_dir}: evaluation needs one")
     day = pd.Timestamp(as_of)
@@ -206,7 +206,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     policies["same_play_for_all"] = single_search.plans[_funded(single_search, capacity)]
     allowed = plans.eligibility(options, arr, days)
     policies["random"] = _random_fill(allowed, options, capacity, cfg.seed)
-    snapshot, _ = _snapshot(params, model, as_of, None)
+    snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     snapshot = snapshot.copy().set_index("account_id").reindex(ids).reset_index()
     naive = naive_lifts(model, snapshot, kinds)
     for j, kind in enumerate(kinds):
@@ -262,7 +262,7 @@ def report(params: Params, as_of: date) -> dict[str, float]:
 
 def run_seeds(params: Params, seeds: list[int], workdir: Path | None) -> pd.DataFrame:
     """The whole pipeline on one fresh world per seed, then :func:`report` on each."""
-    from pipeline import stages
+    from pipeline import flow
 
     rows = []
     with contextlib.nullcontext(str(workdir)) if workdir else tempfile.TemporaryDirectory() as tmp:
@@ -281,7 +281,7 @@ def run_seeds(params: Params, seeds: list[int], workdir: Path | None) -> pd.Data
                 }
             )
             root.mkdir(parents=True, exist_ok=True)
-            result = stages.run_all(world, quiet=True)
+            result = flow.run_all(world, quiet=True, judge=judge(world))
             figures = report(world, result.as_of)
             rows.append({"seed": seed, **figures})
             shown = {k: round(v, 4) for k, v in figures.items() if "value" in k or "vs" in k}

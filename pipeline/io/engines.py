@@ -15,7 +15,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.io import RawData
+    from pipeline.io.raw import RawData
 
 
 class DuckDBEngine:

@@ -39,13 +39,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.plans import BUSINESS_AS_USUAL
-from pipeline import io, storage
+from pipeline import io
 from pipeline.config import Params
-from pipeline.explain import plain
-from pipeline.plan import partition as plan_partition
-from pipeline.score import partition as score_partition
-from pipeline.score import past_runs
-from pipeline.storage import atomic_directory
+from pipeline.io import catalog
+from pipeline.io.catalog import plain
 
 log = logging.getLogger("healthscore")
 
@@ -74,11 +71,6 @@ class ReportResult:
     seconds: float
 
 
-def partition(output_dir: Path, as_of: date) -> Path:
-    """Where the report of one as-of date lives."""
-    return storage.partition(output_dir / "reports", as_of)
-
-
 def run_report(params: Params, as_of: date | None = None) -> ReportResult:
     """Write the report of the scoring run on ``as_of`` (default: the latest run).
 
@@ -86,11 +78,10 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
         ReportError: no scoring run at all, or none on ``as_of``.
     """
     started = time.perf_counter()
-    runs = past_runs(params.output_dir)
+    runs = catalog.runs(catalog.SCORES, params.output_dir)
     if not runs:
-        raise ReportError(
-            f"no scoring runs in {params.output_dir / 'scores'}: run `healthscore score` first"
-        )
+        root = params.output_dir / catalog.SCORES.folder
+        raise ReportError(f"no scoring runs in {root}: run `healthscore score` first")
     day = as_of or runs[-1]
     if day not in runs:
         raise ReportError(
@@ -98,16 +89,16 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
             "(run `healthscore score --as-of DATE` first)"
         )
     data = collect(params, day)
-    target = partition(params.output_dir, day)
-    with atomic_directory(target) as tmp:
+    target = catalog.REPORTS.path(params.output_dir, day)
+    with catalog.publish(catalog.REPORTS, params.output_dir, day) as tmp:
         parts = write(data, tmp, params.report.chunk_accounts)
     sizes = [p.stat().st_size for p in target.rglob("*") if p.is_file()]
     result = ReportResult(
-        path=target / "index.html",
+        path=catalog.REPORT_INDEX.path(params.output_dir, day),
         as_of=day,
         accounts=len(data["accounts"]),
         parts=parts,
-        bytes_index=(target / "index.html").stat().st_size,
+        bytes_index=catalog.REPORT_INDEX.path(params.output_dir, day).stat().st_size,
         bytes_total=int(sum(sizes)),
         seconds=time.perf_counter() - started,
     )
@@ -126,20 +117,19 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
 def collect(params: Params, day: date) -> dict[str, Any]:
     """Read the runs, plans, raw tables and model run the report of ``day`` shows (the history:
     up to ``report.history_runs`` scoring runs ending on ``day``)."""
-    history = [d for d in past_runs(params.output_dir) if d <= day][-params.report.history_runs :]
-    folder = score_partition(params.output_dir, day)
-    scores = pd.read_parquet(folder / "scores.parquet").sort_values("priority", kind="stable")
+    runs = catalog.runs(catalog.SCORES, params.output_dir)
+    history = [d for d in runs if d <= day][-params.report.history_runs :]
+    folder = catalog.SCORES.path(params.output_dir, day)
+    scores = catalog.SCORED.read_from(folder).sort_values("priority", kind="stable")
     scores = scores.reset_index(drop=True)
-    summary = json.loads((folder / "summary.json").read_text())
+    summary = catalog.SCORE_SUMMARY.read_from(folder)
     previous_text = summary.get("previous_as_of")
     previous = date.fromisoformat(str(previous_text)[:10]) if previous_text else None
-    before_path = (
-        score_partition(params.output_dir, previous) / "summary.json" if previous else None
-    )
-    before = json.loads(before_path.read_text()) if before_path and before_path.exists() else None
+    known = previous is not None and catalog.SCORE_SUMMARY.exists(params.output_dir, previous)
+    before = catalog.SCORE_SUMMARY.read(params.output_dir, previous) if known else None
     plans, plan_summary, effects = _plans(params, day)
     details = _details(params, day, scores, history, folder, effects)
-    drift = _csv(folder / "drift.csv")
+    drift = _csv(folder / catalog.DRIFT.file)
     return {
         "as_of": str(day),
         "currency": params.report.currency,
@@ -158,15 +148,13 @@ def collect(params: Params, day: date) -> dict[str, Any]:
 
 
 def _plans(params: Params, day: date) -> tuple[pd.DataFrame | None, dict | None, pd.DataFrame]:
-    folder = plan_partition(params.output_dir, day)
-    if not (folder / "plans.parquet").exists():
+    if not catalog.PLANNED.exists(params.output_dir, day):
         log.info("report: no plan run on %s: the report shows no plays", day)
         return None, None, pd.DataFrame(columns=["account_id", "kind"])
-    summary = json.loads((folder / "summary.json").read_text())
     return (
-        pd.read_parquet(folder / "plans.parquet").set_index("account_id"),
-        summary,
-        pd.read_parquet(folder / "effects.parquet"),
+        catalog.PLANNED.read(params.output_dir, day).set_index("account_id"),
+        catalog.PLAN_SUMMARY.read(params.output_dir, day),
+        catalog.PLAY_EFFECTS.read(params.output_dir, day),
     )
 
 
@@ -247,7 +235,7 @@ def _details(
     ids = scores["account_id"]
     components = scores.filter(like="points_")
     base = scores["health"] - components.sum(axis=1)
-    drivers = pd.read_parquet(folder / "drivers.parquet")
+    drivers = catalog.DRIVERS.read_from(folder)
     drivers = drivers.assign(order=drivers["points"].abs()).sort_values(
         ["account_id", "order"], ascending=[True, False], kind="stable"
     )
@@ -289,7 +277,7 @@ def _details(
 
 def _history(params: Params, ids: pd.Series, history: list[date]) -> dict[str, list[Any]]:
     """Health per account on each run of ``history`` (None where it was not scored)."""
-    files = [str(score_partition(params.output_dir, d) / "scores.parquet") for d in history]
+    files = [str(catalog.SCORED.path(params.output_dir, d)) for d in history]
     con = duckdb.connect()
     frame = con.execute(
         "SELECT account_id, CAST(as_of AS DATE) AS as_of, health FROM read_parquet(?)", [files]
@@ -306,10 +294,9 @@ def _history(params: Params, ids: pd.Series, history: list[date]) -> dict[str, l
 
 def _changes(folder: Path, ids: pd.Series) -> dict[str, dict[str, Any]]:
     """Since the previous run: health before, the change, and what moved it most."""
-    path = folder / "changes.parquet"
-    if not path.exists():
+    if not (folder / catalog.CHANGES.file).exists():
         return {}
-    changes = pd.read_parquet(path).set_index("account_id")
+    changes = catalog.CHANGES.read_from(folder).set_index("account_id")
     component = [c for c in changes.columns if c.startswith("points_") and c.endswith("_change")]
     out = {}
     for account, row in changes.reindex(ids).dropna(subset=["health_previous"]).iterrows():
@@ -331,10 +318,9 @@ def _changes(folder: Path, ids: pd.Series) -> dict[str, dict[str, Any]]:
 
 
 def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    folder = plan_partition(params.output_dir, day)
-    if not (folder / "plans.parquet").exists():
+    if not catalog.PLANNED.exists(params.output_dir, day):
         return {}
-    plans = pd.read_parquet(folder / "plans.parquet")
+    plans = catalog.PLANNED.read(params.output_dir, day)
     per_kind = {
         a: [[k, _round(100 * e, 2), _round(100 * lo, 2), _round(100 * hi, 2), bool(x)]
             for k, e, lo, hi, x in zip(g["kind"], g["effect"], g["effect_low"],
@@ -475,7 +461,7 @@ def _activity(
 
 
 def _alerts(folder: Path, scores: pd.DataFrame) -> list[dict[str, Any]]:
-    alerts = _csv(folder / "alerts.csv")
+    alerts = _csv(folder / catalog.ALERTS.file)
     if alerts.empty:
         return []
     names = scores.set_index("account_id")["name"] if "name" in scores else pd.Series(dtype=str)
@@ -497,7 +483,7 @@ def _alerts(folder: Path, scores: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _forecast(folder: Path) -> dict[str, Any] | None:
     """The coming window's forecast per group (total, segment, CSM … as the scoring run wrote)."""
-    forecast = _csv(folder / "forecast.csv")
+    forecast = _csv(folder / catalog.FORECAST.file)
     if forecast.empty:
         return None
     groups = [
@@ -548,9 +534,15 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
         metrics = run.data.metrics
         with tempfile.TemporaryDirectory(prefix="healthscore-report-") as tmp:
             for name in ("reliability", "lift"):
-                local = Path(client.download_artifacts(run_id, f"plots/{name}.png", tmp))
+                local = Path(
+                    client.download_artifacts(run_id, f"{catalog.RUN_PLOTS}/{name}.png", tmp)
+                )
                 model["plots"][name] = base64.b64encode(local.read_bytes()).decode("ascii")
-            leads = Path(client.download_artifacts(run_id, "evaluation/lead_time.csv", tmp))
+            leads = Path(
+                client.download_artifacts(
+                    run_id, f"{catalog.RUN_EVALUATION}/{catalog.RUN_LEAD_TIME}", tmp
+                )
+            )
             model["lead_time"] = [plain(r) for r in pd.read_csv(leads).to_dict("records")]
     except (MlflowException, OSError) as exc:
         model["note"] = f"MLflow run {run_id} not readable at {params.mlflow.tracking_uri}: {exc}"
@@ -584,10 +576,10 @@ def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
     """``index.html`` and the account files into ``folder``; returns the account files' count."""
     details = data["details"]
     parts = max(1, math.ceil(len(details) / chunk_accounts))
-    (folder / "accounts").mkdir()
+    (folder / catalog.REPORT_ACCOUNTS).mkdir()
     for part in range(parts):
         chunk = details[part * chunk_accounts : (part + 1) * chunk_accounts]
-        (folder / "accounts" / f"part-{part:04d}.js").write_text(
+        (folder / catalog.REPORT_ACCOUNTS / f"part-{part:04d}.js").write_text(
             f"window.HS.part({part}, {script_json(chunk)});\n", encoding="utf-8"
         )
     listing = {
@@ -617,7 +609,7 @@ def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
             money=lambda v: money(v, data["currency"]),
         )
     )
-    (folder / "index.html").write_text(html, encoding="utf-8")
+    catalog.REPORT_INDEX.write(folder, html)
     return parts
 
 
@@ -642,7 +634,7 @@ def money(value: float | None, currency: str = "") -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline", ASSETS),
+        loader=jinja2.PackageLoader("pipeline.stages", ASSETS),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -654,7 +646,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _asset(name: str) -> str:
-    return resources.files("pipeline").joinpath(ASSETS, name).read_text(encoding="utf-8")
+    return resources.files("pipeline.stages").joinpath(ASSETS, name).read_text(encoding="utf-8")
 
 
 def _csv(path: Path) -> pd.DataFrame:

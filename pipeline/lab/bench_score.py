@@ -33,9 +33,9 @@ import numpy as np
 
 from models import explain, scoring
 from models.ensemble import TreeMember
-from pipeline import registry
 from pipeline.config import Params, load_params
-from pipeline.train import load_training_set
+from pipeline.io import registry
+from pipeline.io.catalog import load_training_set
 
 
 def measure(params: Params, accounts: int) -> dict[str, float]:
@@ -45,7 +45,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
     names = model.features
-    table = load_training_set(params.output_dir / "features").table[names]
+    table = load_training_set(params.output_dir).table[names]
     rows = np.random.default_rng(0).integers(0, len(table), accounts)
     ensemble = model.ensemble
     catalog = model.catalog.set_index("name")

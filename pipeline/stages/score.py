@@ -9,9 +9,7 @@ in plain words → ARR at risk and a unique priority → changes and alerts agai
 
 from __future__ import annotations
 
-import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -20,17 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import features
 from models import explain, forecast, monitoring, scoring
-from pipeline import io, registry, storage
-from pipeline.config import FeaturesConfig, Params
-from pipeline.engines import make_engine
-from pipeline.registry import HealthModel
-from pipeline.storage import atomic_directory
+from pipeline.config import Params
+from pipeline.io import catalog, registry
+from pipeline.io.registry import HealthModel
+from pipeline.shared import asof
 
 log = logging.getLogger("healthscore")
-
-ACCOUNT_COLUMNS = ("name", "segment", "csm_id")
 
 
 @dataclass(frozen=True)
@@ -44,17 +38,6 @@ class ScoreResult:
     seconds: float
 
 
-def partition(output_dir: Path, as_of: date) -> Path:
-    """Where the scores of one as-of date live."""
-    return storage.partition(output_dir / "scores", as_of)
-
-
-def past_runs(output_dir: Path, before: date | None = None) -> list[date]:
-    """The as-of dates already scored, oldest first (optionally only those before a date)."""
-    dates = storage.partition_dates(output_dir / "scores", "scores.parquet")
-    return [d for d in dates if before is None or d < before]
-
-
 def run_score(params: Params, as_of: date, input_path: Path | None = None) -> ScoreResult:
     """Score every account active at ``as_of`` and write its partition (replacing a re-run)."""
     started = time.perf_counter()
@@ -66,10 +49,10 @@ def run_score(params: Params, as_of: date, input_path: Path | None = None) -> Sc
         "score: model %s v%s (trained through %s), as of %s",
         params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
     )  # fmt: skip
-    snapshot, outcomes = _snapshot(params, model, as_of, input_path)
+    snapshot, outcomes = asof.features_as_of(params.data, params.features, model, as_of, input_path)
     log.info("score: %s accounts with a contract in force", f"{len(snapshot):,}")
     scores, drivers, points = score_snapshot(snapshot, model, params, version, as_of)
-    previous = past_runs(params.output_dir, before=as_of)
+    previous = catalog.runs(catalog.SCORES, params.output_dir, before=as_of)
     changes = alerts = None
     if previous:
         changes, alerts = _compare(params, previous[-1], scores, points)
@@ -79,22 +62,22 @@ def run_score(params: Params, as_of: date, input_path: Path | None = None) -> Sc
         scores, window, model.contraction, [c for c in ("segment", "csm_id") if c in scores]
     )
     backtest = _backtest(params, previous, window, outcomes)
-    target = partition(params.output_dir, as_of)
-    with atomic_directory(target) as tmp:
-        scores.to_parquet(tmp / "scores.parquet", index=False)
-        drivers.to_parquet(tmp / "drivers.parquet", index=False)
-        points.reset_index().to_parquet(tmp / "points.parquet", index=False)
-        drift.to_csv(tmp / "drift.csv", index=False)
-        outlook.to_csv(tmp / "forecast.csv", index=False)
-        backtest.to_csv(tmp / "backtest.csv", index=False)
+    target = catalog.SCORES.path(params.output_dir, as_of)
+    with catalog.publish(catalog.SCORES, params.output_dir, as_of) as tmp:
+        catalog.SCORED.write(tmp, scores)
+        catalog.DRIVERS.write(tmp, drivers)
+        catalog.POINTS.write(tmp, points.reset_index())
+        catalog.DRIFT.write(tmp, drift)
+        catalog.FORECAST.write(tmp, outlook)
+        catalog.BACKTEST.write(tmp, backtest)
         if changes is not None and alerts is not None:
-            changes.to_parquet(tmp / "changes.parquet", index=False)
-            alerts.to_csv(tmp / "alerts.csv", index=False)
+            catalog.CHANGES.write(tmp, changes)
+            catalog.ALERTS.write(tmp, alerts)
         summary = _summary(scores, drift, alerts, version, model, as_of, previous)
         total = outlook[outlook["group"] == "total"].iloc[0]
         figures = ("renewals_due", "arr_due", "expected_churned_arr", "expected_contraction_arr")
         summary["forecast"] = {k: float(total[k]) for k in figures}
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        catalog.SCORE_SUMMARY.write(tmp, summary)
     seconds = time.perf_counter() - started
     result = ScoreResult(
         target, as_of, len(scores), version, 0 if alerts is None else len(alerts),
@@ -134,7 +117,7 @@ def score_snapshot(
         per_component = explain.component_points(points, components)
         top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
         health = scoring.health_score(p)
-        columns = ["account_id", "contract_id", *_present(chunk, ACCOUNT_COLUMNS), "arr"]
+        columns = ["account_id", "contract_id", *_present(chunk, asof.ACCOUNT_COLUMNS), "arr"]
         frame = chunk[columns].assign(
             days_to_renewal=chunk["days_to_renewal"].to_numpy(),
             win_probability=p,
@@ -168,76 +151,12 @@ def score_snapshot(
     return scores.reset_index(drop=True), drivers, pd.concat(point_parts)
 
 
-def _snapshot(
-    params: Params, model: HealthModel, as_of: date, input_path: Path | None
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Features of every account to score (key, ARR and account columns beside them), and the
-    outcomes of every contract known so far (for the backtest; None for a prebuilt table), from
-    one read of the data."""
-    if params.data.source == "table":
-        spec = params.data.prebuilt
-        path = input_path or spec.score_path or spec.path
-        assert path is not None  # the config requires a path for source "table"
-        table = features.prebuilt_scoring_set(io.read_prebuilt(path), spec, model.catalog)
-        latest = features.latest_snapshots(table, pd.Timestamp(as_of))
-        return latest.assign(as_of=pd.Timestamp(as_of)), None
-    with io.read_raw(params.data) as raw, tempfile.TemporaryDirectory() as tmp:
-        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
-        if pd.Timestamp(as_of) > end + pd.Timedelta(days=1):
-            log.warning(
-                "score: as of %s is after the data's end (%s): nothing after it is seen",
-                as_of, end.date(),
-            )  # fmt: skip
-        contracts = raw.frame("contracts")
-        outcomes = features.contract_outcomes(contracts, params.features.grace_days, end)
-        spine = features.make_scoring_spine(contracts, pd.Timestamp(as_of))
-        if spine.empty:
-            raise ValueError(f"no account has a contract in force on {as_of}")
-        cfg = pinned_features(params.features, model.catalog)
-        table, _ = features.build_feature_table(
-            make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
-        )
-        accounts = raw.frame("accounts")[["account_id", *ACCOUNT_COLUMNS]]
-    _check_schema(table, model)
-    extra = ["account_id", *(c for c in ACCOUNT_COLUMNS if c not in table.columns)]
-    scored = table.merge(accounts[extra], on="account_id", how="left", validate="many_to_one")
-    return scored, outcomes
-
-
-def pinned_features(cfg: FeaturesConfig, catalog: pd.DataFrame) -> FeaturesConfig:
-    """The features settings with the vocabulary the model was trained on pinned, so the same
-    columns are built whatever new event types, personas or kinds appeared since."""
-    vocabulary = features.catalog_vocabulary(catalog)
-    return cfg.model_copy(update={"vocabulary": {**cfg.vocabulary, **vocabulary}})
-
-
-def _check_schema(table: pd.DataFrame, model: HealthModel) -> None:
-    """Refuse, naming the columns, when the features built are not the model's."""
-    names = model.features
-    missing = [n for n in names if n not in table.columns]
-    if missing:
-        raise ValueError(
-            f"the features built today lack {len(missing)} of the model's {len(names)} columns "
-            f"({', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}): the data no longer "
-            "has what the model was trained on (a table or column missing); retrain or restore it"
-        )
-    catalog = model.catalog.set_index("name")
-    wrong = [
-        n
-        for n in names
-        if bool(catalog.loc[n, "categorical"]) != isinstance(table[n].dtype, pd.CategoricalDtype)
-    ]
-    if wrong:
-        raise ValueError(f"features whose type differs from the model's: {wrong[:8]}")
-
-
 def _compare(
     params: Params, previous: date, scores: pd.DataFrame, points: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """What changed since the previous run, attributed to components and features, and alerts."""
-    folder = partition(params.output_dir, previous)
-    before = pd.read_parquet(folder / "scores.parquet")
-    before_points = pd.read_parquet(folder / "points.parquet").set_index("account_id")
+    before = catalog.SCORED.read(params.output_dir, previous)
+    before_points = catalog.POINTS.read(params.output_dir, previous).set_index("account_id")
     joined = scores[["account_id", "health", "band"]].merge(
         before[["account_id", "health", "band"]], on="account_id", how="left",
         suffixes=("", "_previous"),
@@ -297,7 +216,7 @@ def _backtest(
         return pd.DataFrame(columns=columns)
     rows = []
     for day in previous:
-        past = pd.read_parquet(partition(params.output_dir, day) / "scores.parquet")
+        past = catalog.SCORED.read(params.output_dir, day)
         if "contract_id" not in past:
             continue
         figures = forecast.realised(past, outcomes, window)

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from models.plans import BUSINESS_AS_USUAL
 from pipeline.config import Params
-from pipeline.plan import partition as plan_partition
-from pipeline.score import partition, past_runs
+from pipeline.io import catalog
+from pipeline.io.catalog import plain
 
 BAND_STYLE = {"red": "bold red", "yellow": "bold yellow", "green": "bold green"}
 
@@ -25,38 +25,37 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         FileNotFoundError: nothing is scored yet, or not on ``as_of``.
         ValueError: the account is not in that run.
     """
-    runs = past_runs(params.output_dir)
+    runs = catalog.runs(catalog.SCORES, params.output_dir)
     if not runs:
-        raise FileNotFoundError(f"no scoring runs in {params.output_dir / 'scores'}: run score")
+        root = params.output_dir / catalog.SCORES.folder
+        raise FileNotFoundError(f"no scoring runs in {root}: run score")
     day = as_of or runs[-1]
     if day not in runs:
         raise FileNotFoundError(f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))}")
-    folder = partition(params.output_dir, day)
     con = duckdb.connect()
     row = con.execute(
-        f"SELECT * FROM read_parquet('{folder / 'scores.parquet'}') WHERE account_id = ?",
-        [account_id],
+        "SELECT * FROM read_parquet(?) WHERE account_id = ?",
+        [str(catalog.SCORED.path(params.output_dir, day)), account_id],
     ).df()
     if row.empty:
         raise ValueError(f"account {account_id!r} is not in the run of {day}")
     score = row.iloc[0]
     drivers = con.execute(
-        f"SELECT kind, rank, feature, component, value, points, text "
-        f"FROM read_parquet('{folder / 'drivers.parquet'}') WHERE account_id = ? "
-        "ORDER BY kind, rank",
-        [account_id],
+        "SELECT kind, rank, feature, component, value, points, text "
+        "FROM read_parquet(?) WHERE account_id = ? ORDER BY kind, rank",
+        [str(catalog.DRIVERS.path(params.output_dir, day)), account_id],
     ).df()
     history = con.execute(
         "SELECT CAST(as_of AS DATE) AS as_of, health, band, win_probability FROM read_parquet(?)"
         " WHERE account_id = ? ORDER BY as_of",
-        [[str(partition(params.output_dir, d) / "scores.parquet") for d in runs if d <= day],
+        [[str(catalog.SCORED.path(params.output_dir, d)) for d in runs if d <= day],
          account_id],
     ).df()  # fmt: skip
     changes = None
-    if (folder / "changes.parquet").exists():
+    if catalog.CHANGES.exists(params.output_dir, day):
         found = con.execute(
-            f"SELECT * FROM read_parquet('{folder / 'changes.parquet'}') WHERE account_id = ?",
-            [account_id],
+            "SELECT * FROM read_parquet(?) WHERE account_id = ?",
+            [str(catalog.CHANGES.path(params.output_dir, day)), account_id],
         ).df()
         changes = None if found.empty else plain(found.iloc[0].to_dict())
     con.close()
@@ -94,16 +93,14 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
 
 def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
     """The account's recommended plan and per-kind effects from the plan run of the same date."""
-    folder = plan_partition(params.output_dir, day)
-    if not (folder / "plans.parquet").exists():
+    if not catalog.PLANNED.exists(params.output_dir, day):
         return None
-    row = pd.read_parquet(folder / "plans.parquet", filters=[("account_id", "==", account_id)])
+    only = [("account_id", "==", account_id)]
+    row = catalog.PLANNED.read(params.output_dir, day, filters=only)
     if row.empty:
         return None
     plan = row.iloc[0]
-    effects = pd.read_parquet(
-        folder / "effects.parquet", filters=[("account_id", "==", account_id)]
-    )
+    effects = catalog.PLAY_EFFECTS.read(params.output_dir, day, filters=only)
     return {
         "best_plan": plan["best_plan"],
         "lift": float(plan["lift"]),
@@ -214,14 +211,3 @@ def _drivers(drivers: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
          "points": round(float(r.points), 1), "text": r.text}
         for r in part.itertuples()
     ]  # fmt: skip
-
-
-def plain(value: Any) -> Any:
-    """A value (or a dict of them) as plain Python: NaN/NaT → None, numpy scalars → Python."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value

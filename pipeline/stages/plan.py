@@ -13,7 +13,6 @@ model; writes ``plans/as_of=DATE/`` atomically beside ``scores/as_of=DATE/``:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -24,13 +23,10 @@ import numpy as np
 import pandas as pd
 
 from models import allocation, plans, policy
-from models.uplift import PlayEffects
-from pipeline import registry, storage
+from models.uplift import PlayEffects, context_frame, segments
 from pipeline.config import Params
-from pipeline.effects import context_frame, segments
-from pipeline.score import _snapshot
-from pipeline.score import partition as score_partition
-from pipeline.storage import atomic_directory
+from pipeline.io import catalog, registry
+from pipeline.shared.asof import features_as_of
 
 log = logging.getLogger("healthscore")
 
@@ -53,11 +49,6 @@ class PlanResult:
     arr_saved: float
     cost: float
     seconds: float
-
-
-def partition(output_dir: Path, as_of: date) -> Path:
-    """Where the plans of one as-of date live."""
-    return storage.partition(output_dir / "plans", as_of)
 
 
 def catalog_options(params: Params, kinds: list[str]) -> tuple[plans.Option, ...]:
@@ -95,10 +86,10 @@ def exclusions(params: Params, options: tuple[plans.Option, ...]) -> list[tuple[
 
 
 def read_scores(params: Params, as_of: date) -> pd.DataFrame:
-    path = score_partition(params.output_dir, as_of) / "scores.parquet"
-    if not path.exists():
+    if not catalog.SCORED.exists(params.output_dir, as_of):
+        path = catalog.SCORED.path(params.output_dir, as_of)
         raise PlanError(f"{path} not found: run `healthscore score --as-of {as_of}` first")
-    return pd.read_parquet(path)
+    return catalog.SCORED.read(params.output_dir, as_of)
 
 
 def account_effects(
@@ -312,7 +303,7 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
             "plan: the scores of %s come from model v%s, the effects from v%s: re-score for "
             "win probabilities of the same model", as_of, ", ".join(sorted(scored_by)), version,
         )  # fmt: skip
-    snapshot, _ = _snapshot(params, model, as_of, None)
+    snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     missing = sorted(set(scores["account_id"]) - set(snapshot["account_id"]))
     if missing:
         raise PlanError(
@@ -325,7 +316,7 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
     out = make_plans(params, model.effects, scores, context, as_of)
     frame = out["plans"]
     assert isinstance(frame, pd.DataFrame)
-    target = partition(params.output_dir, as_of)
+    target = catalog.PLANS.path(params.output_dir, as_of)
     funded = frame[frame["funded"]]
     summary = {
         "as_of": as_of.isoformat(),
@@ -341,16 +332,16 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "exact_search": out["exact"],
         "allocation": out["allocation"],
     }
-    with atomic_directory(target) as tmp:
-        frame.to_parquet(tmp / "plans.parquet", index=False)
+    with catalog.publish(catalog.PLANS, params.output_dir, as_of) as tmp:
+        catalog.PLANNED.write(tmp, frame)
         effects = out["effects"]
         assert isinstance(effects, pd.DataFrame)
-        effects.to_parquet(tmp / "effects.parquet", index=False)
+        catalog.PLAY_EFFECTS.write(tmp, effects)
         frontier = out["frontier"]
         assert isinstance(frontier, pd.DataFrame)
-        frontier.to_csv(tmp / "frontier.csv", index=False)
-        (tmp / "allocation.json").write_text(json.dumps(out["allocation"], indent=2) + "\n")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        catalog.FRONTIER.write(tmp, frontier)
+        catalog.ALLOCATION.write(tmp, out["allocation"])
+        catalog.PLAN_SUMMARY.write(tmp, summary)
     seconds = time.perf_counter() - started
     result = PlanResult(
         target, as_of, len(frame), summary["with_positive_plan"], len(funded),
@@ -372,14 +363,16 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
     A plan row's outcome is its snapshot's renewal label in the current training set (rebuilt
     on later data by ``healthscore features``); rows whose renewal is not known yet are left out.
     """
-    path = partition(params.output_dir, as_of) / "plans.parquet"
+    path = catalog.PLANNED.path(params.output_dir, as_of)
     if not path.exists():
         raise PlanError(f"{path} not found: no plan run on {as_of}")
-    frame = pd.read_parquet(path)
-    labels_path = params.output_dir / "features" / "training_set.parquet"
+    frame = catalog.PLANNED.read(params.output_dir, as_of)
+    labels_path = catalog.TRAINING_SET.path(params.output_dir)
     if not labels_path.exists():
         raise PlanError(f"{labels_path} not found: run `healthscore features` on the later data")
-    labels = pd.read_parquet(labels_path, columns=["account_id", "as_of", "renewed"])
+    labels = catalog.TRAINING_SET.read(
+        params.output_dir, columns=["account_id", "as_of", "renewed"]
+    )
     labels = labels[pd.to_datetime(labels["as_of"]) == pd.Timestamp(as_of)]
     joined = frame.merge(labels[["account_id", "renewed"]], on="account_id", how="inner")
     joined = joined[joined["renewed"].notna()]
@@ -399,10 +392,7 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
         joined["arr"].to_numpy(dtype=float),
     )
     result = {"as_of": as_of.isoformat(), "renewals_known": len(joined), **result}
-    target = path.parent / "evaluation.json"
-    scratch = target.with_suffix(".json.tmp")
-    scratch.write_text(json.dumps(result, indent=2) + "\n")
-    scratch.replace(target)  # whole or not at all
+    catalog.PLAN_EVALUATION.write(path.parent, result)  # whole or not at all
     log.info(
         "plan-eval: %s: %d renewals known; uplift of following the plans %+.3f [%+.3f, %+.3f]",
         as_of, len(joined), result.get("uplift", float("nan")),
@@ -413,8 +403,8 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
 
 def latest_plan(params: Params) -> date:
     """The date of the most recent plan run."""
-    root = params.output_dir / "plans"
-    dates = storage.partition_dates(root, "plans.parquet")
-    if not dates:
+    day = catalog.latest(catalog.PLANS, params.output_dir)
+    if day is None:
+        root = params.output_dir / catalog.PLANS.folder
         raise PlanError(f"no plan run in {root}: run `healthscore plan` first")
-    return dates[-1]
+    return day

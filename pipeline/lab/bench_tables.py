@@ -14,7 +14,7 @@ same stratified 5-fold splits, repeated with different seeds:
 - ``lightgbm``: LightGBM with its library defaults on native categoricals;
 - ``hist_gbm``: scikit-learn's HistGradientBoostingClassifier with native categoricals.
 
-Figures, not assertions: ``make bench-tables`` (``python -m pipeline.bench_tables [PARAMS]
+Figures, not assertions: ``make bench-tables`` (``python -m pipeline.lab.bench_tables [PARAMS]
 [REPEATS]``).
 """
 

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import DataConfig
-from pipeline.schema import EVENT_LOGS, TABLES, ColumnSpec, TableSpec
+from pipeline.io.schema import EVENT_LOGS, TABLES, ColumnSpec, TableSpec
 
 EXAMPLES = 5
 TRUE_WORDS = ("true", "t", "1", "1.0", "yes", "y")

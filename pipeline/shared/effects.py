@@ -18,11 +18,11 @@ import pandas as pd
 
 from features import build_feature_table
 from models.ensemble import HealthEnsemble
-from models.uplift import CONTROL, PlayEffects, decision_table
+from models.uplift import CONTROL, PlayEffects, context_frame, decision_table, segments
 from pipeline import io
 from pipeline.config import Params
-from pipeline.engines import make_engine
-from pipeline.score import pinned_features
+from pipeline.io.engines import make_engine
+from pipeline.shared.asof import pinned_features
 
 log = logging.getLogger("healthscore")
 
@@ -46,14 +46,6 @@ def read_plays(params: Params) -> pd.DataFrame | None:
 
 def _plays(raw: io.RawData) -> pd.DataFrame | None:
     return raw.frame(HISTORY_TABLE) if raw.has(HISTORY_TABLE) else None
-
-
-def context_frame(table: pd.DataFrame, catalog: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """The decision context the effect model reads: the model's features, categoricals typed."""
-    categorical = set(catalog.loc[catalog["categorical"].astype(bool), "name"])
-    return table[names].assign(
-        **{c: table[c].astype("category") for c in names if c in categorical}
-    )
 
 
 def history_at_decision(
@@ -88,12 +80,6 @@ def history_at_decision(
     )
     rebuilt = keys.merge(built, on=["account_id", "decided_at"], how="left", validate="many_to_one")
     return decisions.assign(**{c: rebuilt[c].to_numpy() for c in history})
-
-
-def segments(table: pd.DataFrame) -> np.ndarray:
-    if "segment" in table.columns:
-        return table["segment"].astype("string").fillna("(missing)").to_numpy(dtype=str)
-    return np.full(len(table), "all")
 
 
 def fit_effects(

@@ -1,0 +1,21 @@
+"""The stages, one module each: data → validate → features → train → score → plan → report,
+and explain. A stage reads and writes through ``pipeline.io`` and calls pure code in
+``features`` and ``models``; it never imports another stage or the lab."""
+
+from pipeline.stages.data import run_data
+from pipeline.stages.features import run_features
+from pipeline.stages.plan import run_plan
+from pipeline.stages.report import run_report
+from pipeline.stages.score import run_score
+from pipeline.stages.train import run_train
+from pipeline.stages.validate import run_validate
+
+__all__ = [
+    "run_data",
+    "run_features",
+    "run_plan",
+    "run_report",
+    "run_score",
+    "run_train",
+    "run_validate",
+]
