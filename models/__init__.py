@@ -1,1 +1,2 @@
-"""Estimators and math: ensemble, calibration, explanation, uplift, ranking (no I/O)."""
+"""Estimators and math, no I/O: the win model (``win``), its explanation (``explain``),
+scores, priority, drift and forecast (``scoring``), and the interventions (``interventions``)."""

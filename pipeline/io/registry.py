@@ -8,8 +8,10 @@ win probability, its Venn-ABERS interval and the health score. Scoring loads it 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,10 +24,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from models.ensemble import HealthEnsemble
+from models.win.ensemble import HealthEnsemble
 
 if TYPE_CHECKING:
-    from models.uplift import PlayEffects
+    from models.interventions.uplift import PlayEffects
 
 log = logging.getLogger("healthscore")
 
@@ -185,8 +187,30 @@ def load_champion(name: str, alias: str, version: str | None = None) -> tuple[He
             f"model {name!r} has no {which} in {mlflow.get_tracking_uri()}: run `healthscore "
             "train` first (or set score.version)"
         ) from exc
+    _alias_legacy_modules()
     loaded = mlflow.pyfunc.load_model(f"models:/{name}/{held.version}")
     return loaded.unwrap_python_model(), str(held.version)
+
+
+# where the classes of a model registered before pipeline/ and models/ were split into
+# sub-packages live now: its pickle names the old modules (models.explain and models.scoring,
+# packages now, held no pickled class)
+LEGACY_MODULES = {
+    "pipeline.registry": "pipeline.io.registry",
+    **{f"models.{m}": f"models.win.{m}" for m in (
+        "ensemble", "stumps", "calibration", "tuning", "validation", "scorecard", "metrics")},
+    "models.treeshap": "models.explain.treeshap",
+    "models.monitoring": "models.scoring.monitoring",
+    "models.forecast": "models.scoring.forecast",
+    **{f"models.{m}": f"models.interventions.{m}" for m in (
+        "uplift", "plans", "allocation", "policy")},
+}  # fmt: skip
+
+
+def _alias_legacy_modules() -> None:
+    """Let a pickle that names a module's old path find it at its new one."""
+    for old, new in LEGACY_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
 
 
 def _pinned(package: str) -> str:

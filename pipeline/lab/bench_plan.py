@@ -16,7 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from models import plans
+from models.interventions import plans
 from pipeline.config import Params
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set

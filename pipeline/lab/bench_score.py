@@ -11,7 +11,7 @@ distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage d
 - ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
   model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
   of exact TreeSHAP by LightGBM itself for this model. The ensemble's own TreeSHAP
-  (:mod:`models.treeshap`, :mod:`models.stumps`) gives the same values faster.
+  (:mod:`models.explain.treeshap`, :mod:`models.win.stumps`) gives the same values faster.
 
 The jitted kernels are compiled (or loaded from numba's cache) on a few rows before timing.
 
@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models import explain, scoring
-from models.ensemble import TreeMember
+from models.explain import drivers as explain
+from models.scoring import health as scoring
+from models.win.ensemble import TreeMember
 from pipeline.config import Params, load_params
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set

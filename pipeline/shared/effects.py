@@ -1,10 +1,10 @@
 """The effects step of ``make train``: each play's effect on renewal, from the interventions log.
 
 Reads the log, pairs every labelled snapshot with the play decided in the period before it
-(:func:`models.uplift.decision_table`), rebuilds the play-history columns as of the decision
-from the log (:func:`history_at_decision`), and fits :class:`models.uplift.PlayEffects`
-on the decision context: the snapshot's features, the win model's probability for it, its segment.
-"""
+(:func:`~models.interventions.uplift.decision_table`), rebuilds the play-history columns as of the
+decision from the log (:func:`history_at_decision`), and fits
+:class:`~models.interventions.uplift.PlayEffects` on the decision context: the snapshot's features,
+the win model's probability for it, its segment."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ import numpy as np
 import pandas as pd
 
 from features import build_feature_table
-from models.ensemble import HealthEnsemble
-from models.uplift import CONTROL, PlayEffects, context_frame, decision_table, segments
+from models.interventions.uplift import (
+    CONTROL,
+    PlayEffects,
+    context_frame,
+    decision_table,
+    segments,
+)
+from models.win.ensemble import HealthEnsemble
 from pipeline import io
 from pipeline.config import Params
 from pipeline.io.engines import make_engine

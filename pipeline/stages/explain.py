@@ -10,7 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from models.plans import BUSINESS_AS_USUAL
+from models.interventions.plans import BUSINESS_AS_USUAL
 from pipeline.config import Params
 from pipeline.io import catalog
 from pipeline.io.catalog import plain

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import allocation, plans, policy
-from models.uplift import PlayEffects, context_frame, segments
+from models.interventions import allocation, plans, policy
+from models.interventions.uplift import PlayEffects, context_frame, segments
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.shared.asof import features_as_of

@@ -38,7 +38,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.plans import BUSINESS_AS_USUAL
+from models.interventions.plans import BUSINESS_AS_USUAL
 from pipeline import io
 from pipeline.config import Params
 from pipeline.io import catalog

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import explain, forecast, monitoring, scoring
+from models.explain import drivers as explain
+from models.scoring import forecast, monitoring
+from models.scoring import health as scoring
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.io.registry import HealthModel

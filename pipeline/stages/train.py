@@ -29,13 +29,13 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from models.config import TrainConfig
-from models.ensemble import HealthEnsemble, TreeMember, make_ensemble
-from models.forecast import contraction_rates
-from models.metrics import classification_metrics, lead_time
-from models.monitoring import feature_profile
-from models.scorecard import Scorecard, factor_audit
-from models.tuning import Tuned, tune
-from models.validation import holdout_split, out_of_time_split
+from models.scoring.forecast import contraction_rates
+from models.scoring.monitoring import feature_profile
+from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
+from models.win.metrics import classification_metrics, lead_time
+from models.win.scorecard import Scorecard, factor_audit
+from models.win.tuning import Tuned, tune
+from models.win.validation import holdout_split, out_of_time_split
 from pipeline.config import Params, flatten
 from pipeline.io import catalog, plots, registry
 from pipeline.io.catalog import KEY, TrainingSet, load_training_set

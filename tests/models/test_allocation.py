@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.optimize import OptimizeResult
 
-import models.allocation as allocation
-from models.allocation import allocate
+from models.interventions import allocation
+from models.interventions.allocation import allocate
 
 
 def _brute_force(account, saved, cost, csm, exe, capacity):

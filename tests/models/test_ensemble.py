@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.calibration import Calibrator, choose_calibration
-from models.ensemble import HealthEnsemble, LinearMember
+from models.win.calibration import Calibrator, choose_calibration
+from models.win.ensemble import HealthEnsemble, LinearMember
 
 SMALL = {
     "lightgbm": {

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from models.config import ScoreConfig
-from models.explain import component_points, describe, health_points, top_drivers
-from models.monitoring import expected_auc, feature_profile, population_stability
-from models.scoring import health_band, health_score, priority_rank
+from models.explain.drivers import component_points, describe, health_points, top_drivers
+from models.scoring.health import health_band, health_score, priority_rank
+from models.scoring.monitoring import expected_auc, feature_profile, population_stability
 
 
 def test_points_rescale_log_odds_to_health_above_the_base():
@@ -89,7 +89,7 @@ def test_expected_auc_matches_the_pairwise_definition():
 
 
 def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
-    from models.forecast import contraction_rates, realised, renewal_forecast
+    from models.scoring.forecast import contraction_rates, realised, renewal_forecast
 
     rates = contraction_rates(
         pd.Series(["a", "a", "b"]), pd.Series([100.0, 100.0, 50.0]),

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.metrics import (
+from models.win.metrics import (
     classification_metrics,
     expected_calibration_error,
     lead_time,
     top_share,
     univariate_auc,
 )
-from models.scorecard import Scorecard, factor_audit
+from models.win.scorecard import Scorecard, factor_audit
 
 
 def test_ece_is_the_weighted_gap_between_observed_and_predicted_per_bin():

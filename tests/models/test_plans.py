@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.plans import (
+from models.interventions.plans import (
     Option,
     candidates,
     count_plans,
@@ -256,7 +256,7 @@ def test_scoring_by_eligibility_group_equals_scoring_every_plan_masked(monkeypat
     args = (p0, lift, lift - 0.01, lift + 0.01, arr, days, options)
     grouped = search_plans(*args, max_plays=3, allowed=allowed)
     # when every plan is scored for every account and the disallowed ones masked instead
-    monkeypatch.setattr("models.plans._MAX_PATTERNS", 0)
+    monkeypatch.setattr("models.interventions.plans._MAX_PATTERNS", 0)
     masked = search_plans(*args, max_plays=3, allowed=allowed)
     # then both pick the same plans, and no plan uses an option the caller did not allow
     assert np.array_equal(grouped.best, masked.best)

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from models.policy import (
+from models.interventions.policy import (
     action_probabilities,
     assign_holdout,
     holdout_uplift,

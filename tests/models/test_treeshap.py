@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.ensemble import TreeMember
-from models.stumps import stump_contributions, stump_tables
-from models.treeshap import tree_contributions, tree_tables
+from models.explain.treeshap import tree_contributions, tree_tables
+from models.win.ensemble import TreeMember
+from models.win.stumps import stump_contributions, stump_tables
 
 CATEGORIES = [f"c{i}" for i in range(45)]  # more than 32: bitsets of two words
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from models.config import TrainConfig
-from models.tuning import tune
+from models.win.tuning import tune
 from tests.models.test_ensemble import accounts_frame
 
 

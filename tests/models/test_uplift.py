@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from models.uplift import CONTROL, PlayEffects, decision_table
+from models.interventions.uplift import CONTROL, PlayEffects, decision_table
 
 
 def test_decision_table_pairs_each_play_with_the_next_snapshot_and_shifts_history() -> None:

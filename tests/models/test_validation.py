@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.validation import out_of_time_split
+from models.win.validation import out_of_time_split
 
 
 def test_split_leaves_a_gap_of_one_horizon_and_skips_unlabelled_rows():
@@ -27,7 +27,7 @@ def test_empty_split_is_named():
 
 
 def test_holdout_keeps_every_id_on_one_side_and_skips_unlabelled_rows():
-    from models.validation import holdout_split
+    from models.win.validation import holdout_split
 
     # given 40 ids with two rows each, a quarter churned, and two unlabelled rows
     ids = pd.Series(np.repeat([f"a{i}" for i in range(40)], 2))

@@ -217,7 +217,7 @@ def test_evaluate_plays_prints_the_policy_table(planned):
 
 def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
     # given the decision rows the effect model learns from
-    from models.uplift import decision_table
+    from models.interventions.uplift import decision_table
     from pipeline import io
     from pipeline.io.catalog import load_training_set
     from pipeline.shared.effects import HISTORY_FAMILY, history_at_decision, read_plays

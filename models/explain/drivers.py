@@ -1,6 +1,6 @@
 """Explanations people read: exact log-odds contributions turned into points of health.
 
-The ensemble's contributions (:meth:`models.ensemble.HealthEnsemble.contributions`) add up to
+The ensemble's contributions (:meth:`models.win.ensemble.HealthEnsemble.contributions`) add up to
 its log-odds exactly. People read health (0–100), not log-odds, so each account's contributions
 are rescaled to points that add up to its health minus the portfolio's base health, the health
 of an account whose every feature sits at the training average (the ``_base`` log-odds through

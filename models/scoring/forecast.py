@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.monitoring import expected_auc
+from models.scoring.monitoring import expected_auc
 
 OVERALL = "(all)"
 

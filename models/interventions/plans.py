@@ -1,13 +1,13 @@
 """Which plays to run for each account: a plan search over an intervention catalog.
 
 An *option* is one intervention kind at one timing slot; a *plan* is a set of options (at most
-``max_plays``, one timing per kind, no excluded pair of kinds). Each option's estimated lift in
-win probability combines with the others additively in log-odds, so two plays that each add
-ten points to a 50 % account do not promise 120 %. For every account the search picks the plan
-with the highest net value (ARR saved − money cost) among the plans it is eligible for, and keeps
-two alternatives from the saved-vs-cost Pareto frontier, so a CS leader sees a cheaper and/or a
-bigger option beside the recommendation. The portfolio step (:mod:`models.allocation`) then
-chooses among these candidates under CSM, executive and budget capacity.
+``max_plays``, one timing per kind, no excluded pair of kinds). Each option's estimated lift in win
+probability combines with the others additively in log-odds, so two plays that each add ten points
+to a 50 % account do not promise 120 %. For every account the search picks the plan with the highest
+net value (ARR saved − money cost) among the plans it is eligible for, and keeps two alternatives
+from the saved-vs-cost Pareto frontier, so a CS leader sees a cheaper and/or a bigger option beside
+the recommendation. The portfolio step (:mod:`~models.interventions.allocation`) then chooses among
+these candidates under CSM, executive and budget capacity.
 
 The plan space is enumerated exactly (one matrix product per group of accounts that may use
 the same options, chunked to bound memory) while it is small enough; beyond ``max_exact_plans``

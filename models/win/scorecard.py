@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from models.metrics import univariate_auc
+from models.win.metrics import univariate_auc
 
 WEAK_AUC = 0.52  # a factor whose univariate AUC stays within 0.5 ± 0.02 is flagged
 

@@ -18,7 +18,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
 
 from models.config import TrainConfig
-from models.ensemble import LinearMember, TreeMember
+from models.win.ensemble import LinearMember, TreeMember
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

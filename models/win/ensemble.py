@@ -2,7 +2,7 @@
 
 Members (each with exact per-feature contributions in its own log-odds):
 - ``lightgbm``: gradient-boosted trees on the readable features, categoricals native;
-  contributions by exact TreeSHAP (:mod:`models.treeshap`, ``pred_contrib``'s values).
+  contributions by exact TreeSHAP (:mod:`models.explain.treeshap`, ``pred_contrib``'s values).
 - ``linear``: L2 logistic regression on median-imputed, signed-log, standardised features with
   missing-value indicators and one-hot categoricals; contributions coefficient × (value − mean).
 - ``additive``: boosted stumps (one feature per tree), a learned scorecard with nonlinear shapes
@@ -29,10 +29,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import OneHotEncoder
 
-from models.calibration import Calibrator, Method, choose_calibration
 from models.config import TrainConfig
-from models.stumps import stump_contributions, stump_tables
-from models.treeshap import tree_contributions, tree_tables
+from models.explain.treeshap import tree_contributions, tree_tables
+from models.win.calibration import Calibrator, Method, choose_calibration
+from models.win.stumps import stump_contributions, stump_tables
 
 MEMBERS = ("lightgbm", "linear", "additive")
 MISSING = "(missing)"
@@ -94,8 +94,8 @@ class TreeMember:
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, features + 1): TreeSHAP per feature, the expected log-odds last.
 
-        Stumps take the exact closed form of :mod:`models.stumps` (~30× faster than
-        ``pred_contrib``), deeper trees the precomputed tables of :mod:`models.treeshap`
+        Stumps take the exact closed form of :mod:`models.win.stumps` (~30× faster than
+        ``pred_contrib``), deeper trees the precomputed tables of :mod:`models.explain.treeshap`
         (~3× faster); both give ``pred_contrib``'s values to rounding. A model too deep for
         the tables falls back to ``pred_contrib`` itself.
         """

@@ -19,7 +19,7 @@ split, then per leaf a ``d``-bit pattern and ``d`` additions. The sum over subse
 with elementary symmetric polynomials of the ``z_j`` in ``P``.
 
 Splits are decided exactly as LightGBM's ``Tree::NumericalDecision`` and
-``Tree::CategoricalDecision`` do (see :mod:`models.stumps` for the missing-value rules), covers
+``Tree::CategoricalDecision`` do (see :mod:`models.win.stumps` for the missing-value rules), covers
 are LightGBM's ``internal_count`` / ``leaf_count``, and the expected value is
 ``Tree::ExpectedValue``, so the result equals ``booster.predict(X, pred_contrib=True)`` to
 floating-point rounding (tested on models with missing values, zero-as-missing, categorical
@@ -43,7 +43,7 @@ import numba
 import numpy as np
 import pandas as pd
 
-from models.stumps import K_ZERO_THRESHOLD, lightgbm_matrix
+from models.win.stumps import K_ZERO_THRESHOLD, lightgbm_matrix
 
 MAX_BYTES = 256 * 2**20
 BLOCK = 128  # rows explained together, tree by tree

@@ -1,11 +1,11 @@
 """Which accounts get which plan when CSM hours, executive hours and budget are limited.
 
-The plan search (:mod:`models.plans`) proposes a few candidates per account, business as usual
-among them. Here one candidate is chosen per account to maximise the portfolio's net value
+The plan search (:mod:`~models.interventions.plans`) proposes a few candidates per account, business
+as usual among them. Here one candidate is chosen per account to maximise the portfolio's net value
 (ARR saved − cost) under the team's capacity: a binary program solved by HiGHS through
 ``scipy.optimize.milp``. Its LP relaxation gives the shadow price of each resource (what one more
-CSM hour, executive hour or dollar of budget would add), and re-solving under a grid of budget
-caps traces the saved-vs-cost frontier a CS leader uses to argue for budget.
+CSM hour, executive hour or dollar of budget would add), and re-solving under a grid of budget caps
+traces the saved-vs-cost frontier a CS leader uses to argue for budget.
 
 Measured on 2 cores shared with other work (10,000 accounts × 4 candidates, CSM hours binding):
 the allocation with its shadow prices takes 0.6–0.9 s; the 12-point frontier adds about 0.3 s a
