@@ -311,7 +311,7 @@ def _log_run(
             mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}")
             plt.close(fig)
         folder = Path(tmp)
-        data.catalog.to_csv(folder / "catalog.csv", index=False)
+        catalog.FEATURE_CATALOG.write(folder, data.catalog)
         audit.to_csv(folder / "factor_audit.csv", index=False)
         leads.to_csv(folder / catalog.RUN_LEAD_TIME, index=False)
         importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
