@@ -7,12 +7,15 @@ repeatable ``--set key=value``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from inspect import Parameter, Signature
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
@@ -27,6 +30,7 @@ from pipeline.stages.report import ReportError
 
 T = TypeVar("T")
 
+KEYWORD_ONLY = Parameter.KEYWORD_ONLY
 EXIT_PARAMS = 2
 EXIT_DATA = 3
 
@@ -66,6 +70,43 @@ def _params(path: Path, overrides: list[str] | None, quiet: bool) -> Params:
         raise typer.Exit(EXIT_PARAMS) from None
 
 
+def with_params(
+    quiet: bool | None = None,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the options every command shares, written once: ``--params``, ``--set``
+    and (with ``quiet=None``) ``--quiet``; the command receives the loaded params as ``cfg``
+    and, if it names one, the ``quiet`` flag.
+
+    Args:
+        quiet: None to offer ``--quiet``; True or False to fix it (a page that prints itself,
+            a bench that always reports).
+    """
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        own = inspect.signature(func, eval_str=True).parameters.values()
+        wants_quiet = any(p.name == "quiet" for p in own)
+        options = [p.replace(kind=KEYWORD_ONLY) for p in own if p.name not in ("cfg", "quiet")]
+        options += [
+            Parameter("params", KEYWORD_ONLY, default=DEFAULT_PARAMS, annotation=ParamsOption),
+            Parameter("set_", KEYWORD_ONLY, default=None, annotation=SetOption),
+        ]
+        if quiet is None:
+            options.append(Parameter("quiet", KEYWORD_ONLY, default=False, annotation=QuietOption))
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> None:
+            path, overrides = kwargs.pop("params"), kwargs.pop("set_")
+            is_quiet = kwargs.pop("quiet") if quiet is None else quiet
+            cfg = _params(path, overrides, is_quiet)
+            func(cfg=cfg, **({"quiet": is_quiet} if wants_quiet else {}), **kwargs)
+
+        command.__signature__ = Signature(options)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in options}
+        return command
+
+    return decorate
+
+
 def _guard(func: Callable[..., T], *args: object) -> T:
     """Run a stage; turn known failures into a clear message and an exit code."""
     try:
@@ -82,10 +123,10 @@ def _guard(func: Callable[..., T], *args: object) -> T:
 
 
 @app.command()
+@with_params()
 def data(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
 ) -> None:
     """Generate the synthetic B2B world (raw tables + oracle) into data.raw_dir / data.oracle_dir.
 
@@ -93,15 +134,14 @@ def data(
     renewal probabilities and intervention effects) goes to data.oracle_dir, apart from the
     raw tables, for evaluation code only.
     """
-    cfg = _params(params, set_, quiet)
     _guard(stages.run_data, cfg, quiet)
 
 
 @app.command()
+@with_params()
 def validate(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
 ) -> None:
     """Check the raw tables against the data contract and write a profile of them.
 
@@ -109,15 +149,14 @@ def validate(
     remaps, and exits 3 naming the table, column and offending rows when anything is off.
     Nothing is written on failure.
     """
-    cfg = _params(params, set_, quiet)
     _guard(stages.run_validate, cfg)
 
 
 @app.command()
+@with_params()
 def features(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
 ) -> None:
     """Build the point-in-time training set and its feature catalog into output_dir/features.
 
@@ -125,15 +164,14 @@ def features(
     features.horizon_days, each with the features of ten families computed from rows strictly
     before its as-of date, the renewal label beside them (empty when not known yet).
     """
-    cfg = _params(params, set_, quiet)
     _guard(stages.run_features, cfg, quiet)
 
 
 @app.command()
+@with_params()
 def train(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
     force: Annotated[
         bool,
         typer.Option(
@@ -150,15 +188,14 @@ def train(
     is registered as mlflow.model_name and takes the alias mlflow.alias only if it beats the
     current holder on train.promotion.metric, unless --force.
     """
-    cfg = _params(params, set_, quiet)
     _guard(stages.run_train, cfg, force, oracle.judge(cfg))
 
 
 @app.command()
+@with_params()
 def score(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
     as_of: Annotated[
         str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default today (UTC).")
     ] = None,
@@ -178,16 +215,15 @@ def score(
     points.parquet, changes.parquet and alerts.csv against the previous run, drift.csv and
     summary.json. Exit 3 when the data cannot give the model's features.
     """
-    cfg = _params(params, set_, quiet)
     day = _date(as_of) if as_of else datetime.now(UTC).date()
     _guard(stages.run_score, cfg, day, input_path)
 
 
 @app.command()
+@with_params()
 def plan(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
     as_of: Annotated[
         str | None, typer.Option(help="The scoring run to plan for (YYYY-MM-DD); default today.")
     ] = None,
@@ -203,17 +239,16 @@ def plan(
     the learning loop's randomised holdout (plan.epsilon) with the propensity of every action.
     Written atomically, replacing a re-run. Exit 3 when the scores or the effect model are missing.
     """
-    cfg = _params(params, set_, quiet)
     day = _date(as_of) if as_of else datetime.now(UTC).date()
     _guard(stages.run_plan, cfg, day)
 
 
 @app.command("plan-eval")
+@with_params()
 def plan_eval(
     as_of: Annotated[str, typer.Argument(help="The plan run to evaluate (YYYY-MM-DD).")],
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
 ) -> None:
     """Measure a past plan run's uplift from its randomised holdout, once renewals are known.
 
@@ -224,15 +259,14 @@ def plan_eval(
     """
     from pipeline.stages.plan import evaluate_plan
 
-    cfg = _params(params, set_, quiet)
     result = _guard(evaluate_plan, cfg, _date(as_of))
     typer.echo(json.dumps(result, indent=2))
 
 
 @app.command("evaluate-plays")
+@with_params(quiet=False)
 def evaluate_plays(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
+    cfg: Params,
     as_of: Annotated[
         str | None,
         typer.Option(help="The plan run to evaluate (YYYY-MM-DD); default the latest."),
@@ -258,7 +292,6 @@ def evaluate_plays(
     """
     from pipeline.lab import evaluate_plays as ev
 
-    cfg = _params(params, set_, quiet=False)
     if seeds:
         table = _guard(ev.run_seeds, cfg, [int(s) for s in seeds.split(",")], workdir)
         typer.echo(ev.render(table))
@@ -271,10 +304,10 @@ def evaluate_plays(
 
 
 @app.command()
+@with_params(quiet=True)
 def explain(
     account_id: Annotated[str, typer.Argument(help="The account to explain.")],
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
+    cfg: Params,
     as_of: Annotated[
         str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
     ] = None,
@@ -284,7 +317,6 @@ def explain(
     words, and what changed since the previous run."""
     from pipeline.stages.explain import account_page, render_page
 
-    cfg = _params(params, set_, quiet=True)
     page = _guard(account_page, cfg, account_id, _date(as_of) if as_of else None)
     if as_json:
         typer.echo(json.dumps(page, indent=2, default=str))
@@ -301,10 +333,10 @@ def _date(text: str) -> date:
 
 
 @app.command()
+@with_params()
 def report(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
     as_of: Annotated[
         str | None,
         typer.Option(help="The scoring run to report on (YYYY-MM-DD); default the latest."),
@@ -321,31 +353,29 @@ def report(
     reliability diagram, lead time, drift). Written atomically, replacing a re-run. Exit 3 when
     there is no scoring run on that date.
     """
-    cfg = _params(params, set_, quiet)
     result = _guard(stages.run_report, cfg, _date(as_of) if as_of else None)
     typer.echo(str(result.path))
 
 
 @app.command("all")
+@with_params()
 def run_all(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
-    quiet: QuietOption = False,
+    cfg: Params,
+    quiet: bool,
 ) -> None:
     """Run the main job end to end: data → validate → features → train → score → plan → report.
 
     Scores report.backfill_runs earlier periods first so the report has trends and alerts, and
     ends by printing the report's path.
     """
-    cfg = _params(params, set_, quiet)
     result = _guard(flow.run_all, cfg, quiet, oracle.judge(cfg))
     typer.echo(str(result.path))
 
 
 @app.command()
+@with_params(quiet=False)
 def bench(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
+    cfg: Params,
     accounts: Annotated[
         list[int] | None,
         typer.Option("--accounts", "-n", help="World size(s) to measure (repeatable)."),
@@ -410,7 +440,6 @@ def bench(
 
     from pipeline.lab.bench import run_bench
 
-    cfg = _params(params, set_, quiet=False)
     if score_accounts:
         from pipeline.lab.bench_score import main as bench_score
 
@@ -510,9 +539,9 @@ def _bench_usage(
 
 
 @app.command("signal-check")
+@with_params(quiet=False)
 def signal_check(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
+    cfg: Params,
     test_days: Annotated[int, typer.Option(help="Length of the out-of-time test period.")] = 180,
 ) -> None:
     """Synthetic world only: a plain LightGBM on the training set, out of time, beside the oracle.
@@ -520,7 +549,6 @@ def signal_check(
     Reads output_dir/features (run `healthscore features` first) and data.oracle_dir, and prints
     both ROC AUCs on the same test snapshots.
     """
-    cfg = _params(params, set_, quiet=False)
     result = _guard(oracle.run_signal_check, cfg, test_days)
     typer.echo(
         f"model AUC {result.model_auc:.3f}  oracle AUC {result.oracle_auc:.3f}  "
@@ -529,12 +557,11 @@ def signal_check(
 
 
 @app.command("params")
+@with_params(quiet=True)
 def show_params(
-    params: ParamsOption = DEFAULT_PARAMS,
-    set_: SetOption = None,
+    cfg: Params,
 ) -> None:
     """Print the effective params (file + environment + --set), one dotted key per line."""
-    cfg = _params(params, set_, quiet=True)
     for key, value in flatten(cfg).items():
         typer.echo(f"{key} = {value}")
 
