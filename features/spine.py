@@ -70,7 +70,7 @@ def _given(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def outcome_class(renewed: np.ndarray, arr: np.ndarray, renewal_arr: np.ndarray) -> np.ndarray:
-    """churn / contraction / flat / expansion (±3 % is flat); empty where the outcome is unknown."""
+    """Churn / contraction / flat / expansion (±3 % is flat); empty where the outcome is unknown."""
     ratio = np.divide(renewal_arr, arr, out=np.ones_like(arr, dtype=float), where=arr > 0)
     cls = np.select(
         [renewed == 0.0, ratio < 1 - FLAT_BAND, ratio > 1 + FLAT_BAND],

@@ -76,6 +76,8 @@ class PromotionParams(_Section):
 
 
 class TrainConfig(_Section):
+    """The ``train`` section: splits, ensemble members, calibration, tuning and promotion."""
+
     seed: int = 42
     n_jobs: int = Field(default=2, ge=1)  # LightGBM threads; more than the free cores is slower
     cv_folds: int = Field(default=4, ge=2)
@@ -106,6 +108,8 @@ class TrainConfig(_Section):
 
 
 class Bands(_Section):
+    """Health-score cut-offs: red below ``red_below``, yellow below ``yellow_below``, else green."""
+
     red_below: int = Field(default=50, ge=1, le=100)
     yellow_below: int = Field(default=75, ge=1, le=100)
 

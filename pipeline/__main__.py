@@ -1,3 +1,5 @@
+"""``python -m pipeline``: the healthscore command line."""
+
 from pipeline.cli import main
 
 main()

@@ -118,6 +118,8 @@ class SyntheticConfig(_Section):
 
 
 class MlflowConfig(_Section):
+    """Where runs are tracked and the model registered, and the alias the serving version holds."""
+
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "healthscore"
     model_name: str = "healthscore"

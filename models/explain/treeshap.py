@@ -80,6 +80,7 @@ class TreeTables:
 
     @property
     def nbytes(self) -> int:
+        """Bytes the contribution tables take, the figure ``max_bytes`` is checked against."""
         return int(self.table.nbytes)
 
 

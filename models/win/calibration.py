@@ -28,6 +28,11 @@ class Calibrator:
         self.method = method
 
     def fit(self, score: np.ndarray, y: np.ndarray) -> Calibrator:
+        """Learn the map from log-odds ``score`` to P(y = 1), and the Venn-ABERS interval.
+
+        Raises:
+            ValueError: ``method`` is not one of ``METHODS``.
+        """
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}; one of {METHODS}")
         score, y = np.asarray(score, dtype=float), np.asarray(y, dtype=int)

@@ -39,9 +39,16 @@ MISSING = "(missing)"
 
 
 class Member(Protocol):
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Member: ...
-    def decision(self, X: pd.DataFrame) -> np.ndarray: ...
-    def contributions(self, X: pd.DataFrame) -> np.ndarray: ...
+    """What the stack needs of a member: fit, log-odds, and exact contributions to them."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Member:
+        """Learn from the features ``X`` and labels ``y`` (1 = renewed); return the member."""
+
+    def decision(self, X: pd.DataFrame) -> np.ndarray:
+        """The member's log-odds of renewal per row."""
+
+    def contributions(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features + 1): each feature's share of :meth:`decision`, the base last."""
 
 
 class TreeMember:
@@ -89,6 +96,7 @@ class TreeMember:
         return self
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
+        """The trees' raw score: log-odds of renewal per row."""
         return np.asarray(self.model_.predict(X, raw_score=True), dtype=float)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
@@ -121,6 +129,7 @@ class LinearMember:
         self.interact_with = interact_with
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LinearMember:
+        """Learn the imputation, scaling and one-hot encoding of ``X``, then the regression."""
         self.numeric_ = [c for c in X.columns if not isinstance(X[c].dtype, pd.CategoricalDtype)]
         self.categorical_ = [c for c in X.columns if c not in self.numeric_]
         self.columns_ = list(X.columns)
@@ -180,6 +189,7 @@ class LinearMember:
         return np.hstack(parts)
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
+        """The regression's log-odds of renewal per row."""
         return self.model_.decision_function((self._design(X) - self.mean_) / self.scale_)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
@@ -251,6 +261,21 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         y: np.ndarray | pd.Series,
         groups: np.ndarray | pd.Series | None = None,
     ) -> HealthEnsemble:
+        """Fit the members out of fold, stack and calibrate them, then refit the kept ones on all.
+
+        Args:
+            X: The readable features, categoricals as pandas ``category``.
+            y: 1 = renewed, 0 = churned.
+            groups: Account ids, so no account is on both sides of a fold; each row its own
+                group when None.
+
+        Returns:
+            The fitted ensemble.
+
+        Raises:
+            ValueError: ``X`` is not a frame or has text columns that are not ``category``;
+                ``y`` is not one 0/1 label per row, or holds one class only.
+        """
         X, y = _check_frame(X), _check_label(y, len(X))
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -332,10 +357,12 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         return self.intercept_ + self.member_scores(X) @ self.weights_
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, 2): calibrated P(churn) and P(renewed), scikit-learn's column order."""
         p = self.calibrator_.predict(self.decision_function(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """1 where the calibrated win probability is at least 0.5, else 0."""
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
 
     def predict_interval(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -26,6 +26,11 @@ class Scorecard:
         self.components = components  # feature → component
 
     def fit(self, X: pd.DataFrame, renewed: np.ndarray) -> Scorecard:
+        """Learn each numeric feature's direction (toward renewal) and reference distribution.
+
+        Raises:
+            ValueError: A weighted component has no feature in ``components``.
+        """
         unknown = sorted(set(self.weights) - set(self.components.values()))
         if unknown:
             raise ValueError(

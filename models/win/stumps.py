@@ -77,6 +77,8 @@ class CategoricalTable:
 
 @dataclass(frozen=True)
 class StumpTables:
+    """A stump ensemble's contributions as step tables per feature, plus the expected value."""
+
     n_features: int
     feature_names: list[str]
     expected_value: float

@@ -25,6 +25,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 @dataclass(frozen=True)
 class Tuned:
+    """The tuned member parameters, with trials run, best log loss per study and seconds taken."""
+
     lightgbm: dict[str, Any]
     linear: dict[str, Any]
     trials: dict[str, int]

@@ -27,9 +27,11 @@ class DuckDBEngine:
             connection.execute(f"SET threads = {int(threads)}")
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
+        """Make ``frame`` queryable as the view ``name`` (DuckDB reads it in place, no copy)."""
         self.connection.register(name, frame)
 
     def query(self, sql: str) -> pd.DataFrame:
+        """Run ``sql``; its result as pandas, an empty frame for a statement that returns none."""
         result = self.connection.execute(sql)
         if result.description is None:
             return pd.DataFrame()
@@ -82,11 +84,13 @@ class SparkEngine:
             self.spark.read.parquet(str(path)).createOrReplaceTempView(name)
 
     def register(self, name: str, frame: pd.DataFrame) -> None:
+        """Make ``frame`` queryable as the temporary view ``name`` in the Spark session."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark's own notices about pandas 3 deprecations
             self.spark.createDataFrame(_for_spark(frame)).createOrReplaceTempView(name)
 
     def query(self, sql: str) -> pd.DataFrame:
+        """Run DuckDB-dialect ``sql`` on Spark (transpiled by sqlglot); its result as pandas."""
         import sqlglot
 
         (spark_sql,) = sqlglot.transpile(sql, read="duckdb", write="spark")

@@ -88,9 +88,15 @@ class RawData:
     missing: tuple[str, ...]
 
     def has(self, table: str) -> bool:
+        """Whether ``table`` was found (an optional table may be missing)."""
         return table in self.present
 
     def relation(self, table: str) -> duckdb.DuckDBPyRelation:
+        """The typed view of ``table``, lazily evaluated by DuckDB.
+
+        Raises:
+            KeyError: ``table`` is not present; the message lists the missing tables.
+        """
         if not self.has(table):
             raise KeyError(f"table {table!r} is not present (missing: {', '.join(self.missing)})")
         return self.connection.table(table)
@@ -100,6 +106,7 @@ class RawData:
         return self.relation(table).df()
 
     def close(self) -> None:
+        """Close the DuckDB connection; the views are gone with it."""
         self.connection.close()
 
     def __enter__(self) -> RawData:

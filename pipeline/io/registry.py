@@ -73,6 +73,7 @@ with warnings.catch_warnings():
 
         @property
         def features(self) -> list[str]:
+            """The feature columns the ensemble was trained on, in order."""
             return list(self.ensemble.feature_names_in_)
 
         # no annotations: MLflow would read them as a schema; the signature is explicit
@@ -126,6 +127,8 @@ def as_model_input(features: pd.DataFrame, categorical: list[str]) -> pd.DataFra
 
 @dataclass(frozen=True)
 class Promotion:
+    """Whether ``version`` took the alias, the version that held it before, and why."""
+
     promoted: bool
     version: str
     previous: str | None

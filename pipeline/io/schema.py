@@ -15,6 +15,8 @@ Kind = Literal["string", "timestamp", "number", "integer", "boolean", "rating"]
 
 @dataclass(frozen=True)
 class ColumnSpec:
+    """One column of the contract: its name, kind, whether it is required, what it means."""
+
     name: str
     kind: Kind
     required: bool = True
@@ -24,6 +26,8 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
+    """One table of the contract: its columns, key and time column, and whether it is required."""
+
     name: str
     columns: tuple[ColumnSpec, ...]
     required: bool = False
@@ -33,13 +37,16 @@ class TableSpec:
 
     @property
     def required_columns(self) -> tuple[str, ...]:
+        """Names of the columns a file must have."""
         return tuple(c.name for c in self.columns if c.required)
 
     @property
     def column_names(self) -> tuple[str, ...]:
+        """Names of every declared column, in order."""
         return tuple(c.name for c in self.columns)
 
     def column(self, name: str) -> ColumnSpec:
+        """The spec of the declared column ``name``."""
         return next(c for c in self.columns if c.name == name)
 
 

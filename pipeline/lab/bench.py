@@ -66,7 +66,7 @@ def run_bench(params: Params, sizes: list[int]) -> list[dict[str, object]]:
             spec = Path(tmp) / "params.json"
             spec.write_text(child.model_dump_json())
             out = subprocess.run(
-                [sys.executable, "-m", "pipeline.bench", str(spec)],
+                [sys.executable, "-m", "pipeline.lab.bench", str(spec)],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -132,7 +132,7 @@ def run_usage_bench(
 
 def _child(kind: str, spec: dict[str, object]) -> dict[str, object]:
     """Run one measurement in a fresh interpreter and return its figures (its last JSON line)."""
-    args = [sys.executable, "-m", "pipeline.bench", kind, json.dumps(spec)]
+    args = [sys.executable, "-m", "pipeline.lab.bench", kind, json.dumps(spec)]
     done = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -319,7 +319,7 @@ def _main(argv: list[str]) -> None:
         )
     else:
         figures = measure_world(Params.model_validate_json(Path(argv[0]).read_text()))
-    print(json.dumps(figures))
+    sys.stdout.write(json.dumps(figures) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Time featuretools' deep feature synthesis (DFS) on a slice of the shared usage log.
+r"""Time featuretools' deep feature synthesis (DFS) on a slice of the shared usage log.
 
 The common alternative to hand-written windowed aggregates. The reference (``usage_reference.py``)
 builds, per account x 24 month-start as-of dates x 20 event types, count and sum of quantity over
@@ -8,10 +8,12 @@ of accounts, the time is extrapolated to all 20,000 accounts, and the reference 
 same slice and its output compared cell by cell.
 
 featuretools 1.31 (May 2024, the latest) predates pandas 3 and numpy 2, which the project venv
-has, so it runs in a throwaway venv (``.venv-featuretools/``, created on first use and reused
-while its pinned requirements match). This module is both halves: ``main`` runs in the project
-venv (venv, slice, reference timing on the slice, comparison) and re-runs this file inside that
-venv for the featuretools part (``child``). Its top level imports only the standard library.
+has, so it runs in a venv of its own, ``.venv-featuretools/`` with the pins in ``REQUIREMENTS``.
+``make bench-featuretools-env`` creates it (and re-creates it when the pins change); this module
+installs nothing and stops with that advice when the venv is missing or stale. It is both
+halves: ``main`` runs in the project venv (slice, reference timing on the slice, comparison) and
+re-runs this file inside that venv for the featuretools part (``child``). Its top level imports
+only the standard library.
 
 How DFS is asked for the reference's features (``--mode``):
 
@@ -32,7 +34,7 @@ dask); the reference runs DuckDB on 2 threads. DFS's time covers building the En
 synthesis and the calculation, not reading the slice; the reference's time is its ``build`` on
 the slice file, reading and writing parquet included. Usage:
 
-    .venv/bin/python -m pipeline.bench_featuretools --events /tmp/ref/events.parquet \\
+    .venv/bin/python -m pipeline.lab.bench_featuretools --events /tmp/ref/events.parquet \
         [--accounts 300 [1000 ...]] [--reference-seconds 30.6] [--mode dfs|use-previous]
 """
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -50,12 +53,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = REPO / ".venv-featuretools"
 DEFAULT_REFERENCE = REPO.parent / "shared" / "bench" / "usage_reference.py"
 FULL_ACCOUNTS = 20_000
 # featuretools 1.31 declares no upper bounds; upstream has since restricted numpy < 2, and conda
-# packages it with pandas < 3. Pinned: the last numpy 1.x and the last pandas 2.2.
+# packages it with pandas < 3. Pinned: the last numpy 1.x and the last pandas 2.2. The one place
+# these pins live: ``make bench-featuretools-env`` reads them from here.
 REQUIREMENTS = (
     "featuretools==1.31.0",
     "woodwork==0.31.0",
@@ -64,6 +68,9 @@ REQUIREMENTS = (
     "pyarrow==17.0.0",
 )
 WINDOWS = (7, 30, 90)
+ENV_TARGET = "bench-featuretools-env"
+
+log = logging.getLogger("healthscore")
 
 
 def load_reference(path: Path) -> ModuleType:
@@ -83,30 +90,32 @@ def load_reference(path: Path) -> ModuleType:
     return module
 
 
-def ensure_venv(venv: Path) -> float | None:
-    """Create the featuretools venv, or reuse it when its pinned requirements match.
+def ensure_venv(venv: Path) -> None:
+    """Check that the featuretools venv exists and was made with the pinned requirements.
+
+    Nothing is installed here (the installed package never installs packages at run time):
+    ``make bench-featuretools-env`` creates the venv and records the pins it was made with in
+    its ``requirements.lock``.
 
     Args:
         venv: Where the venv lives (``.venv-featuretools/`` in the repo by default).
 
-    Returns:
-        Seconds spent creating and installing, or None when an existing venv was reused.
+    Raises:
+        FileNotFoundError: The venv is missing, or its lock does not list exactly
+            ``REQUIREMENTS``; the message names the make target that creates it.
     """
     marker = venv / "requirements.lock"
     wanted = "\n".join(REQUIREMENTS) + "\n"
-    if marker.is_file() and marker.read_text() == wanted and (venv / "bin" / "python").is_file():
-        return None
-    print(f"creating {venv} with {' '.join(REQUIREMENTS)}", file=sys.stderr)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    # A venv ignores itself (as uv and virtualenv do), so it never shows up in git status.
-    (venv / ".gitignore").write_text("*\n")
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *REQUIREMENTS],
-        check=True,
-    )
-    marker.write_text(wanted)
-    return time.perf_counter() - started
+    if not (venv / "bin" / "python").is_file() or not marker.is_file():
+        raise FileNotFoundError(
+            f"featuretools venv {venv} not found; create it with `make {ENV_TARGET}` "
+            f"(pins: {' '.join(REQUIREMENTS)})"
+        )
+    if marker.read_text() != wanted:
+        raise FileNotFoundError(
+            f"featuretools venv {venv} was made with other pins than {' '.join(REQUIREMENTS)}; "
+            f"re-create it with `make {ENV_TARGET}`"
+        )
 
 
 def write_slice(events: Path, accounts: int, seed: int, out: Path) -> dict[str, int]:
@@ -215,7 +224,7 @@ def measure_slice(
     with tempfile.TemporaryDirectory(prefix="healthscore-ft-") as tmp:
         slice_path, dfs_out, ref_out = (Path(tmp) / n for n in ("slice", "dfs", "ref"))
         figures |= write_slice(events, accounts, seed, slice_path)
-        print(f"featuretools ({mode}) on {accounts} accounts", file=sys.stderr)
+        log.info("featuretools (%s) on %d accounts", mode, accounts)
         child = subprocess.run(
             [
                 *(str(venv / "bin" / "python"), "-I", __file__, "child"),
@@ -265,13 +274,16 @@ def run_bench(
         seed: Seed of the account draws.
         reference_seconds: The reference build's time on the whole log, for the extrapolated ratio.
         reference_script: ``usage_reference.py``.
-        venv: The featuretools venv, created or reused here.
+        venv: The featuretools venv (``make bench-featuretools-env``).
         time_reference: Also time the reference build on each slice and compare its output.
 
     Returns:
         The figures, ready to print as JSON.
+
+    Raises:
+        FileNotFoundError: The venv is missing or stale (see :func:`ensure_venv`).
     """
-    install_s = ensure_venv(venv)
+    ensure_venv(venv)
     runs = [
         measure_slice(events, n, mode, seed, reference_script, venv, time_reference)
         for n in sorted(set(accounts))
@@ -296,7 +308,6 @@ def run_bench(
             if key in figures:
                 ratio_key = "ratio_" + key.removeprefix("dfs_").removesuffix("_s")
                 figures[ratio_key] = round(figures[key] / reference_seconds, 1)
-    figures["venv_install_s"] = None if install_s is None else round(install_s, 1)
     return figures
 
 
@@ -452,7 +463,7 @@ def _child(argv: list[str]) -> None:
     # featuretools and woodwork warn per call about dtypes they coerce; the figures are the output.
     warnings.simplefilter("ignore")
     result = measure_dfs(Path(slice_path), Path(out), load_reference(Path(reference_script)), mode)
-    print(json.dumps(result))
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -466,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
         _child(args[1:])
         return
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.bench_featuretools",
+        prog="python -m pipeline.lab.bench_featuretools",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--events", type=Path, required=True, help="usage_reference.py gen output")
@@ -492,17 +503,23 @@ def main(argv: list[str] | None = None) -> None:
         help="skip timing the reference build on the slice and the comparison",
     )
     opts = parser.parse_args(args)
-    figures = run_bench(
-        opts.events,
-        opts.accounts,
-        opts.mode,
-        seed=opts.seed,
-        reference_seconds=opts.reference_seconds,
-        reference_script=opts.reference_script,
-        venv=opts.venv,
-        time_reference=not opts.no_reference_slice,
-    )
-    print(json.dumps(figures))
+    from pipeline.logs import setup_logging
+
+    setup_logging()
+    try:
+        figures = run_bench(
+            opts.events,
+            opts.accounts,
+            opts.mode,
+            seed=opts.seed,
+            reference_seconds=opts.reference_seconds,
+            reference_script=opts.reference_script,
+            venv=opts.venv,
+            time_reference=not opts.no_reference_slice,
+        )
+    except FileNotFoundError as exc:
+        parser.exit(2, f"{parser.prog}: {exc}\n")
+    sys.stdout.write(json.dumps(figures) + "\n")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ def _timed(tab: Any, action: str, done: str, settle_ms: int = 0) -> float:
 
 
 def render(figures: list[dict]) -> str:
+    """The figures as a Markdown table, one row per report size (as in docs/performance.md)."""
     lines = [
         "accounts | write | index.html | with account files | open | search | sort | band filter"
         " | account page",

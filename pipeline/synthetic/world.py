@@ -122,6 +122,7 @@ class WorldSummary:
 
     @property
     def total_rows(self) -> int:
+        """Rows written over all tables."""
         return sum(self.rows.values())
 
 
@@ -137,16 +138,21 @@ class Calendar:
     start: np.datetime64  # datetime64[D], first day with events
 
     def month_start(self, m: np.ndarray | int) -> np.ndarray:
+        """First day of month index ``m`` (datetime64[D])."""
         return (self.first_month + np.asarray(m)).astype("datetime64[D]")
 
     def month_days(self, m: np.ndarray | int) -> np.ndarray:
+        """Number of days in month index ``m``."""
         return (self.month_start(np.asarray(m) + 1) - self.month_start(m)).astype(int)
 
     def month_of(self, days: np.ndarray) -> np.ndarray:
+        """Month index of each day in ``days``."""
         return (days.astype("datetime64[M]") - self.first_month).astype(int)
 
 
 def make_calendar(cfg: SyntheticConfig, features: FeaturesConfig) -> Calendar:
+    """The monthly grid: prehistory and history up to ``end_date``, and enough months beyond it
+    to settle the outcomes of contracts still running at the end (the prediction horizon)."""
     end = np.datetime64(cfg.end_date, "D")
     end_m = end.astype("datetime64[M]")
     beyond = int(np.ceil(features.horizon_days / 28)) + 2  # outcomes of censored contracts
@@ -165,6 +171,9 @@ def make_calendar(cfg: SyntheticConfig, features: FeaturesConfig) -> Calendar:
 
 @dataclass
 class Accounts:
+    """Each account's fixed traits: segment and size, creation, mean health, adoption, first
+    contract (ARR, seat price, term), CSM, industry, region and name."""
+
     n: int
     segment: np.ndarray  # int index into segments
     size: np.ndarray  # 0..1, the segment's rank by ARR
@@ -202,6 +211,8 @@ class History:
 
 
 def make_accounts(cfg: SyntheticConfig, cal: Calendar, rng: np.random.Generator) -> Accounts:
+    """Draw the accounts from the segments in params: about a third predate the event history, the
+    rest arrive over it; first-contract ARR is log-normal around the segment's median."""
     names = list(cfg.segments)
     specs = [cfg.segments[s] for s in names]
     shares = np.array([s.share for s in specs])
@@ -263,6 +274,8 @@ def make_accounts(cfg: SyntheticConfig, cal: Calendar, rng: np.random.Generator)
 
 
 def add_months(days: np.ndarray, months: np.ndarray) -> np.ndarray:
+    """``days`` moved ``months`` calendar months on, keeping the day of the month (a 31st can
+    spill into the next month)."""
     days = np.asarray(days).astype("datetime64[D]")
     dom = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(int)
     return (days.astype("datetime64[M]") + months).astype("datetime64[D]") + dom
@@ -312,6 +325,12 @@ class _Decision:
 def simulate(
     cfg: SyntheticConfig, cal: Calendar, acc: Accounts, rng: np.random.Generator
 ) -> History:
+    """Run the world month by month: health, champion departures, budget cuts, the CSMs' plays
+    and their true effects, and renewals at each contract's end.
+
+    Returns:
+        The latent paths, the contracts with their outcomes and the log of plays.
+    """
     n, months = acc.n, cal.months
     specs = list(cfg.segments.values())
     base = np.array([s.renewal_base for s in specs])[acc.segment]

@@ -10,6 +10,8 @@ import pytest
 
 from pipeline.lab import bench_featuretools as bench
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def reference_frame() -> pd.DataFrame:
     """Two rows shaped like the reference build's output, two types x two features."""
@@ -26,6 +28,7 @@ def reference_frame() -> pd.DataFrame:
 
 
 def test_compare_reports_differences_nulls_and_missing_columns(tmp_path: Path) -> None:
+    """The comparison reports the worst difference per feature, one-sided nulls, lost columns."""
     # given DFS output that is off by 0.5 in one count, null where the reference is not, and lacks
     # one reference column
     ref = reference_frame()
@@ -46,6 +49,7 @@ def test_compare_reports_differences_nulls_and_missing_columns(tmp_path: Path) -
 
 
 def test_compare_identical_outputs_is_exact(tmp_path: Path) -> None:
+    """Identical outputs compare as zero difference, no null mismatch, nothing missing."""
     # given
     reference_frame().to_parquet(tmp_path / "ref.parquet")
     reference_frame().to_parquet(tmp_path / "dfs.parquet")
@@ -59,18 +63,57 @@ def test_compare_identical_outputs_is_exact(tmp_path: Path) -> None:
     assert result["not_computed_by_dfs"] == []
 
 
-def test_existing_venv_with_matching_pins_is_reused(tmp_path: Path) -> None:
-    # given a venv whose lock file lists exactly the pinned requirements
-    venv = tmp_path / "venv"
+def fake_venv(venv: Path, pins: tuple[str, ...]) -> Path:
+    """A venv as ``make bench-featuretools-env`` leaves it: a python and the lock of its pins."""
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text("")
-    (venv / "requirements.lock").write_text("\n".join(bench.REQUIREMENTS) + "\n")
+    (venv / "requirements.lock").write_text("\n".join(pins) + "\n")
+    return venv
 
-    # when / then: nothing is installed
+
+def test_existing_venv_with_matching_pins_is_used(tmp_path: Path) -> None:
+    """A venv made with exactly the pinned requirements passes the check."""
+    # given a venv whose lock file lists exactly the pinned requirements
+    venv = fake_venv(tmp_path / "venv", bench.REQUIREMENTS)
+
+    # when / then: no error, and nothing is created or installed
     assert bench.ensure_venv(venv) is None
+    assert sorted(p.name for p in venv.iterdir()) == ["bin", "requirements.lock"]
+
+
+def test_missing_venv_names_the_make_target_and_creates_nothing(tmp_path: Path) -> None:
+    """No venv: the error says which make target creates it; the package installs nothing."""
+    # given no venv at the path
+    venv = tmp_path / "venv"
+
+    # when / then
+    with pytest.raises(FileNotFoundError, match=r"make bench-featuretools-env"):
+        bench.ensure_venv(venv)
+    assert not venv.exists(), "the bench must not create the venv at run time"
+
+
+def test_venv_made_with_other_pins_is_refused(tmp_path: Path) -> None:
+    """A venv locked to other pins (an older REQUIREMENTS) must be re-created, not used."""
+    # given a venv locked to an older featuretools
+    venv = fake_venv(tmp_path / "venv", ("featuretools==1.30.0", *bench.REQUIREMENTS[1:]))
+
+    # when / then
+    with pytest.raises(FileNotFoundError, match=r"other pins.*make bench-featuretools-env"):
+        bench.ensure_venv(venv)
+
+
+def test_make_target_reads_the_pins_from_this_module() -> None:
+    """The Makefile target the error names exists and takes its pins from REQUIREMENTS."""
+    # given the Makefile
+    makefile = (ROOT / "Makefile").read_text()
+
+    # then: one place for the pins, and the advice points at a real target
+    assert f"\n{bench.ENV_TARGET}:" in makefile, f"no `{bench.ENV_TARGET}` target in the Makefile"
+    assert "from pipeline.lab.bench_featuretools import REQUIREMENTS" in makefile
 
 
 def test_slice_of_more_accounts_than_the_log_has_is_refused(tmp_path: Path) -> None:
+    """A slice larger than the log is refused, naming the ``--accounts`` value."""
     # given a log of two accounts
     events = tmp_path / "events.parquet"
     pd.DataFrame(
@@ -88,6 +131,7 @@ def test_slice_of_more_accounts_than_the_log_has_is_refused(tmp_path: Path) -> N
 
 
 def test_slice_keeps_every_event_of_the_drawn_accounts(tmp_path: Path) -> None:
+    """The slice holds all events of each drawn account, and counts them right."""
     # given a log of three accounts
     events = tmp_path / "events.parquet"
     pd.DataFrame(

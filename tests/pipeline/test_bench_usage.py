@@ -43,6 +43,7 @@ def family_frame() -> pd.DataFrame:
 
 
 def test_compare_checks_counts_sums_recency_and_trend(tmp_path: Path) -> None:
+    """Counts, quantity sums, recency and trend are all compared with the reference."""
     # given the reference's output and the family's, equal but for a quantity sum off by 0.25
     reference_frame().to_parquet(tmp_path / "ref.parquet")
     ours = family_frame().assign(login_qty_30d=[4.75, 0.0])
@@ -56,6 +57,7 @@ def test_compare_checks_counts_sums_recency_and_trend(tmp_path: Path) -> None:
 
 
 def test_compare_flags_a_null_on_one_side_only(tmp_path: Path) -> None:
+    """A value missing on one side only makes the difference infinite."""
     # given a recency the family leaves unknown where the reference knows it
     reference_frame().to_parquet(tmp_path / "ref.parquet")
     ours = family_frame().assign(days_since_login=[np.nan, np.nan])
@@ -65,6 +67,7 @@ def test_compare_flags_a_null_on_one_side_only(tmp_path: Path) -> None:
 
 
 def test_compare_on_a_slice_of_accounts_uses_only_those(tmp_path: Path) -> None:
+    """On a slice of accounts, the reference's other accounts are not counted as missing."""
     # given the family run on account 1 only (a Spark slice)
     reference_frame().to_parquet(tmp_path / "ref.parquet")
     ours = family_frame().iloc[[0]]
@@ -74,6 +77,7 @@ def test_compare_on_a_slice_of_accounts_uses_only_those(tmp_path: Path) -> None:
 
 
 def test_missing_log_says_how_to_generate_it(tmp_path: Path) -> None:
+    """A missing event log is reported with the command that generates it."""
     # given no log at the path, and a reference script
     script = tmp_path / "usage_reference.py"
     script.write_text("")
@@ -81,3 +85,19 @@ def test_missing_log_says_how_to_generate_it(tmp_path: Path) -> None:
     # when / then
     with pytest.raises(FileNotFoundError, match=r"usage_reference\.py gen .*events\.parquet"):
         bench.run_usage_bench(tmp_path / "events.parquet", reference_script=script)
+
+
+def test_a_measurement_runs_in_a_child_interpreter(tmp_path: Path) -> None:
+    """The child is started by this package's module path and its JSON line comes back."""
+    # given a stand-in for the reference script: two as-of dates, a build of three accounts
+    script = tmp_path / "usage_reference.py"
+    script.write_text("SNAPS = ['2024-01-01', '2024-02-01']\n\ndef build(events, out, threads):\n"
+                      "    return 6\n")  # fmt: skip
+    spec = {"events": str(tmp_path / "events.parquet"), "reference_out": str(tmp_path / "o")}
+
+    # when
+    figures = bench._child("usage-reference", {**spec, "script": str(script)})
+
+    # then
+    assert figures["build"] == "reference"
+    assert figures["accounts"] == 3
