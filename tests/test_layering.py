@@ -159,3 +159,12 @@ def test_the_edge_may_import_mlflow():
         check=False,
     )
     assert result.returncode == 0, result.stdout
+
+
+def test_the_installed_package_installs_nothing_at_run_time():
+    for path in sorted([*PIPELINE.rglob("*.py"), *(ROOT / "features").rglob("*.py"),
+                        *(ROOT / "models").rglob("*.py")]):  # fmt: skip
+        calls = [s for s in _string_constants(path) if s in ("install", "download")]
+        assert not ("pip" in _string_constants(path) and calls), (
+            f"{path.relative_to(ROOT)} runs pip at run time: install through the Makefile"
+        )
