@@ -14,14 +14,13 @@ import time
 from datetime import date
 
 import numpy as np
-import pandas as pd
 
 from models.interventions import plans
+from models.interventions.portfolio import make_plans
 from pipeline.config import Params
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set
 from pipeline.shared.effects import context_frame
-from pipeline.stages.plan import make_plans
 
 
 def measure(params: Params, accounts: int) -> dict[str, float]:
@@ -47,16 +46,15 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
                if c in sample]  # fmt: skip
     scores = sample[columns].assign(win_probability=p)
     began = time.perf_counter()
-    out = make_plans(params, model.effects, scores, context, date(2026, 1, 1))
+    out = make_plans(params.plan, model.effects, scores, context, date(2026, 1, 1))
     plan_s = time.perf_counter() - began
-    frame = out["plans"]
-    assert isinstance(frame, pd.DataFrame)
+    frame = out.plans
     return {
         "accounts": float(accounts),
         "win_model_s": score_s,
         "plan_s": plan_s,
         "accounts_per_s": accounts / plan_s,
-        "plan_space": float(out["plan_space"]),  # type: ignore[arg-type]
+        "plan_space": float(out.plan_space),
         "with_plan": float((frame["best_plan"] != plans.BUSINESS_AS_USUAL).sum()),
         "funded": float(frame["funded"].sum()),
     }

@@ -111,7 +111,7 @@ def main(sizes: list[int], params: Params) -> None:
         spec = Path(tmp) / "params.json"
         spec.write_text(params.model_dump_json())
         for accounts in sizes:
-            command = [sys.executable, "-m", "pipeline.bench_score", "--child", str(accounts)]
+            command = [sys.executable, "-m", "pipeline.lab.bench_score", "--child", str(accounts)]
             out = subprocess.run([*command, str(spec)], check=True, capture_output=True, text=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = Table(title="healthscore bench: batch scoring with exact reasons (2 cores)")

@@ -38,11 +38,11 @@ from scipy.stats import spearmanr
 
 from features.base import slug
 from models.interventions import plans
+from models.interventions.portfolio import catalog_options, fund
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.lab.oracle import judge, true_effects
 from pipeline.shared.asof import features_as_of
-from pipeline.stages.plan import catalog_options, fund
 from pipeline.synthetic.oracle import SNAPSHOTS
 
 log = logging.getLogger("healthscore")
@@ -67,7 +67,7 @@ def _search(p0, lift, arr, days, options, cfg, extrapolated=None):  # noqa: ANN0
 
 def _funded(search: plans.PlanSearch, capacity: dict) -> np.ndarray:
     """Plan index funded per account under ``capacity`` (0 = business as usual)."""
-    return fund(search, capacity)[0]
+    return fund(search, capacity).plan
 
 
 def _random_fill(
@@ -166,7 +166,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
         out[f"{kind}_estimated_mean_here"] = float(e.mean())
 
     cfg = params.plan
-    options = catalog_options(params, kinds)
+    options = catalog_options(cfg, kinds).options
     column = np.array([kinds.index(o.kind) for o in options])
     arr = frame["arr"].to_numpy(dtype=float)
     days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)

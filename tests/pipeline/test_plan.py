@@ -12,12 +12,15 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from models.config import PlanConfig, Play
+from models.interventions.portfolio import catalog_options, exclusions
 from pipeline import stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
 from pipeline.io import catalog
 from pipeline.lab import oracle
-from pipeline.stages.plan import PlanError, catalog_options, evaluate_plan, exclusions
+from pipeline.stages import plan as plan_stage
+from pipeline.stages.plan import PlanError, evaluate_plan
 from tests.pipeline.test_train import small
 
 partition = catalog.PLANS.path
@@ -157,9 +160,23 @@ def test_the_holdout_logs_the_propensity_of_what_runs(planned):
 
 def test_exclusions_between_kinds_the_model_did_not_estimate_are_dropped(planned):
     params, _ = planned
-    options = catalog_options(params, ["exec_call", "training"])
+    options = catalog_options(params.plan, ["exec_call", "training"]).options
     assert params.plan.exclusions == [("csm_change", "exec_call")]
-    assert exclusions(params, options) == []  # csm_change cannot be in a plan anyway
+    assert exclusions(params.plan, options) == []  # csm_change cannot be in a plan anyway
+
+
+def test_the_stage_logs_kinds_one_side_lacks_and_refuses_an_empty_catalog(caplog):
+    # given a catalog with a kind the effect model did not estimate, and one it did not list
+    cfg = PlanConfig(catalog={"call": Play(cost=10), "webinar": Play(cost=5)})
+    # when the stage takes the options, then it names both in the log
+    with caplog.at_level("INFO", logger="healthscore"):
+        options = plan_stage.catalog_options(cfg, ["call", "letter"])
+    assert [o.kind for o in options] == ["call"]
+    assert "no estimate for (never recommended): webinar" in caplog.text
+    assert "logged kinds not in plan.catalog (not recommended): letter" in caplog.text
+    # and a catalog of no estimated kind is a PlanError (the CLI exits 3), naming the kinds
+    with pytest.raises(PlanError, match=r"lists no kind .* \(estimated: letter\)"):
+        plan_stage.catalog_options(cfg, ["letter"])
 
 
 def test_rerun_replaces_the_partition_with_identical_files(planned):

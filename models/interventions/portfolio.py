@@ -1,0 +1,400 @@
+"""One planning run, pure: scored accounts and the effect model in, the plan tables out.
+
+:func:`make_plans` chains the steps of ``healthscore plan``: the catalog's options the effect
+model knows (:func:`catalog_options`), each account's estimated effects (:func:`account_effects`),
+the plan search (:mod:`~models.interventions.plans`), the portfolio allocation within capacity
+(:func:`fund`) and the learning loop's randomised holdout (:mod:`~models.interventions.policy`),
+and lays the results out as the frames the plan partition holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.config import PlanConfig
+from models.interventions import allocation, plans, policy
+from models.interventions.allocation import Allocation
+from models.interventions.uplift import PlayEffects, segments
+
+
+@dataclass(frozen=True)
+class CatalogOptions:
+    """The catalog's plays the effect model knows, and the kinds left out on either side.
+
+    Attributes:
+        options: one option per catalog kind the effect model estimated and timing slot.
+        unknown: catalog kinds the effect model has no estimate for (never recommended).
+        unlisted: kinds the effect model estimated that the catalog does not list.
+    """
+
+    options: tuple[plans.Option, ...]
+    unknown: tuple[str, ...]
+    unlisted: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AccountEffects:
+    """Per account (rows) and estimated kind (columns, the effect model's order).
+
+    Attributes:
+        point: the estimated effect on the win probability, ``(n, kinds)``.
+        low: its lower bound, ``(n, kinds)``.
+        high: its upper bound, ``(n, kinds)``.
+        propensity: the probability of no play, then of each kind, ``(n, 1 + kinds)``.
+    """
+
+    point: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    propensity: np.ndarray
+
+
+@dataclass(frozen=True)
+class Funding:
+    """The portfolio step's outcome.
+
+    Attributes:
+        plan: per account the funded plan, an index into ``PlanSearch.plans`` (0 = business
+            as usual).
+        saved: per account the funded plan's ARR saved (0 where none is funded).
+        allocation: the allocation; None when there is no account to allocate.
+        candidates: how many (account, plan) candidates the allocation considered (business
+            as usual for every account, and each plan worth its cost).
+    """
+
+    plan: np.ndarray
+    saved: np.ndarray
+    allocation: Allocation | None
+    candidates: int
+
+
+@dataclass(frozen=True)
+class PlanTables:
+    """Everything the plan partition holds.
+
+    Attributes:
+        plans: one row per scored account (in the order of the scores): the best plan, its
+            runners-up, the funded plan and the learning loop's arm, action and propensities.
+        effects: one row per (account, kind): the estimated effect, its interval, the
+            propensity and the extrapolation flag.
+        allocation: the capacity, the candidates considered and, when there was anything to
+            allocate, the allocation's objective, ARR saved, resources used, shadow prices,
+            whether it is optimal and the solver's message.
+        frontier: ARR saved against cost over budgets (empty when there was nothing to
+            allocate).
+        exact: whether the plan space was enumerated exactly (else searched genetically).
+        plan_space: how many plans the search considered per account.
+    """
+
+    plans: pd.DataFrame
+    effects: pd.DataFrame
+    allocation: dict[str, Any]
+    frontier: pd.DataFrame
+    exact: bool
+    plan_space: int
+
+
+def catalog_options(cfg: PlanConfig, kinds: Sequence[str]) -> CatalogOptions:
+    """The catalog's plays the effect model knows, one option per kind and timing slot.
+
+    Args:
+        cfg: the ``plan`` section (its ``catalog``).
+        kinds: the kinds the effect model estimated.
+
+    Returns:
+        The options in catalog order (then by offset), and the kinds only one side knows.
+
+    Raises:
+        ValueError: the catalog lists no kind the effect model estimated.
+    """
+    catalog = cfg.catalog
+    options = tuple(
+        plans.Option(kind=kind, offset_days=int(offset), **play.model_dump(exclude={"offsets"}))
+        for kind, play in catalog.items()
+        if kind in kinds
+        for offset in sorted(set(play.offsets))
+    )
+    if not options:
+        raise ValueError(
+            "plan.catalog lists no kind the effect model estimated "
+            f"(estimated: {', '.join(kinds) or 'none'})"
+        )
+    return CatalogOptions(
+        options=options,
+        unknown=tuple(sorted(set(catalog) - set(kinds))),
+        unlisted=tuple(sorted(set(kinds) - set(catalog))),
+    )
+
+
+def exclusions(cfg: PlanConfig, options: Sequence[plans.Option]) -> list[tuple[str, str]]:
+    """``plan.exclusions`` between kinds the plan can use (the others cannot meet anyway)."""
+    kinds = {o.kind for o in options}
+    return [(a, b) for a, b in cfg.exclusions if a in kinds and b in kinds]
+
+
+def account_effects(
+    effects: PlayEffects, context: pd.DataFrame, scores: pd.DataFrame, modifiers: Sequence[str]
+) -> AccountEffects:
+    """Effect with its interval and propensity of each kind, for the scored accounts.
+
+    Args:
+        effects: the fitted effect model.
+        context: the decision context of each account (rows in the order of ``scores``).
+        scores: ``win_probability`` and, when present, ``segment`` of each account.
+        modifiers: the context columns the effect varies with (none: one shift per kind).
+    """
+    p0 = scores["win_probability"].to_numpy(dtype=float)
+    seg = segments(scores)
+    mods = context[list(modifiers)] if modifiers else None
+    point, lo, hi = effects.effects(p0, seg, mods)
+    propensity = effects.propensity(context, p0, seg, mods)
+    return AccountEffects(point, lo, hi, propensity)
+
+
+def fund(search: plans.PlanSearch, capacity: Mapping[str, float | None]) -> Funding:
+    """The portfolio step: the plan funded per account within ``capacity`` and its ARR saved.
+
+    Args:
+        search: the plan search over the accounts.
+        capacity: ``csm_hours``, ``exec_hours`` and ``budget`` of the period (None: unlimited).
+    """
+    candidates = plans.candidates(search)
+    funded = np.zeros(len(search.best), dtype=np.int64)
+    saved = np.zeros(len(search.best))
+    if not len(candidates.account):
+        return Funding(funded, saved, None, 0)
+    portfolio = allocation.allocate(
+        candidates.account, candidates.saved, candidates.cost, candidates.csm_hours,
+        candidates.exec_hours, capacity,
+    )  # fmt: skip
+    chosen = portfolio.choice
+    rows = candidates.account[chosen]
+    funded[rows] = candidates.plan[chosen]
+    saved[rows] = candidates.saved[chosen]
+    return Funding(funded, saved, portfolio, len(candidates.account))
+
+
+def make_plans(
+    cfg: PlanConfig,
+    effects: PlayEffects,
+    scores: pd.DataFrame,
+    context: pd.DataFrame,
+    as_of: date,
+    options: Sequence[plans.Option] | None = None,
+) -> PlanTables:
+    """Recommended plays per account, allocated within capacity, with the learning loop's arms.
+
+    Args:
+        cfg: the ``plan`` section (catalog, exclusions, capacity, search and holdout settings).
+        effects: the fitted effect model.
+        scores: one row per account: ``account_id``, ``contract_id``, ``arr``,
+            ``days_to_renewal``, ``win_probability`` (and ``segment``, ``csm_id`` if present).
+        context: the decision context of each account, rows in the order of ``scores``.
+        as_of: the date of the run.
+        options: the options to plan with; None: :func:`catalog_options` of ``cfg``.
+
+    Returns:
+        The plan tables.
+
+    Raises:
+        ValueError: the catalog lists no kind the effect model estimated, or ``options``
+            holds a kind it did not estimate.
+    """
+    kinds = list(effects.kinds_)
+    if options is None:
+        options = catalog_options(cfg, kinds).options
+    options = tuple(options)
+    unknown = sorted({o.kind for o in options} - set(kinds))
+    if unknown:
+        raise ValueError(f"options of kinds the effect model did not estimate: {unknown}")
+    column = np.array([kinds.index(o.kind) for o in options])
+    estimated = account_effects(effects, context, scores, effects.modifier_columns_)
+    flagged = effects.extrapolated(estimated.propensity)
+    arr = scores["arr"].to_numpy(dtype=float)
+    days = scores["days_to_renewal"].to_numpy(dtype=float)
+    lead = np.nan_to_num(days, nan=-1.0)  # no renewal date: no lead-time window holds
+    search = plans.search_plans(
+        scores["win_probability"].to_numpy(dtype=float),
+        estimated.point[:, column],
+        estimated.low[:, column],
+        estimated.high[:, column],
+        arr,
+        lead,
+        options,
+        max_plays=cfg.max_plays,
+        exclusions=exclusions(cfg, options),
+        extrapolated=flagged[:, column],
+        max_exact_plans=cfg.max_exact_plans,
+        seed=cfg.seed,
+    )
+    capacity = cfg.capacity.model_dump()
+    funding = fund(search, capacity)
+    assignment = _assign_holdout(cfg, scores, options, search, funding.plan, lead)
+    frame = _plans_frame(
+        scores, options, search, funding, assignment, estimated.point[:, column],
+        flagged[:, column], as_of,
+    )  # fmt: skip
+    allocated, frontier = _allocation_tables(capacity, funding)
+    return PlanTables(
+        plans=frame,
+        effects=_effects_frame(scores, kinds, estimated, flagged),
+        allocation=allocated,
+        frontier=frontier,
+        exact=search.exact,
+        plan_space=len(search.plans),
+    )
+
+
+def _assign_holdout(
+    cfg: PlanConfig,
+    scores: pd.DataFrame,
+    options: tuple[plans.Option, ...],
+    search: plans.PlanSearch,
+    funded_plan: np.ndarray,
+    lead: np.ndarray,
+) -> policy.Assignment:
+    """The learning loop: actions = business as usual, the funded plan, each single option."""
+    keep = plans.plan_keep(search.plans, options)  # what a discount leaves of the renewal
+    singles = np.eye(len(options), dtype=bool)
+    eligible_options = plans.eligibility(options, scores["arr"].to_numpy(dtype=float), lead)
+    recommended_row = search.plans[funded_plan]
+    same_as_single = (recommended_row[:, None, :] == singles[None, :, :]).all(axis=2)
+    # a random play never needs more of any resource than the funded plan it stands in for,
+    # nor gives more of the renewal away
+    within = np.ones_like(eligible_options)
+    for name, used in (("cost", search.plan_cost[funded_plan]),
+                       ("csm_hours", search.plan_csm_hours[funded_plan]),
+                       ("exec_hours", search.plan_exec_hours[funded_plan]),
+                       ("arr_share", 1 - keep[funded_plan])):  # fmt: skip
+        need = np.array([getattr(o, name) for o in options])
+        within &= need[None, :] <= used[:, None] + 1e-9
+    allowed = np.column_stack(
+        [
+            np.ones(len(scores), dtype=bool),
+            funded_plan > 0,
+            eligible_options & ~same_as_single & within,
+        ]
+    )
+    # the experiment runs among the funded accounts: the holdout frees capacity, never adds to it
+    eligible = funded_plan > 0
+    recommended = eligible.astype(np.int64)  # action 1: the funded plan
+    return policy.assign_holdout(
+        scores["contract_id"].astype(str).to_numpy(),  # one arm per contract, stable across runs
+        recommended,
+        allowed,
+        eligible,
+        cfg.epsilon,
+        cfg.random_share,
+        cfg.seed,
+        salt="plan",
+    )
+
+
+def _plans_frame(
+    scores: pd.DataFrame,
+    options: tuple[plans.Option, ...],
+    search: plans.PlanSearch,
+    funding: Funding,
+    assignment: policy.Assignment,
+    option_lift: np.ndarray,
+    option_flagged: np.ndarray,
+    as_of: date,
+) -> pd.DataFrame:
+    """One row per account: the best plan, its runners-up, the funded plan and the arm."""
+    p0 = scores["win_probability"].to_numpy(dtype=float)
+    arr = scores["arr"].to_numpy(dtype=float)
+    funded_plan = funding.plan
+    labels = np.array(plans.plan_labels(search.plans, options), dtype=object)
+    keep = plans.plan_keep(search.plans, options)  # what a discount leaves of the renewal
+    # the funded plan's lift in win probability (its ARR saved nets out what it gives away)
+    distinct, which = np.unique(search.plans[funded_plan], axis=0, return_inverse=True)
+    funded_lift = plans.plan_lift(p0, option_lift, distinct)[np.arange(len(p0)), which.ravel()]
+    single_labels = np.array(
+        [plans.BUSINESS_AS_USUAL, "", *(o.label for o in options)], dtype=object
+    )
+    assigned = assignment.assigned
+    action = np.where(assigned == 1, labels[funded_plan], single_labels[assigned])
+    first, second = search.runners_up[:, 0], search.runners_up[:, 1]
+    present = ("account_id", "contract_id", "segment", "csm_id", "arr", "days_to_renewal")
+    return scores[[c for c in present if c in scores]].assign(
+        win_probability=p0,
+        best_plan=labels[search.best],
+        lift=search.lift,
+        lift_low=search.lift_lo,
+        lift_high=search.lift_hi,
+        arr_saved=search.saved,
+        arr_saved_low=search.saved_lo,
+        arr_saved_high=search.saved_hi,
+        cost=search.cost,
+        csm_hours=search.csm_hours,
+        exec_hours=search.exec_hours,
+        net_value=search.net,
+        arr_given_away=arr * (p0 + search.lift) * (1 - keep[search.best]),
+        extrapolated=search.extrapolated,
+        runner_up_1=np.where(first >= 0, labels[first], None),
+        runner_up_1_arr_saved=search.runners_up_saved[:, 0],
+        runner_up_2=np.where(second >= 0, labels[second], None),
+        runner_up_2_arr_saved=search.runners_up_saved[:, 1],
+        funded=funded_plan > 0,
+        recommended=labels[funded_plan],
+        recommended_lift=funded_lift,
+        recommended_extrapolated=(search.plans[funded_plan] & option_flagged).any(axis=1),
+        recommended_arr_saved=funding.saved,
+        recommended_cost=search.plan_cost[funded_plan],
+        recommended_arr_given_away=arr * (p0 + funded_lift) * (1 - keep[funded_plan]),
+        recommended_csm_hours=search.plan_csm_hours[funded_plan],
+        recommended_exec_hours=search.plan_exec_hours[funded_plan],
+        arm=assignment.arm,
+        action=action,
+        propensity=assignment.propensity,
+        p_recommended=assignment.p_recommended,
+        holdout_propensity=assignment.holdout_propensity,
+        as_of=pd.Timestamp(as_of),
+    )
+
+
+def _effects_frame(
+    scores: pd.DataFrame, kinds: list[str], estimated: AccountEffects, flagged: np.ndarray
+) -> pd.DataFrame:
+    """One row per (account, kind): effect, interval, propensity, extrapolation flag."""
+    return pd.DataFrame(
+        {
+            "account_id": np.repeat(scores["account_id"].to_numpy(), len(kinds)),
+            "kind": np.tile(kinds, len(scores)),
+            "effect": estimated.point.ravel(),
+            "effect_low": estimated.low.ravel(),
+            "effect_high": estimated.high.ravel(),
+            "propensity": estimated.propensity[:, 1:].ravel(),
+            "extrapolated": flagged.ravel(),
+        }
+    )
+
+
+def _allocation_tables(
+    capacity: dict[str, float | None], funding: Funding
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``allocation.json``'s content and the saved-vs-cost frontier."""
+    out: dict[str, Any] = {"capacity": capacity, "candidates": funding.candidates}
+    portfolio = funding.allocation
+    if portfolio is None:
+        return out, pd.DataFrame()
+    out |= {
+        "objective": portfolio.objective,
+        "arr_saved": portfolio.saved,
+        "used": portfolio.used,
+        "shadow_prices": portfolio.shadow_prices,
+        "optimal": portfolio.optimal,
+        "message": portfolio.message,
+    }
+    f = portfolio.frontier
+    frontier = pd.DataFrame(
+        {"budget": f.budget, "arr_saved": f.saved, "cost": f.cost, "net": f.net,
+         "optimal": f.optimal}
+    )  # fmt: skip
+    return out, frontier

@@ -1,0 +1,248 @@
+"""One scoring run, pure: accounts' features in, what the CS team reads out.
+
+:func:`score_snapshot` turns a snapshot of features into scores (calibrated win probability
+with its interval, health, band, ARR at risk, a unique priority), drivers in plain words and
+per-feature points, chunk by chunk; :func:`compare_runs` sets a run beside the previous one:
+what changed, which component and feature moved it most, and which accounts to alert on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from models.config import ScoreConfig
+from models.explain import drivers as explain
+from models.scoring.health import BAND_ORDER, health_band, health_score, priority_rank
+
+if TYPE_CHECKING:
+    from models.win.ensemble import HealthEnsemble
+
+
+@dataclass(frozen=True)
+class ScoredAccounts:
+    """A scored snapshot.
+
+    Attributes:
+        scores: one row per account, ordered by ``priority`` (1 = act first).
+        drivers: long form, one row per (account, risk or strength, rank), ``value`` as text.
+        points: per-feature points of health (float32), indexed by ``account_id``.
+    """
+
+    scores: pd.DataFrame
+    drivers: pd.DataFrame
+    points: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Changes:
+    """A run set beside the previous one.
+
+    Attributes:
+        changes: one row per account: health and band now and before, the change, the feature
+            that fell and rose most (with its points) and the change of each component.
+        alerts: the accounts whose band worsened or whose health fell by ``alert_drop`` or
+            more, with a ``reason``, ordered by priority.
+    """
+
+    changes: pd.DataFrame
+    alerts: pd.DataFrame
+
+
+def score_snapshot(
+    snapshot: pd.DataFrame,
+    ensemble: HealthEnsemble,
+    catalog: pd.DataFrame,
+    features: Sequence[str],
+    cfg: ScoreConfig,
+    *,
+    horizon_days: int,
+    version: str,
+    as_of: date,
+    account_columns: Sequence[str] = (),
+) -> ScoredAccounts:
+    """Scores, drivers and per-feature points of every account in ``snapshot``.
+
+    Works in chunks of ``cfg.chunk_rows`` rows, so memory stays bounded whatever the size.
+
+    Args:
+        snapshot: one row per account: ``account_id``, ``contract_id``, ``arr``,
+            ``days_to_renewal`` and the model's features.
+        ensemble: the fitted win model (contributions and calibrator).
+        catalog: the model's feature catalog (``name``, ``component``, ``description``).
+        features: the model's feature names, in its order.
+        cfg: the ``score`` section (bands, number of drivers, chunk size).
+        horizon_days: the furthest renewal the model learned on; beyond it ``within_horizon``
+            is False.
+        version: the model version written beside every score.
+        as_of: the date of the run.
+        account_columns: descriptive columns (name, segment, CSM) carried through when present.
+
+    Returns:
+        The scores ordered by priority, the drivers and the points.
+    """
+    described = catalog.set_index("name")
+    components = described["component"].to_dict()
+    descriptions = described["description"].to_dict()
+    names = list(features)
+    parts, driver_parts, point_parts = [], [], []
+    for start in range(0, len(snapshot), cfg.chunk_rows):
+        chunk = snapshot.iloc[start : start + cfg.chunk_rows]
+        frame, top, points = _score_chunk(
+            chunk, ensemble, names, components, descriptions, cfg, horizon_days, account_columns
+        )
+        parts.append(frame)
+        ids = chunk["account_id"].to_numpy()
+        driver_parts.append(
+            top.assign(account_id=ids[chunk.index.get_indexer(top["row"])]).drop(columns="row")
+        )
+        point_parts.append(points.astype("float32").set_index(pd.Index(ids, name="account_id")))
+    scores = pd.concat(parts, ignore_index=True)
+    scores = scores.assign(
+        priority=priority_rank(
+            scores["arr_at_risk"].to_numpy(), scores["arr"].to_numpy(), scores["account_id"]
+        ),
+        model_version=version,
+        as_of=pd.Timestamp(as_of),
+    ).sort_values("priority", kind="stable")
+    drivers = pd.concat(driver_parts, ignore_index=True)
+    drivers = drivers.assign(value=drivers["value"].map(_text))
+    return ScoredAccounts(scores.reset_index(drop=True), drivers, pd.concat(point_parts))
+
+
+def _score_chunk(
+    chunk: pd.DataFrame,
+    ensemble: HealthEnsemble,
+    names: list[str],
+    components: dict[str, str],
+    descriptions: dict[str, str],
+    cfg: ScoreConfig,
+    horizon_days: int,
+    account_columns: Sequence[str],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """One chunk's score rows (index of ``chunk``), top drivers (``row`` = index) and points."""
+    X = chunk[names]
+    contributions = ensemble.contributions(X)
+    log_odds = contributions.sum(axis=1).to_numpy()
+    p = ensemble.calibrator_.predict(log_odds)
+    low, high = ensemble.calibrator_.interval(log_odds)
+    base = float(ensemble.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
+    points = explain.health_points(contributions, p, base)
+    per_component = explain.component_points(points, components)
+    top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
+    health = health_score(p)
+    columns = ["account_id", "contract_id", *_present(chunk, account_columns), "arr"]
+    frame = chunk[columns].assign(
+        days_to_renewal=chunk["days_to_renewal"].to_numpy(),
+        win_probability=p,
+        win_probability_low=np.minimum(low, p),
+        win_probability_high=np.maximum(high, p),
+        health=health,
+        band=health_band(health, cfg),
+        arr_at_risk=chunk["arr"].to_numpy() * (1 - p),
+        # beyond the horizon the model extrapolates from the nearest renewals it learned on
+        within_horizon=chunk["days_to_renewal"].isna().to_numpy()
+        | (chunk["days_to_renewal"].to_numpy() <= horizon_days),
+        **{f"points_{c}": per_component[c].to_numpy() for c in per_component.columns},
+    )
+    frame = frame.join(_driver_columns(top, chunk.index, cfg.top_drivers))
+    return frame, top, points
+
+
+def compare_runs(
+    scores: pd.DataFrame,
+    points: pd.DataFrame,
+    previous_scores: pd.DataFrame,
+    previous_points: pd.DataFrame,
+    previous_as_of: date,
+    cfg: ScoreConfig,
+) -> Changes:
+    """What changed since the previous run, attributed to components and features, and alerts.
+
+    Args:
+        scores: this run's scores (``account_id``, ``health``, ``band``, ``arr``, ``priority``
+            and the ``points_<component>`` columns).
+        points: this run's per-feature points, indexed by ``account_id``.
+        previous_scores: the previous run's scores (the same columns).
+        previous_points: the previous run's per-feature points, indexed by ``account_id``.
+        previous_as_of: the date of the previous run.
+        cfg: the ``score`` section (``alert_drop``).
+
+    Returns:
+        One row of changes per account of ``scores`` (in its order; NaN where the account was
+        not in the previous run) and the alerts among them, ordered by priority.
+    """
+    joined = scores[["account_id", "health", "band"]].merge(
+        previous_scores[["account_id", "health", "band"]], on="account_id", how="left",
+        suffixes=("", "_previous"),
+    )  # fmt: skip
+    changes = joined.assign(
+        health_change=joined["health"] - joined["health_previous"],
+        previous_as_of=pd.Timestamp(previous_as_of),
+    )
+    changes = _largest_moves(changes, points, previous_points)
+    score_points = scores.set_index("account_id").filter(like="points_")
+    before_components = previous_scores.set_index("account_id").filter(like="points_")
+    component_change = score_points.sub(before_components.reindex(score_points.index))
+    changes = changes.join(
+        component_change.add_suffix("_change").reset_index(drop=True).set_axis(changes.index)
+    )
+    return Changes(changes, _alerts(changes, scores, cfg.alert_drop))
+
+
+def _largest_moves(
+    changes: pd.DataFrame, points: pd.DataFrame, previous_points: pd.DataFrame
+) -> pd.DataFrame:
+    """``most_fell``/``most_rose`` and their points: the features that moved most, per account."""
+    common = [c for c in points.columns if c in previous_points.columns]
+    delta = points[common].sub(previous_points[common].reindex(points.index), fill_value=np.nan)
+    delta_frame = delta.reindex(changes["account_id"].to_numpy())
+    moves = explain.top_drivers(
+        delta_frame.fillna(0).set_axis(changes.index), delta_frame.set_axis(changes.index),
+        {c: c for c in common}, {}, k=3,
+    )  # fmt: skip
+    out = changes.copy()
+    for kind, label in (("risk", "fell"), ("strength", "rose")):
+        top = moves[(moves["kind"] == kind) & (moves["rank"] == 1)].set_index("row")
+        out[f"most_{label}"] = top["feature"].reindex(out.index)
+        out[f"most_{label}_points"] = top["points"].reindex(out.index)
+    return out
+
+
+def _alerts(changes: pd.DataFrame, scores: pd.DataFrame, alert_drop: int) -> pd.DataFrame:
+    """Accounts whose band worsened or whose health fell by ``alert_drop`` or more."""
+    worse = changes["band"].map(BAND_ORDER) < changes["band_previous"].map(BAND_ORDER)
+    dropped = changes["health_change"] <= -alert_drop
+    alerts = changes[worse | dropped].assign(
+        reason=np.where(worse[worse | dropped], "band worsened", f"health fell ≥ {alert_drop}")
+    )
+    alerts = alerts.merge(scores[["account_id", "arr", "priority"]], on="account_id")
+    return alerts.sort_values("priority", kind="stable").reset_index(drop=True)
+
+
+def _driver_columns(top: pd.DataFrame, index: pd.Index, k: int) -> pd.DataFrame:
+    """``top_risk_1`` … ``top_strength_k`` as text columns, one row per account."""
+    out = pd.DataFrame(index=index)
+    for kind in ("risk", "strength"):
+        part = top[top["kind"] == kind]
+        for rank in range(1, k + 1):
+            chosen = part[part["rank"] == rank].set_index("row")["text"]
+            out[f"top_{kind}_{rank}"] = chosen.reindex(index)
+    return out
+
+
+def _present(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if c in frame.columns]
+
+
+def _text(value: object) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,227 @@
+"""One planning run on frames built in code: options from the catalog, funding within capacity,
+the plan tables and the learning loop's holdout."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.config import Capacity, PlanConfig, Play
+from models.interventions.plans import count_plans, search_plans
+from models.interventions.portfolio import (
+    CatalogOptions,
+    PlanTables,
+    catalog_options,
+    exclusions,
+    fund,
+    make_plans,
+)
+
+AS_OF = date(2026, 10, 1)
+CATALOG = {
+    "call": Play(cost=100, csm_hours=2, min_days=0, max_days=365),
+    "discount": Play(arr_share=0.1, csm_hours=1, min_days=0, max_days=365),
+    "training": Play(cost=300, csm_hours=4, min_days=60, max_days=365),
+    "webinar": Play(cost=50),  # the effect model has no estimate for it
+}
+
+
+class _Effects:
+    """A fitted effect model's interface with a fixed effect per kind (no modifiers)."""
+
+    modifier_columns_: list[str] = []  # noqa: RUF012
+    overlap = (0.02, 0.98)
+
+    def __init__(self, lift: dict[str, float]) -> None:
+        self.kinds_ = list(lift)
+        self.lift = np.array(list(lift.values()))
+
+    def effects(self, p0, segment, modifiers):
+        point = np.tile(self.lift, (len(p0), 1))
+        return point, point - 0.02, point + 0.02
+
+    def propensity(self, context, p0, segment, modifiers):
+        k = len(self.kinds_)
+        out = np.full((len(p0), 1 + k), 1 / (1 + k))
+        out[:5, 1] = 0.01  # the first accounts are outside the overlap for the first kind
+        return out
+
+    def extrapolated(self, propensity):
+        lo, hi = self.overlap
+        return (propensity[:, 1:] < lo) | (propensity[:, 1:] > hi)
+
+
+def _scores(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "account_id": [f"A{i:03d}" for i in range(n)],
+            "contract_id": [f"A{i:03d}-1" for i in range(n)],
+            "segment": rng.choice(["smb", "ent"], n),
+            "arr": rng.integers(5, 100, n) * 1000.0,
+            "days_to_renewal": rng.integers(20, 300, n).astype(float),
+            "win_probability": rng.uniform(0.3, 0.8, n),
+        }
+    )
+
+
+def _kept(label: str) -> float:
+    """What a plan (by its label) leaves of the renewal: Π (1 − arr_share) of its plays."""
+    if label == "business as usual":
+        return 1.0
+    return float(np.prod([1 - CATALOG[play].arr_share for play in label.split(" + ")]))
+
+
+def test_catalog_options_are_the_estimated_kinds_and_name_the_others():
+    # given a catalog with a kind the model did not estimate, and a model kind it does not list
+    cfg = PlanConfig(catalog={**CATALOG, "call": Play(cost=100, offsets=[30, 0, 30])})
+    # when the options are made
+    offer = catalog_options(cfg, ["training", "call", "letter"])
+    # then one option per listed, estimated kind and timing slot, in catalog order
+    assert isinstance(offer, CatalogOptions)
+    assert [o.label for o in offer.options] == ["call", "call +30d", "training"]
+    assert offer.options[0].cost == 100 and offer.options[2].csm_hours == 4
+    assert offer.unknown == ("discount", "webinar")
+    assert offer.unlisted == ("letter",)
+
+
+def test_a_catalog_with_no_estimated_kind_is_refused_naming_the_estimated_ones():
+    cfg = PlanConfig(catalog={"webinar": Play(cost=50)})
+    with pytest.raises(ValueError, match=r"lists no kind .* \(estimated: call, letter\)"):
+        catalog_options(cfg, ["call", "letter"])
+    with pytest.raises(ValueError, match=r"\(estimated: none\)"):
+        catalog_options(cfg, [])
+
+
+def test_exclusions_keep_only_pairs_of_usable_kinds():
+    cfg = PlanConfig(catalog=CATALOG, exclusions=[("call", "discount"), ("call", "exec_call")])
+    options = catalog_options(cfg, ["call", "discount"]).options
+    assert exclusions(cfg, options) == [("call", "discount")]
+    assert exclusions(cfg, catalog_options(cfg, ["call"]).options) == []
+
+
+def test_fund_picks_the_best_plans_within_capacity():
+    # given three accounts that each gain from one call (2 CSM hours), the middle one most
+    cfg = PlanConfig(catalog=CATALOG)
+    options = catalog_options(cfg, ["call"]).options
+    p0 = np.array([0.5, 0.5, 0.5])
+    lift = np.array([[0.1], [0.2], [0.05]])
+    arr = np.array([10_000.0, 10_000.0, 10_000.0])
+    days = np.array([90.0, 90.0, 90.0])
+    search = search_plans(p0, lift, lift, lift, arr, days, options, max_plays=1)
+    # when funded with hours for one call
+    funding = fund(search, {"csm_hours": 2.0, "exec_hours": None, "budget": None})
+    # then only the account the call saves most for gets it, with that plan's ARR saved
+    assert funding.plan.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(funding.saved, [0.0, 2000.0, 0.0])
+    # among business as usual for each and the three calls
+    assert funding.candidates == 6 and funding.allocation is not None
+    assert funding.allocation.used["csm_hours"] == 2.0
+    # and with no account at all there is nothing to allocate
+    empty = np.empty((0, 1))
+    none = fund(search_plans(p0[:0], empty, empty, empty, arr[:0], days[:0], options,
+                             max_plays=1), {"csm_hours": None})  # fmt: skip
+    assert none.allocation is None and none.candidates == 0
+    assert none.plan.shape == (0,) and none.saved.shape == (0,)
+
+
+def test_one_account_plan_by_hand():
+    # given one account at 50 % with 10,000 ARR and a call that adds 10 points for 100
+    cfg = PlanConfig(catalog={"call": CATALOG["call"]}, epsilon=0.0)
+    scores = _scores(1).assign(win_probability=0.5, arr=10_000.0, days_to_renewal=90.0)
+    effects = _Effects({"call": 0.1})
+    # when planned
+    out = make_plans(cfg, effects, scores, scores, AS_OF)  # type: ignore[arg-type]
+    # then the call saves 10,000 × (0.6 − 0.5) and nets 900; it is funded and followed
+    row = out.plans.iloc[0]
+    assert row["best_plan"] == "call" and row["recommended"] == "call" and row["funded"]
+    assert row["lift"] == pytest.approx(0.1)
+    assert row["arr_saved"] == pytest.approx(1000.0)
+    assert row["net_value"] == pytest.approx(900.0)
+    assert row["arm"] == "plan" and row["action"] == "call" and row["propensity"] == 1.0
+    assert out.plan_space == 2 and out.exact
+
+
+def test_plan_tables_have_one_row_per_account_and_per_account_and_kind():
+    # given 200 scored accounts and an effect model of three kinds (one the catalog lacks)
+    scores = _scores(200)
+    untouched = scores.copy()
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.5,
+                     random_share=1.0)  # fmt: skip
+    effects = _Effects({"call": 0.05, "discount": 0.08, "letter": 0.01, "training": 0.06})
+    # when planned
+    out = make_plans(cfg, effects, scores, scores, AS_OF)  # type: ignore[arg-type]
+    # then typed tables: plans in the order of the scores, effects per (account, kind)
+    assert isinstance(out, PlanTables)
+    plans = out.plans
+    assert plans["account_id"].tolist() == scores["account_id"].tolist()
+    assert plans.columns[:7].tolist() == [
+        "account_id", "contract_id", "segment", "arr", "days_to_renewal", "win_probability",
+        "best_plan",
+    ]  # fmt: skip
+    assert plans.columns[-1] == "as_of" and (plans["as_of"] == pd.Timestamp(AS_OF)).all()
+    assert out.effects.shape == (200 * 4, 7)
+    assert out.effects["kind"].tolist()[:4] == ["call", "discount", "letter", "training"]
+    assert out.effects["extrapolated"].sum() == 5, "the first five accounts, first kind"
+    options = catalog_options(cfg, effects.kinds_).options
+    assert out.exact and out.plan_space == count_plans(options, cfg.max_plays) == 7
+    assert "letter" not in set(plans["best_plan"])
+    # and the allocation stays within capacity, its frontier laid out
+    funded = plans[plans["funded"]]
+    assert len(funded) > 0 and funded["recommended_csm_hours"].sum() <= 150 + 1e-9
+    assert out.allocation["used"]["csm_hours"] == pytest.approx(
+        funded["recommended_csm_hours"].sum()
+    )
+    assert out.allocation["capacity"] == {"csm_hours": 150, "exec_hours": None, "budget": None}
+    assert out.frontier.columns.tolist() == ["budget", "arr_saved", "cost", "net", "optimal"]
+    assert not plans.loc[~plans["funded"], "recommended"].ne("business as usual").any()
+    pd.testing.assert_frame_equal(scores, untouched, obj="the scores are not mutated")
+
+
+def test_a_random_holdout_play_never_needs_more_than_the_funded_plan():
+    # given a holdout that gives every held-out account a random allowed play
+    scores = _scores(400, seed=3)
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=300), epsilon=0.5,
+                     random_share=1.0)  # fmt: skip
+    effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
+    # when planned
+    plans = make_plans(cfg, effects, scores, scores, AS_OF).plans  # type: ignore[arg-type]
+    # then the experiment runs among the funded accounts only
+    assert ((plans["arm"] != "ineligible") == plans["funded"]).all()
+    # and a random play needs no more of any resource, nor gives more of the renewal away
+    random_arm = (plans["arm"] == "holdout_random") & (plans["action"] != plans["recommended"])
+    randomised = plans[random_arm]
+    assert len(randomised) > 0, "the case exercises the random arm"
+    for row in randomised.itertuples():
+        play = CATALOG[row.action]
+        assert play.cost <= row.recommended_cost
+        assert play.csm_hours <= row.recommended_csm_hours
+        assert play.exec_hours <= row.recommended_exec_hours
+        assert play.arr_share <= 1 - _kept(row.recommended) + 1e-9
+    # a discount never stands in for a funded plan that gives nothing away
+    gives_nothing = plans["recommended"].map(_kept) == 1.0
+    assert not (plans.loc[gives_nothing & (plans["arm"] == "holdout_random"), "action"]
+                == "discount").any()  # fmt: skip
+
+
+def test_options_of_a_kind_without_an_estimate_are_refused_by_name():
+    cfg = PlanConfig(catalog=CATALOG)
+    options = catalog_options(cfg, ["call", "webinar"]).options
+    effects = _Effects({"call": 0.1})
+    with pytest.raises(ValueError, match="did not estimate: \\['webinar'\\]"):
+        make_plans(cfg, effects, _scores(3), _scores(3), AS_OF, options)  # type: ignore[arg-type]
+
+
+def test_nothing_worth_its_cost_funds_nothing_and_holds_nobody_out():
+    # given plays that lift nothing
+    cfg = PlanConfig(catalog=CATALOG)
+    effects = _Effects({"call": 0.0, "discount": 0.0, "training": 0.0})
+    # when planned
+    out = make_plans(cfg, effects, _scores(20), _scores(20), AS_OF)  # type: ignore[arg-type]
+    # then every account keeps business as usual, outside the experiment
+    assert (out.plans["best_plan"] == "business as usual").all()
+    assert not out.plans["funded"].any() and (out.plans["arm"] == "ineligible").all()
+    assert out.allocation["candidates"] == 20, "business as usual for each"
+    assert out.allocation["objective"] == 0.0
+    assert out.allocation["used"] == {"csm_hours": 0.0, "exec_hours": 0.0, "budget": 0.0}
