@@ -288,6 +288,7 @@ class Candidates:
 
     @property
     def net(self) -> np.ndarray:
+        """ARR saved net of the money cost, per account."""
         return self.saved - self.cost
 
 

@@ -179,7 +179,9 @@ def uplift_at_k(outcome: np.ndarray, score: np.ndarray, treated: np.ndarray, k: 
 def qini_curve(
     outcome: np.ndarray, score: np.ndarray, treated: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Qini curve (Radcliffe 2007): targeting the top share x by score gains, per account,
+    """Qini curve (Radcliffe 2007): the incremental renewals per account from targeting.
+
+    Targeting the top share x by score gains, per account,
 
         Q(x) = (R_T(x) − R_C(x)·N_T(x)/N_C(x)) / N
 

@@ -54,9 +54,11 @@ class Layout:
     modifiers: int
 
     def segment_design(self, X: np.ndarray) -> np.ndarray:
+        """The segment indicator columns of a design matrix."""
         return X[:, 1 : 1 + self.segments]
 
     def slope_design(self, X: np.ndarray) -> np.ndarray:
+        """The slope column and its products with the modifiers."""
         g = X[:, :1]
         return np.column_stack([g, g * X[:, 1 + self.segments :]])
 
@@ -141,6 +143,23 @@ class PlayEffects:
         segment: np.ndarray,
         modifiers: pd.DataFrame | None = None,
     ) -> PlayEffects:
+        """Learn each kind's effect on renewal from the decision rows of the play log.
+
+        Args:
+            context: the decision context (the win model's features) of each row.
+            treatment: the kind played in the row's decision period, or the control label.
+            renewed: 1 when the contract renewed.
+            groups: the account of each row (cross-fitting folds never split an account).
+            p0: the win model's probability for the row.
+            segment: the row's segment.
+            modifiers: the features the effect's log-odds shift varies with, if any.
+
+        Returns:
+            The fitted estimator.
+
+        Raises:
+            ValueError: the log holds no play.
+        """
         treatment = np.asarray(treatment).astype(str)
         kinds = sorted(set(treatment) - {self.control})
         if not kinds:

@@ -61,6 +61,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
 
 
 def render(figures: list[dict[str, float]]) -> str:
+    """The plan bench's figures as a text table, one row per book size."""
     lines = [
         "accounts   win model   plan (effects + search + allocation + holdout)   plans searched"
     ]

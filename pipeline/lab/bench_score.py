@@ -128,7 +128,7 @@ def main(sizes: list[int], params: Params) -> None:
                         for c in columns))  # fmt: skip
     Console(width=max(120, Console().width)).print(table)
     for row in results:
-        print(json.dumps(row))
+        sys.stdout.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":
@@ -137,6 +137,6 @@ if __name__ == "__main__":
     warnings.simplefilter("ignore")
     if sys.argv[1:2] == ["--child"]:
         spec = Params.model_validate_json(Path(sys.argv[3]).read_text())
-        print(json.dumps(measure(spec, int(sys.argv[2]))))
+        sys.stdout.write(json.dumps(measure(spec, int(sys.argv[2]))) + "\n")
     else:
         main([int(a) for a in sys.argv[1:]] or [100_000], load_params("params.yaml"))

@@ -43,6 +43,8 @@ class NoEffectModel(PlanError):
 
 @dataclass
 class PlanResult:
+    """Where a plan run went, its size, what it funds and what that saves."""
+
     path: Path
     as_of: date
     accounts: int

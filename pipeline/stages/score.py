@@ -29,6 +29,8 @@ log = logging.getLogger("healthscore")
 
 @dataclass(frozen=True)
 class ScoreResult:
+    """Where a scoring run went, its size, model, alerts and bands."""
+
     path: Path
     as_of: date
     accounts: int
