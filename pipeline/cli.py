@@ -26,7 +26,6 @@ from pipeline.io import DataContractError
 from pipeline.lab import oracle
 from pipeline.logs import setup_logging
 from pipeline.stages.plan import PlanError
-from pipeline.stages.report import ReportError
 
 T = TypeVar("T")
 
@@ -117,7 +116,7 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     except ConfigError as exc:
         log.error("%s", exc)
         raise typer.Exit(EXIT_PARAMS) from None
-    except (ValueError, FileNotFoundError, PlanError, ReportError) as exc:  # checks on inputs
+    except (ValueError, FileNotFoundError, PlanError) as exc:  # checks on inputs
         log.error("%s", exc)
         raise typer.Exit(EXIT_DATA) from None
 

@@ -143,6 +143,27 @@ def runs(stage: Stage, output_dir: Path, before: date | None = None) -> list[dat
     return [d for d in dates if before is None or d < before]
 
 
+class MissingRun(FileNotFoundError):
+    """The run asked for (or any run at all) is not in the output folder."""
+
+
+def pick_run(stage: Stage, output_dir: Path, as_of: date | None, hint: str) -> date:
+    """The complete run of ``stage`` on ``as_of``, or the latest when ``as_of`` is None.
+
+    Raises:
+        MissingRun: no complete run at all, or none on ``as_of``; ``hint`` says which
+            command makes one.
+    """
+    dates = runs(stage, output_dir)
+    if not dates:
+        raise MissingRun(f"no {stage.folder} runs in {Path(output_dir) / stage.folder}: {hint}")
+    day = as_of or dates[-1]
+    if day not in dates:
+        recent = ", ".join(map(str, dates[-5:]))
+        raise MissingRun(f"no {stage.folder} run on {day}; runs: {recent} ({hint})")
+    return day
+
+
 def latest(stage: Stage, output_dir: Path) -> date | None:
     """The most recent complete run of a partitioned stage, or None."""
     dates = runs(stage, output_dir)

@@ -49,7 +49,7 @@ def run(params: Params, accounts: list[int], chromium: str, rounds: int = 3) -> 
 
     runs = catalog.runs(catalog.SCORES, params.output_dir)
     if not runs:
-        raise report.ReportError("no scoring run to scale: run `healthscore score` first")
+        raise catalog.MissingRun("no scoring run to scale: run `healthscore score` first")
     data = report.collect(params, runs[-1])
     figures = []
     with sync_playwright() as p, tempfile.TemporaryDirectory(prefix="hs-bench-report-") as tmp:

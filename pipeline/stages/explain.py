@@ -15,6 +15,7 @@ from pipeline.config import Params
 from pipeline.io import catalog
 from pipeline.io.catalog import plain
 
+SCORE_FIRST = "run `healthscore score --as-of DATE` first"
 BAND_STYLE = {"red": "bold red", "yellow": "bold yellow", "green": "bold green"}
 
 
@@ -22,16 +23,11 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
     """Everything the page shows, as plain data (also what ``--json`` prints).
 
     Raises:
-        FileNotFoundError: nothing is scored yet, or not on ``as_of``.
+        catalog.MissingRun: nothing is scored yet, or not on ``as_of``.
         ValueError: the account is not in that run.
     """
+    day = catalog.pick_run(catalog.SCORES, params.output_dir, as_of, SCORE_FIRST)
     runs = catalog.runs(catalog.SCORES, params.output_dir)
-    if not runs:
-        root = params.output_dir / catalog.SCORES.folder
-        raise FileNotFoundError(f"no scoring runs in {root}: run score")
-    day = as_of or runs[-1]
-    if day not in runs:
-        raise FileNotFoundError(f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))}")
     con = duckdb.connect()
     row = con.execute(
         "SELECT * FROM read_parquet(?) WHERE account_id = ?",

@@ -201,8 +201,4 @@ def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:
 
 def latest_plan(params: Params) -> date:
     """The date of the most recent plan run."""
-    day = catalog.latest(catalog.PLANS, params.output_dir)
-    if day is None:
-        root = params.output_dir / catalog.PLANS.folder
-        raise PlanError(f"no plan run in {root}: run `healthscore plan` first")
-    return day
+    return catalog.pick_run(catalog.PLANS, params.output_dir, None, "run `healthscore plan` first")

@@ -56,10 +56,6 @@ _JS_ESCAPES = {
 }
 
 
-class ReportError(RuntimeError):
-    """Nothing to report on (no scoring run on the date asked for)."""
-
-
 @dataclass(frozen=True)
 class ReportResult:
     """Where the report was written, for which run and how many accounts, its size and time."""
@@ -77,19 +73,12 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
     """Write the report of the scoring run on ``as_of`` (default: the latest run).
 
     Raises:
-        ReportError: no scoring run at all, or none on ``as_of``.
+        catalog.MissingRun: no scoring run at all, or none on ``as_of``.
     """
     started = time.perf_counter()
-    runs = catalog.runs(catalog.SCORES, params.output_dir)
-    if not runs:
-        root = params.output_dir / catalog.SCORES.folder
-        raise ReportError(f"no scoring runs in {root}: run `healthscore score` first")
-    day = as_of or runs[-1]
-    if day not in runs:
-        raise ReportError(
-            f"no scoring run on {day}; runs: {', '.join(map(str, runs[-5:]))} "
-            "(run `healthscore score --as-of DATE` first)"
-        )
+    day = catalog.pick_run(
+        catalog.SCORES, params.output_dir, as_of, "run `healthscore score --as-of DATE` first"
+    )
     data = collect(params, day)
     target = catalog.REPORTS.path(params.output_dir, day)
     with catalog.publish(catalog.REPORTS, params.output_dir, day) as tmp:

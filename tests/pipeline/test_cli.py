@@ -97,7 +97,7 @@ def test_broken_input_exits_3_naming_table_and_column_and_writes_nothing(generat
 def test_report_without_a_scoring_run_exits_3_and_says_what_to_run(tmp_path):
     result = runner.invoke(app, ["report", *args_for(tmp_path)])
     assert result.exit_code == EXIT_DATA, result.output
-    assert "run `healthscore score` first" in result.output
+    assert "run `healthscore score --as-of DATE` first" in result.output
     assert not (tmp_path / "out" / "reports").exists()
 
 

@@ -21,7 +21,6 @@ from pipeline.config import load_params
 from pipeline.io import catalog
 from pipeline.lab.bench_report import CHROMIUM_FLAGS
 from pipeline.stages import report
-from pipeline.stages.report import ReportError
 from tests.pipeline.test_train import small
 
 score_partition = catalog.SCORES.path
@@ -285,7 +284,7 @@ def test_a_failed_report_leaves_the_previous_one(reported, monkeypatch):
 
 def test_no_scoring_run_on_the_date_is_refused(reported):
     params, _, _ = reported
-    with pytest.raises(ReportError, match="no scoring run on 2026-09-01"):
+    with pytest.raises(catalog.MissingRun, match="no scores run on 2026-09-01"):
         stages.run_report(params, date(2026, 9, 1))
 
 
