@@ -1,4 +1,4 @@
-"""The input data contract: eleven tables keyed by ``account_id``, declared once.
+"""The input data contract: twelve tables keyed by ``account_id``, declared once.
 
 The reader validates against these specs, the synthetic world writes them, the README documents
 them. Only ``accounts`` and ``contracts`` are required; a missing optional table yields no
@@ -197,9 +197,33 @@ TABLES: dict[str, TableSpec] = {
                 _c("risk_flag", "string", False),
                 _c("reason", "string", False),
                 _c("decided_by", "string", False),
+                _c(
+                    "source",
+                    "string",
+                    False,
+                    "who chose the play: csm (their own), recommended (the plan), randomised",
+                ),
+                _c(
+                    "propensity",
+                    "number",
+                    False,
+                    "the probability the deciding policy gave this play (empty for a CSM's own)",
+                ),
             ),
             time_column="ts",
             description="the treatment log with its decision context",
+        ),
+        TableSpec(
+            "assignments",
+            (
+                ACCOUNT_ID,
+                _c("ts", "timestamp", description="when the policy assigned the arm"),
+                _c("arm", "string", description="a play type, or none for a held-out control"),
+                _c("propensity", "number", description="the probability the policy gave the arm"),
+                _c("source", "string", description="recommended or randomised"),
+            ),
+            time_column="ts",
+            description="every arm a policy assigned, the no-play controls included (experiments)",
         ),
     )
 }

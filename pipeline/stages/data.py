@@ -34,8 +34,8 @@ def run_data(params: Params, quiet: bool = False) -> synthetic.WorldSummary:
         )
     seconds = time.perf_counter() - started
     log.info(
-        "data: wrote %s rows in 11 tables in %.1f s (%s usage events); oracle → %s",
-        f"{summary.total_rows:,}", seconds, f"{summary.rows['usage_events']:,}",
+        "data: wrote %s rows in %d tables in %.1f s (%s usage events); oracle → %s",
+        f"{summary.total_rows:,}", len(summary.rows), seconds, f"{summary.rows['usage_events']:,}",
         params.data.oracle_dir,
     )  # fmt: skip
     checks = summary.checks

@@ -1,9 +1,11 @@
-"""The synthetic B2B SaaS world: eleven raw tables in the data contract, plus its oracle.
+"""The synthetic B2B SaaS world: the raw tables of the data contract, plus its oracle.
 
 ``write_world`` is the entry point (``healthscore data``). The modules:
 
-- ``world``: the latent dynamics: accounts, monthly health, hidden troubles, contracts and
-  renewals, and the simulated CSMs' interventions with their true effects;
+- ``world``: the fixed physics and the accounts: dynamics constants, the calendar, the accounts'
+  traits, the true effect of each play;
+- ``simulation``: the world stepped month by month (health, hidden troubles, the CSMs' plays and
+  any external ones, renewals), replayable under the same actions;
 - ``tables``: the raw tables a CRM, product analytics and billing would export from that history;
 - ``oracle``: the truth per snapshot (renewal probability, effect of each play) and the realism
   checks. Only evaluation code may read what it writes.
@@ -22,10 +24,12 @@ import pyarrow.parquet as pq
 from pipeline.config import FeaturesConfig, SyntheticConfig
 from pipeline.io.storage import atomic_directory
 from pipeline.synthetic.oracle import make_oracle, realism_checks, write_oracle
+from pipeline.synthetic.simulation import simulate
 from pipeline.synthetic.tables import (
     Context,
     accounts_table,
     activities_table,
+    assignments_table,
     contacts_table,
     contract_frame,
     contracts_table,
@@ -38,12 +42,7 @@ from pipeline.synthetic.tables import (
     tickets_table,
     usage_table,
 )
-from pipeline.synthetic.world import (
-    WorldSummary,
-    make_accounts,
-    make_calendar,
-    simulate,
-)
+from pipeline.synthetic.world import WorldSummary, make_accounts, make_calendar
 
 __all__ = ["TABLE_ORDER", "WorldSummary", "simulate_world", "write_world"]
 
@@ -114,7 +113,7 @@ def simulate_world(cfg: SyntheticConfig, features: FeaturesConfig) -> Context:
     """Run the latent simulation (accounts, health, contracts, CSM decisions) in memory."""
     cal = make_calendar(cfg, features)
     acc = make_accounts(cfg, cal, _seed(cfg, 1))
-    hist = simulate(cfg, cal, acc, _seed(cfg, 2))
+    hist = simulate(cfg, cal, acc)
     width = max(6, len(str(acc.n)))
     account_ids = np.char.add("A", np.char.zfill(np.arange(1, acc.n + 1).astype(str), width))
     ctx = Context(
@@ -145,7 +144,7 @@ def write_world(
     Args:
         cfg: scale, segments and seed of the world.
         features: the snapshot grid and horizon the oracle is written on.
-        raw_dir: destination of the eleven data-contract tables.
+        raw_dir: destination of the data-contract tables (assignments only when any).
         oracle_dir: destination of the truth (evaluation code only).
         progress: called with (step name, units done) as work advances.
     """
@@ -176,6 +175,8 @@ def write_world(
         rows["interventions"] = _write(
             interventions_table(ctx, _seed(cfg, 7)), raw / "interventions", fmt
         )
+        if ctx.hist.assignments.get("account", np.array([])).size:
+            rows["assignments"] = _write(assignments_table(ctx), raw / "assignments", fmt)
         tick("crm tables", 1)
 
         writers = {name: _TableWriter(raw / name, fmt) for name in CHUNKED}
@@ -192,7 +193,7 @@ def write_world(
         )  # fmt: skip
         summary = WorldSummary(
             accounts=ctx.acc.n,
-            rows={name: rows[name] for name in TABLE_ORDER},
+            rows={name: rows[name] for name in (*TABLE_ORDER, "assignments") if name in rows},
             checks=realism_checks(ctx, contracts, snapshots, effects),
         )
         write_oracle(truth, ctx, snapshots, effects, summary)

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from scipy.special import expit
 
 from pipeline.config import SyntheticConfig
+from pipeline.synthetic.simulation import SOURCES
 from pipeline.synthetic.world import (
     CSM_CHANGE_COST,
     DISCOUNT_SHARE,
@@ -610,9 +611,36 @@ def interventions_table(ctx: Context, rng: np.random.Generator) -> pa.Table:
             "type": pa.array(kind[order]),
             "cost": pa.array(cost[order]),
             "risk_flag": pa.array(np.array(["green", "yellow", "red"])[inter["flag"][order]]),
-            "reason": pa.array(np.array(REASONS)[inter["reason"][order]]),
+            "reason": pa.array(reason_labels(inter["reason"], inter["source"])[order]),
             "decided_by": pa.array(
                 np.array([f"csm_{c:03d}" for c in inter["csm"][order]], dtype=str)
             ),
+            "source": pa.array(np.array(SOURCES)[inter["source"][order]]),
+            "propensity": pa.array(inter["propensity"][order], pa.float64(), from_pandas=True),
+        }
+    )
+
+
+def reason_labels(reason: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The logged reason of each play: the CSM's, or for an external play who chose it."""
+    own = np.array(REASONS)[np.maximum(reason, 0)]
+    return np.where(reason >= 0, own, np.array(SOURCES)[source]).astype(str)
+
+
+def assignments_table(ctx: Context) -> pa.Table:
+    """Every arm an external policy assigned (controls included), on the month's first day."""
+    given = ctx.hist.assignments
+    a, month = given["account"], given["month"]
+    day = ctx.cal.month_start(month)
+    order = np.lexsort((month, a))
+    order = order[(day[order] >= ctx.cal.start) & (day[order] < ctx.cal.end)]
+    arms = np.array([*INTERVENTIONS, "none"])[given["kind"][order]]  # CONTROL (-1) → "none"
+    return pa.table(
+        {
+            "account_id": account_id_array(ctx, a[order]),
+            "ts": ts_array(day[order]),
+            "arm": pa.array(arms.astype(str)),
+            "propensity": pa.array(given["propensity"][order]),
+            "source": pa.array(np.array(SOURCES)[given["source"][order]]),
         }
     )

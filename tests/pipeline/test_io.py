@@ -127,7 +127,7 @@ def test_valid_tables_read_as_typed_views_with_every_contract_column(raw_dir):
         "accounts", "contracts", "usage_events", "support_tickets", "surveys", "contacts",
         "sentiment", "invoices", "interventions",
     )  # fmt: skip
-    assert raw.missing == ("activities", "opportunities")
+    assert raw.missing == ("activities", "opportunities", "assignments")
     accounts = raw.frame("accounts")
     assert list(accounts.columns) == list(TABLES["accounts"].column_names)
     assert accounts["industry"].isna().all(), "absent optional columns exist, empty"
@@ -354,6 +354,6 @@ def test_missing_optional_table_is_fine(tmp_path):
     tables = {k: v for k, v in valid_tables().items() if k in ("accounts", "contracts")}
     raw = io.read_raw(DataConfig(raw_dir=write(tables, tmp_path / "raw")))
     assert raw.present == ("accounts", "contracts")
-    assert len(raw.missing) == 9
+    assert len(raw.missing) == 10
     with pytest.raises(KeyError, match="usage_events"):
         raw.frame("usage_events")
