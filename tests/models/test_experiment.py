@@ -1,0 +1,105 @@
+"""Exploration across kinds and the effects its randomised rows identify."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.interventions.experiment import (
+    CONTROL,
+    explore,
+    ground,
+    randomised_effects,
+)
+
+KINDS = ["exec_call", "training", "csm_change"]
+
+
+def ids(n: int) -> list[str]:
+    return [f"A{i:06d}" for i in range(n)]
+
+
+def test_exploration_spends_its_budget_and_logs_the_probability_of_each_arm():
+    # given 20,000 accounts, a fifth allowed nothing, the rest one to three kinds
+    rng = np.random.default_rng(0)
+    n = 20_000
+    allowed = rng.random((n, 3)) < 0.6
+    allowed[: n // 5] = False
+    draw = explore(ids(n), allowed, budget=600, seed=1, salt="2026-10-01")
+    plays = (draw.arm >= 0).sum()
+    # then the expected number of plays is the budget (Poisson-like spread)
+    assert abs(plays - 600) < 4 * np.sqrt(600)
+    assert not draw.assigned[: n // 5].any()
+    # every arm drawn is allowed, and its logged propensity is q / (1 + k)
+    k = allowed.sum(axis=1)
+    played = draw.arm >= 0
+    assert allowed[np.flatnonzero(played), draw.arm[played]].all()
+    assert np.allclose(draw.propensity[draw.assigned], draw.entry / (1 + k[draw.assigned]))
+    # and the propensities are right: the control's empirical frequency matches them
+    two = (k == 2) & (np.arange(n) >= n // 5)
+    assert (draw.arm[two] == CONTROL).mean() == pytest.approx(draw.entry / 3, abs=0.01)
+
+
+def test_exploration_replays_for_the_same_salt_and_differs_for_another():
+    allowed = np.ones((500, 3), dtype=bool)
+    a = explore(ids(500), allowed, 60, seed=1, salt="2026-10-01")
+    b = explore(ids(500), allowed, 60, seed=1, salt="2026-10-01")
+    c = explore(ids(500), allowed, 60, seed=1, salt="2026-11-01")
+    assert np.array_equal(a.arm, b.arm)
+    assert not np.array_equal(a.arm, c.arm)
+    # the draw of one account does not depend on the others in the batch
+    alone = explore(ids(500)[:250], allowed[:250], 30, seed=1, salt="2026-10-01")
+    assert np.array_equal(alone.arm[alone.assigned], a.arm[:250][alone.assigned])
+
+
+def test_a_known_effect_is_recovered_from_randomised_rows_where_the_log_is_confounded():
+    # given a world where CSMs pick the kind by the very trait that drives its effect
+    rng = np.random.default_rng(7)
+    n = 60_000
+    x = rng.normal(size=n)  # e.g. how broken the relationship is
+    true = np.array([0.05, 0.02, -0.03])
+    effect = np.column_stack([true[0] + 0.0 * x, true[1] + 0.0 * x, true[2] + 0.10 * x])
+
+    def outcome(arm: np.ndarray) -> np.ndarray:
+        lift = np.where(arm >= 0, effect[np.arange(n), np.maximum(arm, 0)], 0.0)
+        return (rng.random(n) < 0.7 + 0.1 * np.tanh(x) + lift).astype(float)
+
+    # the CSMs' own log: csm_change goes where x is high (where it helps)
+    own = np.where(x > 1.0, 2, np.where(rng.random(n) < 0.3, 0, CONTROL))
+    y_own = outcome(own)
+    naive = y_own[own == 2].mean() - y_own[own == CONTROL].mean()
+    # the experiment: randomised arms with logged propensities
+    draw = explore(ids(n), np.ones((n, 3), dtype=bool), budget=24_000, seed=3, salt="m1")
+    rows = draw.assigned
+    y = outcome(np.where(rows, draw.arm, CONTROL))
+    table = randomised_effects(draw.arm[rows], draw.propensity[rows], y[rows], KINDS)
+    # then every kind's interval covers the truth, and the sign is right where it is clear
+    for j, kind in enumerate(KINDS):
+        assert table.loc[kind, "lo"] <= true[j] <= table.loc[kind, "hi"], kind
+    assert table.loc["exec_call", "hi"] > table.loc["exec_call", "lo"] > 0
+    assert table.loc["csm_change", "hi"] < 0
+    # while the CSMs' own log says the opposite for csm_change
+    assert naive > 0
+
+
+def test_randomised_effects_need_enough_rows_and_finite_inputs():
+    arm = np.array([0] * 5 + [CONTROL] * 20)
+    table = randomised_effects(arm, np.full(25, 0.1), np.ones(25), ["exec_call"])
+    assert np.isnan(table.loc["exec_call", "ate"]) and table.loc["exec_call", "rows"] == 5
+    with pytest.raises(ValueError, match="finite propensity"):
+        randomised_effects(arm, np.full(25, 0.0), np.ones(25), ["exec_call"])
+
+
+def test_grounding_shifts_a_kind_by_the_experiments_view_of_its_bias_and_widens_it():
+    effect = np.array([[0.02, 0.01], [0.04, 0.03]])
+    se = np.full((2, 2), 0.01)
+    experiment = pd.DataFrame(
+        {"ate": [-0.01, np.nan], "se": [0.02, np.nan]}, index=["csm_change", "training"]
+    )
+    on_rows = pd.Series({"csm_change": 0.03, "training": 0.02})
+    out = ground(effect, se, ["csm_change", "training"], experiment, on_rows)
+    assert out.effect[:, 0] == pytest.approx([-0.02, 0.0])
+    assert out.se[:, 0] == pytest.approx(np.sqrt(0.01**2 + 0.02**2))
+    assert out.effect[:, 1] == pytest.approx(effect[:, 1])  # no experiment: unchanged
+    assert out.grounded.tolist() == [True, False]
