@@ -185,6 +185,21 @@ DEFAULT_CATALOG = {
 }  # fmt: skip
 
 
+class ExplorationConfig(_Section):
+    """Randomised plays across every kind and eligible account, and how they are read out."""
+
+    # this share of the period's capacity is spent on randomised plays across every kind and
+    # eligible account, every arm logged with its propensity; 0 = no exploration
+    share: float = Field(default=0.1, ge=0, lt=1)
+    controls_per_play: float = Field(default=2.0, ge=0)  # no-play controls (they cost nothing)
+    surrogate_days: int = Field(default=60, ge=1)  # read a play's effect this long after it
+    min_rows: int = Field(default=10, ge=2)  # per arm and in the control, else no estimate
+    # how a kind the experiment has read out is estimated per account: "shift" the effect
+    # model's estimates by the experiment's view of their bias, "slope" spread the experiment's
+    # average by each account's slope p(1 − p), or "off" (the effect model as fitted)
+    ground: Literal["shift", "slope", "off"] = "shift"
+
+
 class PlanConfig(_Section):
     """Recommended plays per account and the portfolio allocation (the ``plan`` section)."""
 
@@ -199,4 +214,5 @@ class PlanConfig(_Section):
     max_exact_plans: int = Field(default=50_000, ge=1)
     epsilon: float = Field(default=0.1, ge=0, lt=1)  # randomised holdout share
     random_share: float = Field(default=0.5, ge=0, le=1)  # of the holdout: a random allowed plan
+    exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
     seed: int = 42

@@ -4,10 +4,10 @@ The observational log cannot tell a play's effect on the whole book where CSMs c
 the very reasons that drive its effect (no overlap). A small randomised budget can:
 
 - :func:`explore` draws, among the eligible accounts, an experiment of expected size ``budget``
-  plays: each eligible account enters with probability ``q`` and then takes one of its allowed
-  kinds or the no-play control, uniformly. Every arm's probability is known and logged:
-  ``q / (1 + k_i)`` for each of account ``i``'s ``k_i`` allowed kinds and for the control.
-  Draws are hashes of (seed, salt, account id), as in the holdout (:mod:`.policy`).
+  plays: each eligible account takes a play with probability ``q`` (one of its ``k_i`` allowed
+  kinds, uniformly: ``q / k_i`` each) or the no-play control with probability ``c · q``. Every
+  arm's probability is known and logged. Draws are hashes of (seed, salt, account id), as in the
+  holdout (:mod:`.policy`).
 - :func:`randomised_effects` reads each kind's average effect from those rows alone, by
   inverse-propensity weighted (Hájek) means of the outcome in each arm against the control arm,
   with a linearised standard error. Unbiased whatever drove the CSMs' own choices.
@@ -41,7 +41,7 @@ class Exploration:
     Attributes:
         arm: (n,) kind index, :data:`CONTROL` for the no-play arm, or -2 outside the experiment.
         propensity: (n,) probability of the arm drawn (NaN outside the experiment).
-        entry: the probability ``q`` with which an eligible account entered the experiment.
+        entry: the mean probability with which an eligible account took a play.
     """
 
     arm: np.ndarray
@@ -60,18 +60,29 @@ def explore(
     budget: float,
     seed: int,
     salt: str,
+    controls_per_play: float = 1.0,
+    weight: np.ndarray | None = None,
 ) -> Exploration:
     """Draw randomised arms for an expected ``budget`` plays among the eligible accounts.
+
+    An eligible account (one allowed kind or more) takes a play with probability ``q`` (then one
+    of its ``k`` allowed kinds uniformly: propensity ``q / k``), the no-play control with
+    probability ``controls_per_play · q`` (a control uses no capacity, and a larger control arm
+    narrows every kind's interval), or neither.
 
     Args:
         account_ids: unique ids, one per row.
         allowed: (n, kinds) which kinds each account may receive; a row with none is not eligible.
-        budget: expected number of randomised plays (e.g. a share of the month's capacity).
+        budget: expected number of randomised plays (e.g. a share of the period's capacity).
         seed: fixes the draws with ``salt``.
         salt: the decision date (a fresh draw per date, the same on a re-run).
+        controls_per_play: expected controls per randomised play.
+        weight: (n,) relative chance of each account to be drawn (None: alike), e.g. less for
+            large accounts, where a play that turns out harmful costs most; scaled so the
+            expected plays stay ``budget`` (no account above probability 1).
 
     Raises:
-        ValueError: mismatched shapes, repeated ids or a negative budget.
+        ValueError: mismatched shapes, repeated ids, or a negative budget or control ratio.
     """
     allowed = np.asarray(allowed, dtype=bool)
     ids = [str(a) for a in account_ids]
@@ -79,18 +90,47 @@ def explore(
         raise ValueError(f"allowed must be (accounts, kinds); got {allowed.shape} for {len(ids)}")
     if len(set(ids)) != len(ids):
         raise ValueError("account ids must be unique: a repeated id would repeat its draws")
-    if budget < 0:
-        raise ValueError(f"budget must be ≥ 0, got {budget}")
+    if budget < 0 or controls_per_play < 0:
+        raise ValueError(
+            f"budget and controls_per_play must be ≥ 0, got {budget}, {controls_per_play}"
+        )
     k = allowed.sum(axis=1)
-    plays_per_entry = np.where(k > 0, k / (1 + k), 0.0).sum()
-    q = float(min(1.0, budget / plays_per_entry)) if plays_per_entry > 0 else 0.0
-    enter = (k > 0) & (stable_uniform(ids, seed, f"{salt}/explore") < q)
-    # arm j uniform on 0..k: j = 0 is the control, j ≥ 1 the j-th allowed kind
-    j = np.minimum(np.floor(stable_uniform(ids, seed, f"{salt}/arm") * (k + 1)), k)
-    nth = np.argmax(np.cumsum(allowed, axis=1) >= np.maximum(j, 1)[:, None], axis=1)
-    arm = np.where(enter, np.where(j == 0, CONTROL, nth), -2)
-    propensity = np.where(enter, q / (1 + k), np.nan)
+    eligible = k > 0
+    w = np.ones(len(ids)) if weight is None else np.asarray(weight, dtype=float)
+    if w.shape != (len(ids),) or np.any(~np.isfinite(w) | (w < 0)):
+        raise ValueError("weight must be one finite, non-negative number per account")
+    w = np.where(eligible, w, 0.0)
+    ceiling = 1.0 / (1.0 + controls_per_play)
+    q_i = _scaled(w, budget, ceiling)
+    q = float(q_i[eligible].mean()) if eligible.any() else 0.0
+    q_control = controls_per_play * q_i
+    u = stable_uniform(ids, seed, f"{salt}/explore")
+    play = eligible & (u < q_i)
+    control = eligible & ~play & (u < q_i + q_control)
+    # the j-th allowed kind, j uniform on 1..k
+    j = np.minimum(np.floor(stable_uniform(ids, seed, f"{salt}/arm") * k), np.maximum(k - 1, 0)) + 1
+    nth = np.argmax(np.cumsum(allowed, axis=1) >= j[:, None], axis=1)
+    arm = np.where(play, nth, np.where(control, CONTROL, -2))
+    propensity = np.where(play, q_i / np.maximum(k, 1), np.where(control, q_control, np.nan))
     return Exploration(arm=arm.astype(np.int64), propensity=propensity, entry=q)
+
+
+def _scaled(weight: np.ndarray, total: float, ceiling: float) -> np.ndarray:
+    """Probabilities proportional to ``weight`` summing to ``total``, none above ``ceiling``."""
+    q = np.zeros_like(weight)
+    free = weight > 0
+    left = min(total, ceiling * free.sum())
+    for _ in range(len(weight) + 1):  # water-filling: cap, then share what is left
+        if left <= 0 or not free.any():
+            break
+        q[free] = left * weight[free] / weight[free].sum()
+        over = free & (q > ceiling)
+        if not over.any():
+            break
+        q[over] = ceiling
+        free &= ~over
+        left = min(total, ceiling * (weight > 0).sum()) - q[~free].sum()
+    return q
 
 
 def randomised_effects(

@@ -3,8 +3,10 @@
 :func:`make_plans` chains the steps of ``healthscore plan``: the catalog's options the effect
 model knows (:func:`catalog_options`), each account's estimated effects (:func:`account_effects`),
 the plan search (:mod:`~models.interventions.plans`), the portfolio allocation within capacity
-(:func:`fund`) and the learning loop's randomised holdout (:mod:`~models.interventions.policy`),
-and lays the results out as the frames the plan partition holds.
+(:func:`fund`), the exploration across every kind (:mod:`~models.interventions.experiment`)
+and the learning loop's randomised holdout (:mod:`~models.interventions.policy`), and lays the
+results out as the frames the plan partition holds. Each kind's effects may first be grounded by
+what the experiment has read out so far (:class:`Grounding`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.config import PlanConfig
-from models.interventions import allocation, plans, policy
+from models.interventions import allocation, experiment, plans, policy
 from models.interventions.allocation import Allocation
 from models.interventions.uplift import PlayEffects, segments
 
@@ -90,6 +92,10 @@ class PlanTables:
             allocate).
         exact: whether the plan space was enumerated exactly (else searched genetically).
         plan_space: how many plans the search considered per account.
+        assignments: every arm the run assigns, in the data contract's ``assignments`` shape
+            (account_id, ts, arm, propensity, source) plus ``offset_days``: the funded plays,
+            the holdout's and the exploration's arms, no-play controls included.
+        explored: how many accounts the exploration drew (plays and controls).
     """
 
     plans: pd.DataFrame
@@ -98,6 +104,50 @@ class PlanTables:
     frontier: pd.DataFrame
     exact: bool
     plan_space: int
+    assignments: pd.DataFrame
+    explored: int
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """Per kind, what an experiment measured, and how it corrects the effect model's estimates.
+
+    Attributes:
+        shift: per kind, the experiment's average minus the effect model's over the same rows
+            (0: no experiment).
+        ate: per kind, the experiment's average (NaN: none).
+        se: per kind, the experiment's standard error (0: none).
+        slope: mean of p(1 − p) over the experiment's rows (for ``mode="slope"``).
+        mode: ``"shift"`` adds ``shift`` to every account's estimate and widens its interval by
+            ``se``; ``"slope"`` replaces the estimate by ``ate × p(1 − p) / slope``.
+    """
+
+    shift: pd.Series
+    se: pd.Series
+    ate: pd.Series | None = None
+    slope: float = 0.25
+    mode: str = "shift"
+
+    def apply(
+        self, estimated: AccountEffects, kinds: Sequence[str], p0: np.ndarray
+    ) -> AccountEffects:
+        """The estimates corrected per kind, their intervals widened by the experiment's error."""
+        z = 1.959963984540054
+        point, se = estimated.point.copy(), (estimated.high - estimated.low) / (2 * z)
+        if self.mode == "slope" and self.ate is not None:
+            scale = np.asarray(p0, dtype=float) * (1 - np.asarray(p0, dtype=float)) / self.slope
+            for j, kind in enumerate(kinds):
+                if kind in self.ate.index and np.isfinite(self.ate[kind]):
+                    point[:, j] = self.ate[kind] * scale
+                    se[:, j] = self.se[kind] * scale
+        else:
+            table = pd.DataFrame({"ate": self.shift, "se": self.se}).reindex(kinds)
+            observed = pd.Series(0.0, index=list(kinds))
+            out = experiment.ground(point, se, kinds, table, observed)
+            point, se = out.effect, out.se
+        return AccountEffects(
+            point=point, low=point - z * se, high=point + z * se, propensity=estimated.propensity
+        )
 
 
 def catalog_options(cfg: PlanConfig, kinds: Sequence[str]) -> CatalogOptions:
@@ -157,14 +207,24 @@ def account_effects(
     return AccountEffects(point, lo, hi, propensity)
 
 
-def fund(search: plans.PlanSearch, capacity: Mapping[str, float | None]) -> Funding:
+def fund(
+    search: plans.PlanSearch,
+    capacity: Mapping[str, float | None],
+    exclude: np.ndarray | None = None,
+) -> Funding:
     """The portfolio step: the plan funded per account within ``capacity`` and its ARR saved.
 
     Args:
         search: the plan search over the accounts.
         capacity: ``csm_hours``, ``exec_hours`` and ``budget`` of the period (None: unlimited).
+        exclude: (n,) accounts funded nothing (e.g. drawn by the exploration).
     """
     candidates = plans.candidates(search)
+    if exclude is not None:
+        keep = ~np.asarray(exclude, dtype=bool)[candidates.account]
+        candidates = plans.Candidates(
+            **{f: getattr(candidates, f)[keep] for f in candidates.__dataclass_fields__}
+        )
     funded = np.zeros(len(search.best), dtype=np.int64)
     saved = np.zeros(len(search.best))
     if not len(candidates.account):
@@ -187,8 +247,13 @@ def make_plans(
     context: pd.DataFrame,
     as_of: date,
     options: Sequence[plans.Option] | None = None,
+    grounding: Grounding | None = None,
 ) -> PlanTables:
     """Recommended plays per account, allocated within capacity, with the learning loop's arms.
+
+    The exploration draws first (``cfg.exploration.share`` of the plays the whole capacity
+    would fund, across every kind and eligible account, with as many no-play controls); what
+    its plays use comes off the capacity the recommendations are funded from.
 
     Args:
         cfg: the ``plan`` section (catalog, exclusions, capacity, search and holdout settings).
@@ -198,6 +263,7 @@ def make_plans(
         context: the decision context of each account, rows in the order of ``scores``.
         as_of: the date of the run.
         options: the options to plan with; None: :func:`catalog_options` of ``cfg``.
+        grounding: per-kind corrections the experiment measured (None: the estimates as fitted).
 
     Returns:
         The plan tables.
@@ -215,6 +281,8 @@ def make_plans(
         raise ValueError(f"options of kinds the effect model did not estimate: {unknown}")
     column = np.array([kinds.index(o.kind) for o in options])
     estimated = account_effects(effects, context, scores, effects.modifier_columns_)
+    if grounding is not None:
+        estimated = grounding.apply(estimated, kinds, scores["win_probability"].to_numpy(float))
     flagged = effects.extrapolated(estimated.propensity)
     arr = scores["arr"].to_numpy(dtype=float)
     days = scores["days_to_renewal"].to_numpy(dtype=float)
@@ -234,13 +302,25 @@ def make_plans(
         seed=cfg.seed,
     )
     capacity = cfg.capacity.model_dump()
-    funding = fund(search, capacity)
+    draw, left = _explore(cfg, scores, options, search, lead, capacity, as_of)
+    funding = fund(search, left, exclude=draw.assigned)
     assignment = _assign_holdout(cfg, scores, options, search, funding.plan, lead)
     frame = _plans_frame(
         scores, options, search, funding, assignment, estimated.point[:, column],
         flagged[:, column], as_of,
     )  # fmt: skip
+    first_slot = _first_slots(options)
+    kinds_drawn = np.array([options[j].kind for j in first_slot], dtype=object)
+    arm_label = np.full(len(frame), "", dtype=object)
+    arm_label[draw.arm == experiment.CONTROL] = "none"
+    arm_label[draw.arm >= 0] = kinds_drawn[draw.arm[draw.arm >= 0]]
+    frame = frame.assign(
+        explore_arm=arm_label,
+        explore_propensity=draw.propensity,
+    )
+    frame = frame[[c for c in frame.columns if c != "as_of"] + ["as_of"]]
     allocated, frontier = _allocation_tables(capacity, funding)
+    allocated["exploration"] = {"entry": draw.entry, "capacity_left": left}
     return PlanTables(
         plans=frame,
         effects=_effects_frame(scores, kinds, estimated, flagged),
@@ -248,7 +328,132 @@ def make_plans(
         frontier=frontier,
         exact=search.exact,
         plan_space=len(search.plans),
+        assignments=_assignments(scores, options, search, funding.plan, assignment, draw, as_of),
+        explored=int(draw.assigned.sum()),
     )
+
+
+def _first_slots(options: Sequence[plans.Option]) -> list[int]:
+    """Per kind (in catalog order) the option of its earliest timing slot."""
+    first: dict[str, int] = {}
+    for j, o in enumerate(options):
+        if o.kind not in first or o.offset_days < options[first[o.kind]].offset_days:
+            first[o.kind] = j
+    return list(first.values())
+
+
+def _explore(
+    cfg: PlanConfig,
+    scores: pd.DataFrame,
+    options: Sequence[plans.Option],
+    search: plans.PlanSearch,
+    lead: np.ndarray,
+    capacity: dict[str, float | None],
+    as_of: date,
+) -> tuple[experiment.Exploration, dict[str, float | None]]:
+    """The exploration's draw, and the capacity left for the recommendations after it."""
+    first_slot = _first_slots(options)
+    allowed = plans.eligibility(options, scores["arr"].to_numpy(dtype=float), lead)[:, first_slot]
+    budget = _exploration_budget(cfg, search, [options[j] for j in first_slot], capacity)
+    ids = scores["account_id"].astype(str).to_numpy()
+    # a random play costs most where the ARR is largest: accounts above the median ARR are
+    # drawn in inverse proportion to it (their propensities say so)
+    arr = scores["arr"].to_numpy(dtype=float)
+    median = float(np.nanmedian(arr)) if len(arr) else 0.0
+    weight = np.where(arr > median, median / np.maximum(arr, 1e-9), 1.0)
+    draw = experiment.explore(
+        ids, allowed, budget, cfg.seed, f"{as_of}", cfg.exploration.controls_per_play, weight
+    )
+    played = draw.arm >= 0
+    chosen = [options[first_slot[k]] for k in draw.arm[played]]
+    used = {
+        "csm_hours": sum(o.csm_hours for o in chosen),
+        "exec_hours": sum(o.exec_hours for o in chosen),
+        "budget": sum(o.cost for o in chosen),
+    }
+    left = {
+        name: None if total is None else max(0.0, total - used[name])
+        for name, total in capacity.items()
+    }
+    return draw, left
+
+
+def _exploration_budget(
+    cfg: PlanConfig,
+    search: plans.PlanSearch,
+    arms: Sequence[plans.Option],
+    capacity: dict[str, float | None],
+) -> float:
+    """Randomised plays worth ``exploration.share`` of the capacity that binds first.
+
+    A play drawn uniformly over the kinds needs each resource's mean over them; with no limit on
+    any resource the budget is the share of the plays the capacity would fund. Never more than
+    that share of the accounts.
+    """
+    share = cfg.exploration.share
+    if share <= 0 or not arms:
+        return 0.0
+    need = {
+        "csm_hours": np.mean([o.csm_hours for o in arms]),
+        "exec_hours": np.mean([o.exec_hours for o in arms]),
+        "budget": np.mean([o.cost for o in arms]),
+    }
+    plays = [
+        float(total) / need[name]
+        for name, total in capacity.items()
+        if total is not None and need.get(name, 0) > 0
+    ]
+    cap = share * len(search.best)
+    if plays:
+        return min(cap, share * min(plays))
+    return min(cap, share * float(search.plans[fund(search, capacity).plan].sum()))
+
+
+def _assignments(
+    scores: pd.DataFrame,
+    options: Sequence[plans.Option],
+    search: plans.PlanSearch,
+    funded: np.ndarray,
+    assignment: policy.Assignment,
+    draw: experiment.Exploration,
+    as_of: date,
+) -> pd.DataFrame:
+    """Every arm the run assigns, one row per play (a no-play arm: one row, arm ``none``)."""
+    ids = scores["account_id"].to_numpy()
+    first_slot = _first_slots(options)
+    rows: list[tuple[Any, str, int, float, str]] = []
+    for i in np.flatnonzero(draw.assigned):
+        arm = draw.arm[i]
+        kind, offset = "none", 0
+        if arm >= 0:
+            kind, offset = options[first_slot[arm]].kind, options[first_slot[arm]].offset_days
+        rows.append((ids[i], kind, offset, draw.propensity[i], "randomised"))
+    for i in np.flatnonzero(assignment.arm != "ineligible"):
+        run = _run_plan(search, options, funded, assignment, i)
+        source = "randomised" if assignment.arm[i] == "holdout_random" else "recommended"
+        if not run:
+            rows.append((ids[i], "none", 0, assignment.propensity[i], source))
+        for o in run:
+            rows.append((ids[i], o.kind, o.offset_days, assignment.propensity[i], source))
+    frame = pd.DataFrame(rows, columns=["account_id", "arm", "offset_days", "propensity", "source"])
+    ts = pd.Timestamp(as_of, tz="UTC") + pd.to_timedelta(frame["offset_days"], unit="D")
+    return frame.assign(ts=ts)[["account_id", "ts", "arm", "propensity", "source", "offset_days"]]
+
+
+def _run_plan(
+    search: plans.PlanSearch,
+    options: Sequence[plans.Option],
+    funded: np.ndarray,
+    assignment: policy.Assignment,
+    i: int,
+) -> list[plans.Option]:
+    """The options account ``i`` runs under the holdout: its funded plan, one option, or none."""
+    action = int(assignment.assigned[i])
+    if action == 0:
+        return []
+    if action == 1:
+        return [o for o, on in zip(options, search.plans[funded[i]], strict=True) if on]
+    return [options[action - 2]]
 
 
 def _assign_holdout(

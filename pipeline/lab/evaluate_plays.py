@@ -91,6 +91,30 @@ def _random_fill(
     return chosen
 
 
+def true_value(
+    p_true: np.ndarray,
+    true_option: np.ndarray,
+    chosen: np.ndarray,
+    arr: np.ndarray,
+    options: tuple[plans.Option, ...],
+) -> tuple[float, float]:
+    """Policy value and harmful share of a ``(n, m)`` bool choice of options, on the truth.
+
+    Value = Σ ARR × ((p + true lift) × kept share − p) − cost over the accounts acted on; the
+    harmful share is the share of all accounts given a plan whose true lift is negative.
+    """
+    n = len(p_true)
+    distinct, which = np.unique(chosen, axis=0, return_inverse=True)
+    which = which.ravel()
+    plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
+    keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
+    saved = plans.arr_saved(arr, p_true, plan_l, keep)
+    acted = chosen.any(axis=1)
+    cost_of = np.array([o.cost for o in options])
+    value = float(np.sum((saved - (chosen * cost_of).sum(axis=1))[acted]))
+    return value, float(np.mean(acted & (plan_l < 0)))
+
+
 def naive_lifts(
     model: registry.HealthModel, snapshot: pd.DataFrame, kinds: list[str]
 ) -> np.ndarray:
@@ -172,20 +196,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
     p_true = frame["p_renew"].to_numpy(dtype=float)
     true_option = frame[kinds].to_numpy(dtype=float)[:, column]
-    cost_of = np.array([o.cost for o in options])
     capacity = cfg.capacity.model_dump()
-
-    def true_value(chosen_plans: np.ndarray) -> tuple[float, float]:
-        """Policy value and harmful share of a (n, m) bool choice of options."""
-        distinct, which = np.unique(chosen_plans, axis=0, return_inverse=True)
-        which = which.ravel()
-        plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
-        keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
-        saved = plans.arr_saved(arr, p_true, plan_l, keep)
-        acted = chosen_plans.any(axis=1)
-        value = float(np.sum((saved - (chosen_plans * cost_of).sum(axis=1))[acted]))
-        harmful = float(np.mean(acted & (plan_l < 0)))
-        return value, harmful
 
     # every policy searched and allocated the same way, on the accounts the oracle knows
     p_model = frame["win_probability"].to_numpy(dtype=float)
@@ -219,7 +230,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     policies["exact_averages"] = exact_search.plans[_funded(exact_search, capacity)]
     policies["exact_averages_unconstrained"] = exact_search.plans[exact_search.best]
     for name, chosen in policies.items():
-        value, harmful = true_value(chosen)
+        value, harmful = true_value(p_true, true_option, chosen, arr, options)
         out[f"value_{name}"] = value
         out[f"harmful_share_{name}"] = harmful
         out[f"funded_{name}"] = float(chosen.any(axis=1).sum())

@@ -6,7 +6,11 @@ model; writes ``plans/as_of=DATE/`` atomically beside ``scores/as_of=DATE/``:
 - ``plans.parquet``: per account the best plan (expected lift with interval, ARR saved, cost,
   net value, extrapolation flag), two runner-up plans on its saved-vs-cost frontier, whether the
   portfolio allocation funds it, and the learning loop's arm with the propensity of what it runs;
-- ``effects.parquet``: per account and kind the estimated effect, interval, propensity, flag;
+- ``effects.parquet``: per account and kind the estimated effect, interval, propensity, flag
+  (grounded by the experiment where it has read a kind out);
+- ``assignments.parquet``: every arm assigned (funded plays, holdout and exploration arms, the
+  no-play controls) in the data contract's ``assignments`` shape, to log back;
+- ``experiment.csv``: the randomised plays' read-out per kind (when there are any);
 - ``allocation.json`` (objective, capacity used, marginal value of each resource),
   ``frontier.csv`` (ARR saved vs cost) and ``summary.json``.
 """
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from models.config import PlanConfig
@@ -29,6 +34,7 @@ from models.interventions.uplift import context_frame
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.shared.asof import features_as_of
+from pipeline.shared.experiment import Readout, read_experiment
 
 log = logging.getLogger("healthscore")
 
@@ -116,7 +122,10 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
     snapshot = snapshot.copy().set_index("account_id").reindex(scores["account_id"]).reset_index()
     context = context_frame(snapshot, model.catalog, model.features)
     options = catalog_options(params.plan, model.effects.kinds_)
-    out = portfolio.make_plans(params.plan, model.effects, scores, context, as_of, options)
+    readout, grounding = _experiment(params, model, as_of)
+    out = portfolio.make_plans(
+        params.plan, model.effects, scores, context, as_of, options, grounding
+    )
     frame = out.plans
     target = catalog.PLANS.path(params.output_dir, as_of)
     funded = frame[frame["funded"]]
@@ -130,6 +139,9 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "cost_funded": float(funded["recommended_cost"].sum()),
         "extrapolated_funded": int(funded["recommended_extrapolated"].sum()),
         "arms": frame["arm"].value_counts().to_dict(),
+        "explored": out.explored,
+        "experiment_rows": readout.rows if readout else 0,
+        "grounded": [] if grounding is None else sorted(grounding.shift[grounding.se > 0].index),
         "plan_space": out.plan_space,
         "exact_search": out.exact,
         "allocation": out.allocation,
@@ -138,6 +150,9 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         catalog.PLANNED.write(tmp, frame)
         catalog.PLAY_EFFECTS.write(tmp, out.effects)
         catalog.FRONTIER.write(tmp, out.frontier)
+        catalog.ASSIGNED.write(tmp, out.assignments)
+        if readout is not None:
+            catalog.EXPERIMENT.write(tmp, _experiment_table(readout))
         catalog.ALLOCATION.write(tmp, out.allocation)
         catalog.PLAN_SUMMARY.write(tmp, summary)
     seconds = time.perf_counter() - started
@@ -153,6 +168,44 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "exact" if out.exact else "genetic", seconds, target,
     )  # fmt: skip
     return result
+
+
+def _experiment(
+    params: Params, model: registry.HealthModel, as_of: date
+) -> tuple[Readout | None, portfolio.Grounding | None]:
+    """The randomised plays' read-out so far, and the grounding it gives the estimates."""
+    cfg = params.plan.exploration
+    readout = read_experiment(
+        params.data, params.features, model, as_of, cfg.surrogate_days, cfg.min_rows
+    )
+    if readout is None:
+        return None, None
+    table = readout.surrogate
+    for kind, row in table.iterrows():
+        log.info(
+            "plan: experiment %-18s %s (%d played, %d controls); the effect model said %+.4f",
+            kind,
+            "too few rows" if np.isnan(row["ate"])
+            else f"{row['ate']:+.4f} [{row['lo']:+.4f}, {row['hi']:+.4f}]",
+            row["rows"], row["control_rows"], row["observational"],
+        )  # fmt: skip
+    if cfg.ground == "off":
+        return readout, None
+    usable = table["ate"].notna()
+    grounding = portfolio.Grounding(
+        shift=table["shift"].where(usable, 0.0),
+        se=table["se"].where(usable, 0.0),
+        ate=table["ate"],
+        slope=readout.slope,
+        mode=cfg.ground,
+    )
+    return readout, grounding
+
+
+def _experiment_table(readout: Readout) -> pd.DataFrame:
+    """The read-out per kind: surrogate and renewal estimates side by side (experiment.csv)."""
+    renewals = readout.renewals[["ate", "lo", "hi", "rows"]].add_prefix("renewal_")
+    return readout.surrogate.join(renewals).reset_index()
 
 
 def evaluate_plan(params: Params, as_of: date) -> dict[str, float]:

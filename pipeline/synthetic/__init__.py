@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from pipeline.config import FeaturesConfig, SyntheticConfig
 from pipeline.io.storage import atomic_directory
 from pipeline.synthetic.oracle import make_oracle, realism_checks, write_oracle
-from pipeline.synthetic.simulation import simulate
+from pipeline.synthetic.simulation import World, simulate
 from pipeline.synthetic.tables import (
     Context,
     accounts_table,
@@ -42,9 +43,19 @@ from pipeline.synthetic.tables import (
     tickets_table,
     usage_table,
 )
-from pipeline.synthetic.world import WorldSummary, make_accounts, make_calendar
+from pipeline.synthetic.world import (
+    Accounts,
+    Calendar,
+    History,
+    WorldSummary,
+    make_accounts,
+    make_calendar,
+)
 
-__all__ = ["TABLE_ORDER", "WorldSummary", "simulate_world", "write_world"]
+__all__ = [
+    "TABLE_ORDER", "WorldSummary", "account_ids", "loop_world", "simulate_world", "write_tables",
+    "write_world",
+]  # fmt: skip
 
 
 # ---- the world, written ----------------------------------------------------------------------
@@ -113,10 +124,18 @@ def simulate_world(cfg: SyntheticConfig, features: FeaturesConfig) -> Context:
     """Run the latent simulation (accounts, health, contracts, CSM decisions) in memory."""
     cal = make_calendar(cfg, features)
     acc = make_accounts(cfg, cal, _seed(cfg, 1))
-    hist = simulate(cfg, cal, acc)
-    width = max(6, len(str(acc.n)))
-    account_ids = np.char.add("A", np.char.zfill(np.arange(1, acc.n + 1).astype(str), width))
-    ctx = Context(
+    return _context(cfg, cal, acc, simulate(cfg, cal, acc))
+
+
+def _ids(n: int) -> np.ndarray:
+    """Account ids A000001 … by account index (wider past a million accounts)."""
+    width = max(6, len(str(n)))
+    return np.char.add("A", np.char.zfill(np.arange(1, n + 1).astype(str), width))
+
+
+def _context(cfg: SyntheticConfig, cal: Calendar, acc: Accounts, hist: History) -> Context:
+    account_ids = _ids(acc.n)
+    return Context(
         cfg=cfg,
         cal=cal,
         acc=acc,
@@ -127,7 +146,80 @@ def simulate_world(cfg: SyntheticConfig, features: FeaturesConfig) -> Context:
         contact_count=np.zeros(acc.n, dtype=int),
         contact_ids=np.array([], dtype=object),
     )
-    return ctx
+
+
+def loop_world(cfg: SyntheticConfig, features: FeaturesConfig, periods: int) -> World:
+    """A world whose calendar reaches ``periods`` months past ``cfg.end_date``, run up to it.
+
+    The event history starts where the plain world's does; accounts keep arriving over the
+    extra months. Step it a month at a time and write its tables with :func:`write_tables`.
+    """
+    end = np.datetime64(cfg.end_date, "M") + periods
+    extended = cfg.model_copy(
+        update={
+            "end_date": end.astype("datetime64[D]").astype(object),
+            "history_months": cfg.history_months + periods,
+        }
+    )
+    cal = make_calendar(extended, features)
+    acc = make_accounts(extended, cal, _seed(extended, 1))
+    return World(extended, cal, acc).run(until=cal.end_month - periods)
+
+
+def account_ids(world: World) -> np.ndarray:
+    """The account ids the tables of ``world`` use, by account index."""
+    return _ids(world.acc.n).astype(object)
+
+
+def write_tables(world: World, raw_dir: Path) -> dict[str, int]:
+    """The raw tables of the months simulated so far, replacing ``raw_dir`` atomically.
+
+    The data ends on the first day of the world's coming month: the as-of date a plan for that
+    month is made on. Returns the rows written per table.
+    """
+    m = world.month
+    cal = dataclasses.replace(world.cal, end_month=m - 1, end=world.cal.month_start(m))
+    ctx = _context(world.cfg, cal, world.acc, world.history())
+    with atomic_directory(raw_dir) as raw:
+        return _write_tables(ctx, raw)
+
+
+def _write_tables(
+    ctx: Context, raw: Path, tick: Callable[[str, int], None] | None = None
+) -> dict[str, int]:
+    """Write every raw table of ``ctx`` into ``raw``; the rows written per table."""
+    tick = tick or (lambda _name, _n: None)
+    cfg, fmt = ctx.cfg, ctx.cfg.format
+    rows: dict[str, int] = {}
+    contracts = contract_frame(ctx)
+    contacts = make_contacts(ctx, _seed(cfg, 3))
+    first = np.searchsorted(contacts["account"].to_numpy(), np.arange(ctx.acc.n))
+    ctx.contact_offset = first
+    ctx.contact_count = np.diff(np.append(first, len(contacts)))
+    ctx.contact_ids = contacts["contact_id"].to_numpy()
+
+    rows["accounts"] = _write(accounts_table(ctx), raw / "accounts", fmt)
+    rows["contracts"] = _write(contracts_table(contracts, ctx), raw / "contracts", fmt)
+    rows["contacts"] = _write(contacts_table(contacts, ctx, _seed(cfg, 4)), raw / "contacts", fmt)
+    rows["invoices"] = _write(invoices_table(contracts, ctx, _seed(cfg, 5)), raw / "invoices", fmt)
+    rows["opportunities"] = _write(
+        opportunities_table(contracts, ctx, _seed(cfg, 6)), raw / "opportunities", fmt
+    )
+    rows["interventions"] = _write(
+        interventions_table(ctx, _seed(cfg, 7)), raw / "interventions", fmt
+    )
+    if ctx.hist.assignments.get("account", np.array([])).size:
+        rows["assignments"] = _write(assignments_table(ctx), raw / "assignments", fmt)
+    tick("crm tables", 1)
+
+    writers = {name: _TableWriter(raw / name, fmt) for name in CHUNKED}
+    for c, start in enumerate(range(0, ctx.acc.n, cfg.chunk_accounts)):
+        chunk = np.arange(start, min(start + cfg.chunk_accounts, ctx.acc.n))
+        for t, (name, build) in enumerate(CHUNKED.items()):
+            writers[name].write(build(ctx, chunk, _seed(cfg, 100 + t, c)))
+        tick("events", chunk.size)
+    rows.update({name: w.close() for name, w in writers.items()})
+    return rows
 
 
 def write_world(
@@ -151,42 +243,9 @@ def write_world(
     tick = progress or (lambda _name, _n: None)
     ctx = simulate_world(cfg, features)
     tick("simulate", 1)
-    rows: dict[str, int] = {}
-    fmt = cfg.format
     with atomic_directory(raw_dir) as raw, atomic_directory(oracle_dir) as truth:
+        rows = _write_tables(ctx, raw, tick)
         contracts = contract_frame(ctx)
-        contacts = make_contacts(ctx, _seed(cfg, 3))
-        first = np.searchsorted(contacts["account"].to_numpy(), np.arange(ctx.acc.n))
-        ctx.contact_offset = first
-        ctx.contact_count = np.diff(np.append(first, len(contacts)))
-        ctx.contact_ids = contacts["contact_id"].to_numpy()
-
-        rows["accounts"] = _write(accounts_table(ctx), raw / "accounts", fmt)
-        rows["contracts"] = _write(contracts_table(contracts, ctx), raw / "contracts", fmt)
-        rows["contacts"] = _write(
-            contacts_table(contacts, ctx, _seed(cfg, 4)), raw / "contacts", fmt
-        )
-        rows["invoices"] = _write(
-            invoices_table(contracts, ctx, _seed(cfg, 5)), raw / "invoices", fmt
-        )
-        rows["opportunities"] = _write(
-            opportunities_table(contracts, ctx, _seed(cfg, 6)), raw / "opportunities", fmt
-        )
-        rows["interventions"] = _write(
-            interventions_table(ctx, _seed(cfg, 7)), raw / "interventions", fmt
-        )
-        if ctx.hist.assignments.get("account", np.array([])).size:
-            rows["assignments"] = _write(assignments_table(ctx), raw / "assignments", fmt)
-        tick("crm tables", 1)
-
-        writers = {name: _TableWriter(raw / name, fmt) for name in CHUNKED}
-        for c, start in enumerate(range(0, ctx.acc.n, cfg.chunk_accounts)):
-            chunk = np.arange(start, min(start + cfg.chunk_accounts, ctx.acc.n))
-            for t, (name, build) in enumerate(CHUNKED.items()):
-                writers[name].write(build(ctx, chunk, _seed(cfg, 100 + t, c)))
-            tick("events", chunk.size)
-        rows.update({name: w.close() for name, w in writers.items()})
-
         snapshots, effects = make_oracle(
             cfg, features, ctx.cal, ctx.acc, ctx.hist,
             contracts.sort_values("index")["contract_id"].to_numpy(), ctx.account_ids,

@@ -333,8 +333,8 @@ def sentiment_table(ctx: Context, chunk: np.ndarray, rng: np.random.Generator) -
 
 
 def accounts_table(ctx: Context) -> pa.Table:
-    """One row per account: name, segment, industry, region, final CSM, and a tier by ARR
-    within the segment (top third is ``tier_1``)."""
+    """One row per account created before the data's end: name, segment, industry, region,
+    final CSM, and a tier by ARR within the segment (top third is ``tier_1``)."""
     acc = ctx.acc
     segments = np.array(list(ctx.cfg.segments))
     tier = np.full(acc.n, "tier_3", dtype=object)
@@ -356,7 +356,7 @@ def accounts_table(ctx: Context) -> pa.Table:
             "csm_id": pa.array([f"csm_{c:03d}" for c in ctx.hist.csm_final]),
             "tier": pa.array(tier.astype(str)),
         }
-    )
+    ).filter(pa.array(acc.created_day < ctx.cal.end))
 
 
 def contract_frame(ctx: Context) -> pd.DataFrame:
@@ -377,7 +377,9 @@ def contract_frame(ctx: Context) -> pd.DataFrame:
     ).sort_values(["account", "start"], kind="stable")
     frame["seq"] = frame.groupby("account").cumcount() + 1
     frame["contract_id"] = ctx.account_ids[frame["account"]] + "-k" + frame["seq"].astype(str)
-    frame["in_data"] = frame["start"] <= ctx.cal.end
+    # an account created after the data's end (a stepped world's future) is not in the CRM yet
+    created = ctx.acc.created_day[frame["account"].to_numpy()] < ctx.cal.end
+    frame["in_data"] = (frame["start"] <= ctx.cal.end) & created
     frame["known"] = frame["decided"] & (frame["end"] < ctx.cal.end)
     return frame
 

@@ -31,14 +31,25 @@ def test_exploration_spends_its_budget_and_logs_the_probability_of_each_arm():
     # then the expected number of plays is the budget (Poisson-like spread)
     assert abs(plays - 600) < 4 * np.sqrt(600)
     assert not draw.assigned[: n // 5].any()
-    # every arm drawn is allowed, and its logged propensity is q / (1 + k)
+    # every arm drawn is allowed, and its logged propensity is q / k for a play, q for a control
     k = allowed.sum(axis=1)
     played = draw.arm >= 0
     assert allowed[np.flatnonzero(played), draw.arm[played]].all()
-    assert np.allclose(draw.propensity[draw.assigned], draw.entry / (1 + k[draw.assigned]))
-    # and the propensities are right: the control's empirical frequency matches them
+    assert np.allclose(draw.propensity[played], draw.entry / k[played])
+    assert np.allclose(draw.propensity[draw.arm == CONTROL], draw.entry)
+    # and the propensities are right: the empirical frequencies match them
     two = (k == 2) & (np.arange(n) >= n // 5)
-    assert (draw.arm[two] == CONTROL).mean() == pytest.approx(draw.entry / 3, abs=0.01)
+    assert (draw.arm[two] == CONTROL).mean() == pytest.approx(draw.entry, abs=0.01)
+    first = two & allowed[:, 0]
+    assert (draw.arm[first] == 0).mean() == pytest.approx(draw.entry / 2, abs=0.01)
+
+
+def test_a_larger_control_arm_costs_no_plays():
+    allowed = np.ones((10_000, 3), dtype=bool)
+    one = explore(ids(10_000), allowed, 500, seed=1, salt="d", controls_per_play=1.0)
+    four = explore(ids(10_000), allowed, 500, seed=1, salt="d", controls_per_play=4.0)
+    assert abs((four.arm >= 0).sum() - (one.arm >= 0).sum()) < 10
+    assert (four.arm == CONTROL).sum() == pytest.approx(4 * (one.arm == CONTROL).sum(), rel=0.15)
 
 
 def test_exploration_replays_for_the_same_salt_and_differs_for_another():
@@ -103,3 +114,18 @@ def test_grounding_shifts_a_kind_by_the_experiments_view_of_its_bias_and_widens_
     assert out.se[:, 0] == pytest.approx(np.sqrt(0.01**2 + 0.02**2))
     assert out.effect[:, 1] == pytest.approx(effect[:, 1])  # no experiment: unchanged
     assert out.grounded.tolist() == [True, False]
+
+
+def test_weighted_exploration_draws_large_accounts_less_and_logs_it():
+    # given half the accounts ten times the ARR, drawn a tenth as often
+    n = 20_000
+    arr = np.where(np.arange(n) % 2 == 0, 10_000.0, 100_000.0)
+    weight = np.minimum(1.0, 10_000.0 / arr)
+    draw = explore(ids(n), np.ones((n, 2), dtype=bool), 1_000, seed=2, salt="d", weight=weight)
+    played = draw.arm >= 0
+    small, large = played[arr == 10_000].mean(), played[arr == 100_000].mean()
+    assert abs(played.sum() - 1_000) < 4 * np.sqrt(1_000)
+    assert large == pytest.approx(small / 10, rel=0.3)
+    # each row's propensity is its own, so weighted means stay unbiased
+    assert np.allclose(draw.propensity[played & (arr == 100_000)],
+                       draw.propensity[played & (arr == 10_000)][0] / 10)  # fmt: skip

@@ -11,6 +11,7 @@ from models.config import Capacity, PlanConfig, Play
 from models.interventions.plans import count_plans, search_plans
 from models.interventions.portfolio import (
     CatalogOptions,
+    Grounding,
     PlanTables,
     catalog_options,
     exclusions,
@@ -128,7 +129,7 @@ def test_fund_picks_the_best_plans_within_capacity():
 
 def test_one_account_plan_by_hand():
     # given one account at 50 % with 10,000 ARR and a call that adds 10 points for 100
-    cfg = PlanConfig(catalog={"call": CATALOG["call"]}, epsilon=0.0)
+    cfg = PlanConfig(catalog={"call": CATALOG["call"]}, epsilon=0.0, exploration={"share": 0})
     scores = _scores(1).assign(win_probability=0.5, arr=10_000.0, days_to_renewal=90.0)
     effects = _Effects({"call": 0.1})
     # when planned
@@ -214,8 +215,8 @@ def test_options_of_a_kind_without_an_estimate_are_refused_by_name():
 
 
 def test_nothing_worth_its_cost_funds_nothing_and_holds_nobody_out():
-    # given plays that lift nothing
-    cfg = PlanConfig(catalog=CATALOG)
+    # given plays that lift nothing (and no exploration)
+    cfg = PlanConfig(catalog=CATALOG, exploration={"share": 0})
     effects = _Effects({"call": 0.0, "discount": 0.0, "training": 0.0})
     # when planned
     out = make_plans(cfg, effects, _scores(20), _scores(20), AS_OF)  # type: ignore[arg-type]
@@ -225,3 +226,60 @@ def test_nothing_worth_its_cost_funds_nothing_and_holds_nobody_out():
     assert out.allocation["candidates"] == 20, "business as usual for each"
     assert out.allocation["objective"] == 0.0
     assert out.allocation["used"] == {"csm_hours": 0.0, "exec_hours": 0.0, "budget": 0.0}
+
+
+def test_exploration_spends_a_share_of_capacity_across_every_kind_and_logs_each_arm():
+    # given 600 accounts, capacity for about 75 plays, and a fifth of it for exploration
+    scores = _scores(600, seed=5)
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.0,
+                     exploration={"share": 0.2})  # fmt: skip
+    effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
+    # when planned
+    out = make_plans(cfg, effects, scores, scores, AS_OF)  # type: ignore[arg-type]
+    plans, given = out.plans, out.assignments
+    explored = plans["explore_arm"] != ""
+    # then the explored accounts are funded nothing, and every kind (and the control) is drawn
+    assert explored.sum() == out.explored > 0
+    assert not plans.loc[explored, "funded"].any()
+    assert set(plans.loc[explored, "explore_arm"]) == {"call", "discount", "training", "none"}
+    # the exploration's plays and the funded plans together stay within capacity
+    hours = {k: CATALOG[k].csm_hours for k in ("call", "discount", "training")}
+    spent = plans.loc[explored, "explore_arm"].map(hours).fillna(0).sum()
+    assert spent + plans["recommended_csm_hours"].sum() <= 150 + 1e-9
+    assert spent > 0
+    # and every arm is exported in the contract's assignments shape with its propensity
+    randomised = given[given["source"] == "randomised"].set_index("account_id")
+    ids = plans.loc[explored, "account_id"]
+    assert randomised.loc[ids, "arm"].tolist() == plans.loc[explored, "explore_arm"].tolist()
+    assert np.allclose(randomised.loc[ids, "propensity"], plans.loc[explored, "explore_propensity"])
+    recommended = given[given["source"] == "recommended"]
+    assert set(recommended["account_id"]) == set(plans.loc[plans["funded"], "account_id"])
+    assert (given["ts"] == pd.Timestamp(AS_OF, tz="UTC")).all()
+
+
+def test_no_exploration_when_its_share_is_zero():
+    scores = _scores(200)
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), exploration={"share": 0})
+    effects = _Effects({"call": 0.05, "discount": 0.08})
+    out = make_plans(cfg, effects, scores, scores, AS_OF)  # type: ignore[arg-type]
+    assert out.explored == 0 and (out.plans["explore_arm"] == "").all()
+    assert (out.assignments["source"] == "randomised").sum() == (
+        out.plans["arm"] == "holdout_random"
+    ).sum()
+
+
+def test_grounding_moves_one_kinds_effects_and_widens_their_interval():
+    scores = _scores(100)
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), exploration={"share": 0})
+    effects = _Effects({"call": 0.05, "discount": 0.08})
+    grounding = Grounding(
+        shift=pd.Series({"call": -0.07, "discount": 0.0}),
+        se=pd.Series({"call": 0.01, "discount": 0.0}),
+    )
+    out = make_plans(cfg, effects, scores, scores, AS_OF, grounding=grounding)  # type: ignore[arg-type]
+    table = out.effects.groupby("kind")[["effect", "effect_low", "effect_high"]].mean()
+    assert table.loc["call", "effect"] == pytest.approx(-0.02)
+    width = table.loc["call", "effect_high"] - table.loc["call", "effect_low"]
+    assert width == pytest.approx(2 * 1.959963984540054 * np.hypot(0.02 / 1.959963984540054, 0.01))
+    assert table.loc["discount", "effect"] == pytest.approx(0.08)
+    assert "call" not in set(out.plans["best_plan"]), "a play that hurts is never recommended"

@@ -50,6 +50,7 @@ def generated(tmp_path_factory):
         "all",
         "params",
         "bench",
+        "simulate-loop",
     ],
 )
 def test_every_command_explains_itself(command):

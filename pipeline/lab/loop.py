@@ -1,0 +1,377 @@
+"""``healthscore simulate-loop``: the learning loop run in the synthetic world, period by period.
+
+Evaluation code (it reads the world's hidden state). Per seed and exploration share ε, from a
+world run up to ``synthetic.end_date``:
+
+1. write the world's tables so far; at period 0 (and every ``retrain_every`` periods) build the
+   features and train the win model and the effect model, as ``make train`` does;
+2. score and plan as of the first day of the coming month, as the nightly job does: the plan
+   stage reads the experiment so far, grounds the effects, explores a share ε of capacity across
+   every kind and exports every arm it assigns (``plans/…/assignments.parquet``);
+3. measure the plan against the truth of that month: the value of what runs (the funded plans and
+   the exploration's plays, so exploration's cost counts) as a share of the capacity-limited
+   oracle's (the same search and allocation on the true effects), the naive re-prediction's, the
+   share of accounts given a harmful plan, and each kind's estimate, interval and truth;
+4. apply the exported arms in the world (a play at a later timing slot in its month; a second
+   play for an account the month after) and step a month.
+
+Every scored account is measured (the plan spends its capacity on all of them), with its true
+renewal probability at its contract's end. Value follows ``evaluate-plays``:
+Σ ARR × ((p + true lift) × kept share − p) − cost. Beside the policy: the naive re-prediction and
+"exact averages" (each kind's true mean spread by the slope p(1 − p), the ceiling of a policy that
+gets only the per-kind averages right).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.interventions.plans import Option
+from models.interventions.portfolio import catalog_options, fund
+from pipeline import synthetic
+from pipeline.config import Params
+from pipeline.io import catalog, registry
+from pipeline.lab.evaluate_plays import _search, exact_averages, naive_lifts, true_value
+from pipeline.shared.asof import features_as_of
+from pipeline.stages import features as features_stage
+from pipeline.stages import plan as plan_stage
+from pipeline.stages import score as score_stage
+from pipeline.stages import train as train_stage
+from pipeline.synthetic.oracle import future_health, renewal_probability
+from pipeline.synthetic.simulation import CONTROL, SOURCES, Actions, World
+from pipeline.synthetic.world import EFFECT_LAG, INTERVENTIONS, RHO, TERM_OFFSET
+
+log = logging.getLogger("healthscore")
+
+DEFAULT_BOOK = 10_000  # the default world's size, which plan.capacity is set for
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """One ``simulate-loop`` run.
+
+    Attributes:
+        seeds: the worlds' seeds.
+        periods: months to run the loop for.
+        epsilons: exploration shares to compare (0 is the control).
+        accounts: the book's size (capacity is scaled from the default 10,000).
+        retrain_every: retrain the win and effect models every this many periods (0: once).
+    """
+
+    seeds: tuple[int, ...]
+    periods: int
+    epsilons: tuple[float, ...]
+    accounts: int
+    retrain_every: int = 0
+
+
+def run_loop(params: Params, settings: LoopSettings, out: Path) -> dict[str, Any]:
+    """Run every (seed, ε) loop; write ``out/loop.json`` and ``out/loop.png``; return the JSON.
+
+    Each loop's world, outputs and tracking store stay in ``out/worlds/seed_S_eps_E`` (replaced
+    on a re-run) for inspection.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for seed in settings.seeds:
+        for epsilon in settings.epsilons:
+            root = out / "worlds" / f"seed_{seed}_eps_{epsilon:g}"
+            if root.exists():
+                shutil.rmtree(root)
+            rows += _one_loop(_loop_params(params, settings, seed, epsilon, root),
+                              settings, seed, epsilon)  # fmt: skip
+            _write(out, settings, rows)
+    return _write(out, settings, rows)
+
+
+def _write(out: Path, settings: LoopSettings, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``loop.json`` (settings and one row per seed, ε and period) and its plot, atomically."""
+    result = {
+        "settings": {
+            "seeds": list(settings.seeds), "periods": settings.periods,
+            "epsilons": list(settings.epsilons), "accounts": settings.accounts,
+            "retrain_every": settings.retrain_every,
+        },
+        "periods": rows,
+    }  # fmt: skip
+    scratch = out / ".loop.json.tmp"
+    scratch.write_text(json.dumps(result, indent=2, default=float) + "\n")
+    scratch.replace(out / "loop.json")
+    if rows:
+        _plot(pd.DataFrame(rows), out / "loop.png")
+    return result
+
+
+def _loop_params(
+    params: Params, settings: LoopSettings, seed: int, epsilon: float, root: Path
+) -> Params:
+    """The params of one loop: its own folders and tracking store, ε, capacity to the book."""
+    scale = settings.accounts / DEFAULT_BOOK
+    capacity = {
+        k: None if v is None else v * scale for k, v in params.plan.capacity.model_dump().items()
+    }
+    plan_cfg = params.plan.model_copy(
+        update={
+            "epsilon": 0.0,  # the holdout is not what this loop measures
+            "capacity": params.plan.capacity.model_copy(update=capacity),
+            "exploration": params.plan.exploration.model_copy(update={"share": epsilon}),
+        }
+    )
+    return params.model_copy(
+        update={
+            "output_dir": root / "outputs",
+            "data": params.data.model_copy(
+                update={"raw_dir": root / "raw", "oracle_dir": root / "oracle", "cutoff": None}
+            ),
+            "synthetic": params.synthetic.model_copy(
+                update={"seed": seed, "accounts": settings.accounts}
+            ),
+            "mlflow": params.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}
+            ),
+            "plan": plan_cfg,
+        }
+    )
+
+
+def _one_loop(
+    params: Params, settings: LoopSettings, seed: int, epsilon: float
+) -> list[dict[str, Any]]:
+    """One world, one ε: train, then plan, measure, apply and step for every period."""
+    params.output_dir.mkdir(parents=True, exist_ok=True)
+    world = synthetic.loop_world(params.synthetic, params.features, settings.periods)
+    ids = synthetic.account_ids(world)
+    index = pd.Series(np.arange(ids.size), index=ids)
+    queue: dict[int, list[tuple[int, int, float, int]]] = defaultdict(list)
+    rows = []
+    for t in range(settings.periods):
+        synthetic.write_tables(world, params.data.raw_dir)
+        if t == 0 or (settings.retrain_every and t % settings.retrain_every == 0):
+            features_stage.run_features(params, quiet=True)
+            train_stage.run_train(params)
+        as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
+        score_stage.run_score(params, as_of)
+        plan_stage.run_plan(params, as_of)
+        figures = _measure(params, world, index, as_of)
+        given = catalog.ASSIGNED.read(params.output_dir, as_of)
+        for row in given.itertuples():
+            if row.arm in INTERVENTIONS or row.arm == "none":
+                month = world.month + int(row.offset_days) // 30
+                kind = CONTROL if row.arm == "none" else INTERVENTIONS.index(row.arm)
+                source = SOURCES.index(row.source)
+                queue[month].append((int(index[row.account_id]), kind, row.propensity, source))
+        world.step(_actions(world, queue))
+        rows.append({"seed": seed, "epsilon": epsilon, "period": t, "as_of": str(as_of),
+                     **figures})  # fmt: skip
+        log.info(
+            "loop: seed %d ε %.2f period %d (%s): policy %.3f of the capacity oracle, naive "
+            "%.3f; %d explored", seed, epsilon, t, as_of, figures["policy_vs_capacity_oracle"],
+            figures["naive_vs_capacity_oracle"], figures["explored"],
+        )  # fmt: skip
+    return rows
+
+
+def _actions(world: World, queue: dict[int, list[tuple[int, int, float, int]]]) -> Actions:
+    """The arms due this month for accounts still eligible; a second play waits a month."""
+    due = queue.pop(world.month, [])
+    eligible = world.eligible()
+    seen: set[int] = set()
+    keep = []
+    for item in due:
+        account = item[0]
+        if not eligible[account]:
+            continue
+        if account in seen:
+            queue[world.month + 1].append(item)
+            continue
+        seen.add(account)
+        keep.append(item)
+    if not keep:
+        return Actions.empty()
+    account, kind, propensity, source = (np.array(v) for v in zip(*keep, strict=True))
+    return Actions(account.astype(int), kind.astype(int), propensity.astype(float),
+                   source.astype(int))  # fmt: skip
+
+
+def true_lifts(
+    world: World, accounts: np.ndarray, options: tuple[Option, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The true renewal probability of ``accounts`` now, and each option's true lift of it.
+
+    The state is the last simulated month's (what the oracle conditions on); a play at offset
+    ``d`` days starts ``d // 30`` months into the coming month and moves health a month later,
+    decaying to the contract's end.
+    """
+    known = world.month - 1
+    end_m = world.end_month[accounts]
+    term = np.array([TERM_OFFSET.get(int(t), 0.0) for t in world.term[accounts]])
+    base = world.base[accounts] + term
+    adoption = world.acc.adoption[accounts]
+    mean, var = future_health(
+        world.health[accounts], world.acc.mu[accounts], end_m - known,
+        world.pending[accounts], world.champion_gone[accounts] < 0,
+    )  # fmt: skip
+    p = renewal_probability(base, adoption, mean, var)
+    tau = world.true_effects(accounts)
+    lifts = np.zeros((accounts.size, len(options)))
+    for j, o in enumerate(options):
+        lead = end_m - (world.month + o.offset_days // 30 + EFFECT_LAG)
+        reach = np.where(lead >= 0, RHO ** np.maximum(lead, 0), 0.0)
+        k = INTERVENTIONS.index(o.kind)
+        lifts[:, j] = renewal_probability(base, adoption, mean, var, reach * tau[:, k]) - p
+    return p, lifts
+
+
+def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dict[str, Any]:
+    """The plan of ``as_of`` against the truth of the coming month (see the module docstring)."""
+    frame = catalog.PLANNED.read(params.output_dir, as_of)
+    given = catalog.ASSIGNED.read(params.output_dir, as_of)
+    estimated = catalog.PLAY_EFFECTS.read(params.output_dir, as_of)
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, _ = registry.load_champion(
+        params.mlflow.model_name, params.mlflow.alias, params.score.version
+    )
+    assert model.effects is not None
+    kinds = list(model.effects.kinds_)
+    cfg = params.plan
+    options = catalog_options(cfg, kinds).options
+    column = np.array([kinds.index(o.kind) for o in options])
+    accounts = index[frame["account_id"]].to_numpy()
+    p_true, true_option = true_lifts(world, accounts, options)
+    arr = frame["arr"].to_numpy(dtype=float)
+    days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
+    p_model = frame["win_probability"].to_numpy(dtype=float)
+    ids = frame["account_id"]
+    est = estimated.pivot_table(index="account_id", columns="kind", values="effect")
+    capacity = cfg.capacity.model_dump()
+
+    # what runs: every exported arm of these accounts, as options
+    where = {(o.kind, o.offset_days): j for j, o in enumerate(options)}
+    executed = np.zeros((len(frame), len(options)), dtype=bool)
+    row_of = pd.Series(np.arange(len(frame)), index=ids)
+    for row in given[given["account_id"].isin(ids) & (given["arm"] != "none")].itertuples():
+        executed[row_of[row.account_id], where[(row.arm, int(row.offset_days))]] = True
+    oracle = _search(p_true, true_option, arr, days, options, cfg)
+    oracle_plans = oracle.plans[fund(oracle, capacity).plan]
+    ours = _search(p_model, est.loc[ids, kinds].to_numpy()[:, column], arr, days, options, cfg)
+    unexplored = ours.plans[fund(ours, capacity).plan]
+    snapshot, _ = features_as_of(params.data, params.features, model, as_of)
+    snapshot = snapshot.set_index("account_id").reindex(ids).reset_index()
+    naive = naive_lifts(model, snapshot, kinds)
+    naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
+    naive_plans = naive_search.plans[fund(naive_search, capacity).plan]
+    first = {}
+    for j, o in enumerate(options):
+        first.setdefault(o.kind, j)
+    true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
+                                 for k in kinds])  # fmt: skip
+    exact = exact_averages(p_model, true_kind)[:, column]
+    exact_search = _search(p_model, exact, arr, days, options, cfg)
+    exact_plans = exact_search.plans[fund(exact_search, capacity).plan]
+    # the effect model's per-account shape, each kind shifted to its true mean
+    model_kind = est.loc[ids, kinds].to_numpy()
+    shifted = (model_kind - model_kind.mean(axis=0) + true_kind.mean(axis=0))[:, column]
+    shifted_search = _search(p_model, shifted, arr, days, options, cfg)
+    shifted_plans = shifted_search.plans[fund(shifted_search, capacity).plan]
+
+    value = {
+        name: true_value(p_true, true_option, chosen, arr, options)
+        for name, chosen in (("policy", executed), ("oracle", oracle_plans),
+                             ("no_exploration", unexplored), ("naive", naive_plans),
+                             ("exact_averages", exact_plans), ("exact_shift", shifted_plans))
+    }  # fmt: skip
+    best = value["oracle"][0]
+    explored = frame["explore_arm"].fillna("") != ""
+    out: dict[str, Any] = {
+        "accounts": len(frame),
+        "value_capacity_oracle": best,
+        "value_policy": value["policy"][0],
+        "policy_vs_capacity_oracle": value["policy"][0] / best if best else float("nan"),
+        "naive_vs_capacity_oracle": value["naive"][0] / best if best else float("nan"),
+        "exact_averages_vs_capacity_oracle": value["exact_averages"][0] / best
+        if best
+        else float("nan"),
+        "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best
+        if best
+        else float("nan"),
+        "harmful_share": value["policy"][1],
+        "explored": int(explored.sum()),
+        "funded": int(frame["funded"].sum()),
+    }
+    experiment = (
+        catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
+        if catalog.EXPERIMENT.exists(params.output_dir, as_of)
+        else None
+    )
+    low = estimated.pivot_table(index="account_id", columns="kind", values="effect_low")
+    high = estimated.pivot_table(index="account_id", columns="kind", values="effect_high")
+    kinds_out = {}
+    for kind in kinds:
+        if kind not in first:
+            continue
+        truth = float(true_option[:, first[kind]].mean())
+        estimate = float(est.loc[ids, kind].mean())
+        entry = {
+            "truth": truth,
+            "estimate": estimate,
+            "low": float(low.loc[ids, kind].mean()),
+            "high": float(high.loc[ids, kind].mean()),
+            "sign_right": bool(np.sign(estimate) == np.sign(truth)),
+        }
+        if experiment is not None and kind in experiment.index:
+            row = experiment.loc[kind]
+            entry |= {
+                "experiment": _num(row["ate"]), "experiment_low": _num(row["lo"]),
+                "experiment_high": _num(row["hi"]), "experiment_rows": int(row["rows"]),
+                "renewal_only": _num(row.get("renewal_ate")),
+                "renewal_only_rows": int(row.get("renewal_rows", 0)),
+            }  # fmt: skip
+        entry["covered"] = bool(entry["low"] <= truth <= entry["high"])
+        kinds_out[kind] = entry
+    out["kinds"] = kinds_out
+    return out
+
+
+def _num(value: Any) -> float | None:
+    """A finite float, or None (JSON has no NaN)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    """Policy value against periods, one line per seed and ε (the naive re-prediction dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for (seed, epsilon), group in table.groupby(["seed", "epsilon"]):
+        ax.plot(group["period"], group["policy_vs_capacity_oracle"], marker="o",
+                label=f"seed {seed}, ε = {epsilon:g}")  # fmt: skip
+    for seed, group in table[table["epsilon"] == table["epsilon"].min()].groupby("seed"):
+        ax.plot(group["period"], group["naive_vs_capacity_oracle"], linestyle="--", alpha=0.6,
+                label=f"seed {seed}, naive re-prediction")  # fmt: skip
+    ax.axhline(0.85, color="grey", linewidth=0.8)
+    ax.axhline(0.90, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("period (months)")
+    ax.set_ylabel("policy value / capacity-limited oracle")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,168 @@
+"""What the randomised plays taught so far: the experiment's read-out that grounds the plan.
+
+Reads the ``assignments`` table (every arm a policy assigned, the no-play controls included),
+keeps the randomised rows decided at least ``lag_days`` before the plan's date, and measures each
+row's **surrogate** outcome: the change in the champion win model's probability from the decision
+to ``lag_days`` after it, with the play-history columns held at their values at the decision
+(they move mechanically when a play is logged; what should move is the account's behaviour). An
+account without a contract in force by then has churned: its probability after is 0.
+
+Each kind's average effect then comes from the randomised rows alone
+(:func:`models.interventions.experiment.randomised_effects`), and the observational model's
+estimates are shifted by the gap over the same rows (``Grounding`` in the plan).
+
+The surrogate is valid when plays act on renewal only through what the win model sees (true in
+the synthetic world by construction); on real data it is an assumption to check against renewals
+as they arrive (``renewals`` in the read-out: the same estimate on the renewal outcome).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import features
+from models.interventions.experiment import CONTROL, randomised_effects
+from models.interventions.uplift import context_frame, segments
+from pipeline import io
+from pipeline.config import DataConfig, FeaturesConfig
+from pipeline.io.engines import make_engine
+from pipeline.io.registry import HealthModel
+from pipeline.shared.asof import pinned_features
+
+log = logging.getLogger("healthscore")
+
+TABLE = "assignments"
+HISTORY_FAMILY = "interventions"
+NO_PLAY = "none"
+
+
+@dataclass(frozen=True)
+class Readout:
+    """The experiment so far, per kind.
+
+    Attributes:
+        surrogate: ``randomised_effects`` on the surrogate outcome, with ``observational`` (the
+            effect model's average over the same rows) and ``shift`` (the grounding correction).
+        renewals: the same estimate on the renewal outcome, for the rows whose renewal is known.
+        rows: randomised rows read (decided ``lag_days`` or more before the plan).
+        slope: mean of p(1 − p) over those rows at their decision.
+    """
+
+    surrogate: pd.DataFrame
+    renewals: pd.DataFrame
+    rows: int
+    slope: float
+
+
+def randomised_rows(raw: io.RawData, as_of: date, lag_days: int) -> pd.DataFrame:
+    """Randomised assignments decided at least ``lag_days`` before ``as_of`` (empty if none)."""
+    if not raw.has(TABLE):
+        return pd.DataFrame(columns=["account_id", "decided_at", "arm", "propensity"])
+    given = raw.frame(TABLE)
+    given = given[given["source"] == "randomised"]
+    ts = pd.to_datetime(given["ts"])
+    decided = (ts.dt.tz_convert(None) if ts.dt.tz is not None else ts).dt.normalize()
+    ready = decided + pd.Timedelta(days=lag_days) <= pd.Timestamp(as_of)
+    out = given.assign(decided_at=decided)[ready]
+    return out[["account_id", "decided_at", "arm", "propensity"]].reset_index(drop=True)
+
+
+def read_experiment(
+    data: DataConfig,
+    features_cfg: FeaturesConfig,
+    model: HealthModel,
+    as_of: date,
+    lag_days: int,
+    min_rows: int,
+) -> Readout | None:
+    """The experiment's read-out on ``as_of``; None when the data has no randomised rows yet."""
+    effects = model.effects
+    if effects is None or data.source == "table":
+        return None
+    kinds = list(effects.kinds_)
+    with io.read_raw(data) as raw, tempfile.TemporaryDirectory() as tmp:
+        rows = randomised_rows(raw, as_of, lag_days)
+        rows = rows[rows["arm"].isin([*kinds, NO_PLAY])].reset_index(drop=True)
+        if rows.empty:
+            return None
+        contracts = raw.frame("contracts")
+        after_day = rows["decided_at"] + pd.Timedelta(days=lag_days)
+        spine = _spine(contracts, rows["account_id"], rows["decided_at"], after_day)
+        cfg = pinned_features(features_cfg, model.catalog)
+        built, _ = features.build_feature_table(
+            make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
+        )
+        outcomes = features.contract_outcomes(contracts, features_cfg.grace_days, io.data_end(raw))
+    before = _at(built, rows["account_id"], rows["decided_at"])
+    after = _at(built, rows["account_id"], after_day)
+    history = model.catalog.loc[model.catalog["family"] == HISTORY_FAMILY, "name"].tolist()
+    known = before["account_id"].notna().to_numpy()
+    p_before = _predict(model, before)
+    after = after.assign(**{c: before[c].to_numpy() for c in history if c in after})
+    p_after = np.where(after["account_id"].notna(), _predict(model, after), 0.0)
+    arm = rows["arm"].map({NO_PLAY: CONTROL, **{k: i for i, k in enumerate(kinds)}}).to_numpy()
+    propensity = rows["propensity"].to_numpy(dtype=float)
+    ok = known & np.isfinite(p_before) & np.isfinite(propensity)
+    surrogate = randomised_effects(
+        arm[ok], propensity[ok], (p_after - p_before)[ok], kinds, min_rows
+    )
+    context = context_frame(before[ok].reset_index(drop=True), model.catalog, model.features)
+    p0 = p_before[ok]
+    mods = context[list(effects.modifier_columns_)] if effects.modifier_columns_ else None
+    point, _, _ = effects.effects(p0, segments(before[ok]), mods)
+    observational = pd.Series(point.mean(axis=0), index=kinds)
+    surrogate = surrogate.assign(
+        observational=observational, shift=surrogate["ate"] - observational
+    )
+    renewed = _renewals(before[ok], outcomes)
+    has = ~np.isnan(renewed)
+    renewals = randomised_effects(arm[ok][has], propensity[ok][has], renewed[has], kinds, min_rows)
+    slope = float(np.mean(p0 * (1 - p0)))
+    return Readout(surrogate=surrogate, renewals=renewals, rows=int(ok.sum()), slope=slope)
+
+
+def _spine(
+    contracts: pd.DataFrame, accounts: pd.Series, before: pd.Series, after: pd.Series
+) -> pd.DataFrame:
+    """Scoring snapshots of ``accounts`` at each decision date and ``lag_days`` after it."""
+    wanted = pd.DataFrame(
+        {"account_id": pd.concat([accounts, accounts]), "as_of": pd.concat([before, after])}
+    ).drop_duplicates()
+    parts = []
+    for day, group in wanted.groupby("as_of"):
+        spine = features.make_scoring_spine(contracts, pd.Timestamp(day))
+        parts.append(spine[spine["account_id"].isin(group["account_id"])])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _at(built: pd.DataFrame, accounts: pd.Series, days: pd.Series) -> pd.DataFrame:
+    """The built rows of (account, day), in that order; all-missing where none was built."""
+    keys = pd.DataFrame({"account_id": accounts.to_numpy(), "as_of": days.to_numpy()})
+    table = built.assign(as_of=pd.to_datetime(built["as_of"]))
+    merged = keys.merge(table, on=["account_id", "as_of"], how="left", indicator=True)
+    present = merged["_merge"] == "both"
+    return merged.drop(columns="_merge").assign(account_id=merged["account_id"].where(present))
+
+
+def _predict(model: HealthModel, table: pd.DataFrame) -> np.ndarray:
+    """The champion's win probability of each row (NaN for rows not built)."""
+    out = np.full(len(table), np.nan)
+    present = table["account_id"].notna().to_numpy()
+    if present.any():
+        X = model.ensemble.align(table.loc[present, model.features])
+        out[present] = model.ensemble.predict_proba(X)[:, 1]
+    return out
+
+
+def _renewals(before: pd.DataFrame, outcomes: pd.DataFrame) -> np.ndarray:
+    """1/0 renewal of the contract in force at each decision, NaN while unknown."""
+    known = outcomes[["contract_id", "renewed"]].drop_duplicates("contract_id")
+    merged = before[["contract_id"]].merge(known, on="contract_id", how="left")
+    return pd.to_numeric(merged["renewed"], errors="coerce").to_numpy(dtype=float)
