@@ -248,6 +248,7 @@ def make_plans(
     as_of: date,
     options: Sequence[plans.Option] | None = None,
     grounding: Grounding | None = None,
+    team_plays: float | None = None,
 ) -> PlanTables:
     """Recommended plays per account, allocated within capacity, with the learning loop's arms.
 
@@ -264,6 +265,8 @@ def make_plans(
         as_of: the date of the run.
         options: the options to plan with; None: :func:`catalog_options` of ``cfg``.
         grounding: per-kind corrections the experiment measured (None: the estimates as fitted).
+        team_plays: plays the team runs in a period (from the interventions log): the capacity
+            the exploration takes its share of; None: the plan's capacity in plays.
 
     Returns:
         The plan tables.
@@ -302,7 +305,7 @@ def make_plans(
         seed=cfg.seed,
     )
     capacity = cfg.capacity.model_dump()
-    draw, left = _explore(cfg, scores, options, search, lead, capacity, as_of)
+    draw, left = _explore(cfg, scores, options, search, lead, capacity, as_of, team_plays)
     funding = fund(search, left, exclude=draw.assigned)
     assignment = _assign_holdout(cfg, scores, options, search, funding.plan, lead)
     frame = _plans_frame(
@@ -350,17 +353,20 @@ def _explore(
     lead: np.ndarray,
     capacity: dict[str, float | None],
     as_of: date,
+    team_plays: float | None = None,
 ) -> tuple[experiment.Exploration, dict[str, float | None]]:
     """The exploration's draw, and the capacity left for the recommendations after it."""
     first_slot = _first_slots(options)
     allowed = plans.eligibility(options, scores["arr"].to_numpy(dtype=float), lead)[:, first_slot]
-    budget = _exploration_budget(cfg, search, [options[j] for j in first_slot], capacity)
+    budget = _exploration_budget(
+        cfg, search, [options[j] for j in first_slot], capacity, team_plays
+    )
     ids = scores["account_id"].astype(str).to_numpy()
     # a random play costs most where the ARR is largest: accounts above the median ARR are
-    # drawn in inverse proportion to it (their propensities say so)
+    # drawn in proportion to 1 / √ARR (their propensities say so)
     arr = scores["arr"].to_numpy(dtype=float)
     median = float(np.nanmedian(arr)) if len(arr) else 0.0
-    weight = np.where(arr > median, median / np.maximum(arr, 1e-9), 1.0)
+    weight = np.where(arr > median, np.sqrt(median / np.maximum(arr, 1e-9)), 1.0)
     draw = experiment.explore(
         ids, allowed, budget, cfg.seed, f"{as_of}", cfg.exploration.controls_per_play, weight
     )
@@ -383,16 +389,21 @@ def _exploration_budget(
     search: plans.PlanSearch,
     arms: Sequence[plans.Option],
     capacity: dict[str, float | None],
+    team_plays: float | None = None,
 ) -> float:
-    """Randomised plays worth ``exploration.share`` of the capacity that binds first.
+    """Randomised plays worth ``exploration.share`` of the team's capacity.
 
-    A play drawn uniformly over the kinds needs each resource's mean over them; with no limit on
-    any resource the budget is the share of the plays the capacity would fund. Never more than
-    that share of the accounts.
+    The team's capacity is the plays it runs in a period (``team_plays``, read from its log) or,
+    without a log, the plan's capacity in plays: a play drawn uniformly over the kinds needs each
+    resource's mean over them, and the resource that binds first counts; with no limit on any
+    resource, the plays the capacity would fund. Never more than the share of the accounts.
     """
     share = cfg.exploration.share
     if share <= 0 or not arms:
         return 0.0
+    cap = share * len(search.best)
+    if team_plays is not None and team_plays > 0:
+        return min(cap, share * team_plays)
     need = {
         "csm_hours": np.mean([o.csm_hours for o in arms]),
         "exec_hours": np.mean([o.exec_hours for o in arms]),
@@ -403,7 +414,6 @@ def _exploration_budget(
         for name, total in capacity.items()
         if total is not None and need.get(name, 0) > 0
     ]
-    cap = share * len(search.best)
     if plays:
         return min(cap, share * min(plays))
     return min(cap, share * float(search.plans[fund(search, capacity).plan].sum()))

@@ -111,6 +111,7 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
         "recommended": plan["recommended"],
         "arm": plan["arm"],
         "action": plan["action"],
+        "experiment_arm": plan.get("explore_arm") or None,  # absent before exploration
         "runners_up": [
             {"plan": plan[f"runner_up_{i}"], "arr_saved": float(plan[f"runner_up_{i}_arr_saved"])}
             for i in (1, 2)
@@ -193,6 +194,13 @@ def render_page(page: dict[str, Any]) -> None:
             )
         for alt in plays["runners_up"]:
             console.print(f"  or: {alt['plan']} (ARR saved {alt['arr_saved']:,.0f})")
+        drawn = plays.get("experiment_arm")
+        if drawn:
+            what = "no play, as a control" if drawn == "none" else drawn.replace("_", " ")
+            console.print(
+                f"[bold]Experiment[/]: drawn at random this period ({what}), to measure what "
+                "each play does; it replaces the recommendation for this account"
+            )
         effects = ", ".join(
             f"{e['kind']} {100 * e['effect']:+.1f}{'*' if e['extrapolated'] else ''}"
             for e in plays["effects"]

@@ -30,7 +30,8 @@ import pandas as pd
 from models.config import PlanConfig
 from models.interventions import plans, policy, portfolio
 from models.interventions.plans import Option
-from models.interventions.uplift import context_frame
+from models.interventions.uplift import PERIODS, context_frame
+from pipeline import io
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.shared.asof import features_as_of
@@ -123,8 +124,9 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
     context = context_frame(snapshot, model.catalog, model.features)
     options = catalog_options(params.plan, model.effects.kinds_)
     readout, grounding = _experiment(params, model, as_of)
+    team = team_plays(params, as_of)
     out = portfolio.make_plans(
-        params.plan, model.effects, scores, context, as_of, options, grounding
+        params.plan, model.effects, scores, context, as_of, options, grounding, team
     )
     frame = out.plans
     target = catalog.PLANS.path(params.output_dir, as_of)
@@ -168,6 +170,20 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         "exact" if out.exact else "genetic", seconds, target,
     )  # fmt: skip
     return result
+
+
+def team_plays(params: Params, as_of: date, periods: int = 3) -> float | None:
+    """Plays the team ran per period over the last ``periods`` before ``as_of`` (from the
+    interventions log): the capacity exploration takes its share of; None without a log."""
+    end = pd.Timestamp(as_of, tz="UTC")
+    start = end - PERIODS[params.features.frequency] * periods
+    with io.read_raw(params.data) as raw:
+        if not raw.has("interventions"):
+            return None
+        (count,) = raw.connection.execute(
+            "SELECT count(*) FROM interventions WHERE ts < ? AND ts >= ?", [end, start]
+        ).fetchone()
+    return float(count) / periods if count else None
 
 
 def _experiment(

@@ -283,3 +283,16 @@ def test_grounding_moves_one_kinds_effects_and_widens_their_interval():
     assert width == pytest.approx(2 * 1.959963984540054 * np.hypot(0.02 / 1.959963984540054, 0.01))
     assert table.loc["discount", "effect"] == pytest.approx(0.08)
     assert "call" not in set(out.plans["best_plan"]), "a play that hurts is never recommended"
+
+
+def test_exploration_takes_its_share_of_the_plays_the_team_runs():
+    # given a team that runs 100 plays a period and a tenth of them explored
+    scores = _scores(3000, seed=9).assign(arr=10_000.0)
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.0,
+                     exploration={"share": 0.1, "controls_per_play": 2.0})  # fmt: skip
+    effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
+    out = make_plans(cfg, effects, scores, scores, AS_OF, team_plays=100.0)  # type: ignore[arg-type]
+    arms = out.plans["explore_arm"]
+    plays = arms.isin(["call", "discount", "training"]).sum()
+    assert abs(plays - 10) <= 3 * np.sqrt(10)
+    assert abs((arms == "none").sum() - 20) <= 3 * np.sqrt(20)
