@@ -21,7 +21,14 @@ def test_a_small_loop_plans_explores_applies_and_measures(tmp_path):
     # given a 1,500-account world, two periods, a fifth of capacity explored
     params = load_params(
         ROOT / "params.yaml",
-        ["train.tuning.trials=0", "synthetic.history_months=30", "train.n_jobs=2"],
+        [
+            "train.tuning.trials=0",
+            "synthetic.history_months=30",
+            "train.n_jobs=2",
+            # read the experiment out after four weeks, from two rows an arm
+            "plan.exploration.surrogate_days=28",
+            "plan.exploration.min_rows=2",
+        ],
     )
     settings = LoopSettings(seeds=(7,), periods=2, epsilons=(0.2,), accounts=1500)
     # when the loop runs
@@ -60,3 +67,10 @@ def test_a_small_loop_plans_explores_applies_and_measures(tmp_path):
     # and the controls are exported with theirs
     given = pd.read_parquet(world / "raw" / "assignments.parquet")
     assert {"none"} <= set(given["arm"]) and given["propensity"].between(0, 1).all()
+    # and the next plan read the experiment out, beside what the effect model said
+    second = pd.Timestamp(rows[1]["as_of"]).date()
+    readout = catalog.EXPERIMENT.read(loop_params.output_dir, second).set_index("kind")
+    assert readout["control_rows"].iloc[0] > 0 and readout["rows"].sum() > 0
+    assert readout["observational"].notna().all()
+    summary = catalog.PLAN_SUMMARY.read(loop_params.output_dir, second)
+    assert summary["experiment_rows"] == readout["control_rows"].iloc[0] + readout["rows"].sum()
