@@ -331,7 +331,7 @@ def simulate_loop(
     each kind's estimate, interval and truth) and OUT/loop.png. About 30 s per period and 1 min
     per training at 3,000 accounts on 2 cores.
     """
-    from pipeline.lab.loop import LoopSettings, run_loop
+    from pipeline.lab.loop import LoopSettings, run_loop, summarise
 
     shares = (0.0, epsilon) if epsilon > 0 else (0.0,)
     settings = LoopSettings(
@@ -348,6 +348,8 @@ def simulate_loop(
     )
     typer.echo("policy value / capacity-limited oracle, per period (columns: seed, ε)")
     typer.echo(shown.to_string(float_format=lambda v: f"{v:.3f}"))
+    typer.echo("")
+    typer.echo(summarise(result).T.to_string(float_format=lambda v: f"{v:.3f}"))
     typer.echo(f"→ {out / 'loop.json'}")
 
 

@@ -4,10 +4,9 @@ The observational log cannot tell a play's effect on the whole book where CSMs c
 the very reasons that drive its effect (no overlap). A small randomised budget can:
 
 - :func:`explore` draws, among the eligible accounts, an experiment of expected size ``budget``
-  plays: each eligible account takes a play with probability ``q`` (one of its ``k_i`` allowed
-  kinds, uniformly: ``q / k_i`` each) or the no-play control with probability ``c · q``. Every
-  arm's probability is known and logged. Draws are hashes of (seed, salt, account id), as in the
-  holdout (:mod:`.policy`).
+  plays, an equal part per kind spread over the accounts allowed it, and ``c`` no-play controls
+  per play. Every arm's probability is known and logged. Draws are
+  hashes of (seed, salt, account id), as in the holdout (:mod:`.policy`).
 - :func:`randomised_effects` reads each kind's average effect from those rows alone, by
   inverse-propensity weighted (Hájek) means of the outcome in each arm against the control arm,
   with a linearised standard error. Unbiased whatever drove the CSMs' own choices.
@@ -65,10 +64,12 @@ def explore(
 ) -> Exploration:
     """Draw randomised arms for an expected ``budget`` plays among the eligible accounts.
 
-    An eligible account (one allowed kind or more) takes a play with probability ``q`` (then one
-    of its ``k`` allowed kinds uniformly: propensity ``q / k``), the no-play control with
-    probability ``controls_per_play · q`` (a control uses no capacity, and a larger control arm
-    narrows every kind's interval), or neither.
+    Each kind gets an equal part of the budget, spread over the accounts allowed it in
+    proportion to ``weight``: account ``i`` takes kind ``k`` with probability ``p_ik`` (a kind
+    few accounts may get is played as often as a common one), the no-play control with
+    probability ``controls_per_play · Σ_k p_ik`` (a control uses no capacity, and a larger
+    control arm narrows every kind's interval), or neither. The probability of the arm drawn is
+    logged as its propensity.
 
     Args:
         account_ids: unique ids, one per row.
@@ -78,8 +79,7 @@ def explore(
         salt: the decision date (a fresh draw per date, the same on a re-run).
         controls_per_play: expected controls per randomised play.
         weight: (n,) relative chance of each account to be drawn (None: alike), e.g. less for
-            large accounts, where a play that turns out harmful costs most; scaled so the
-            expected plays stay ``budget`` (no account above probability 1).
+            large accounts, where a play that turns out harmful costs most.
 
     Raises:
         ValueError: mismatched shapes, repeated ids, or a negative budget or control ratio.
@@ -94,43 +94,33 @@ def explore(
         raise ValueError(
             f"budget and controls_per_play must be ≥ 0, got {budget}, {controls_per_play}"
         )
-    k = allowed.sum(axis=1)
-    eligible = k > 0
+    eligible = allowed.any(axis=1)
     w = np.ones(len(ids)) if weight is None else np.asarray(weight, dtype=float)
     if w.shape != (len(ids),) or np.any(~np.isfinite(w) | (w < 0)):
         raise ValueError("weight must be one finite, non-negative number per account")
-    w = np.where(eligible, w, 0.0)
-    ceiling = 1.0 / (1.0 + controls_per_play)
-    q_i = _scaled(w, budget, ceiling)
-    q = float(q_i[eligible].mean()) if eligible.any() else 0.0
-    q_control = controls_per_play * q_i
+    # each kind gets an equal part of the budget, spread over the accounts allowed it by weight
+    p = allowed * w[:, None]
+    reach = p.sum(axis=0)
+    kinds = int((reach > 0).sum())
+    p = np.divide(p, reach, out=np.zeros_like(p), where=reach > 0) * (budget / max(kinds, 1))
+    # no account above probability 1 for its plays and control together
+    total = p.sum(axis=1)
+    room = np.divide(1.0, (1.0 + controls_per_play) * total, out=np.ones_like(total),
+                     where=total > 0)  # fmt: skip
+    p *= np.minimum(1.0, room)[:, None]
+    play_p = p.sum(axis=1)
+    control_p = controls_per_play * play_p
     u = stable_uniform(ids, seed, f"{salt}/explore")
-    play = eligible & (u < q_i)
-    control = eligible & ~play & (u < q_i + q_control)
-    # the j-th allowed kind, j uniform on 1..k
-    j = np.minimum(np.floor(stable_uniform(ids, seed, f"{salt}/arm") * k), np.maximum(k - 1, 0)) + 1
-    nth = np.argmax(np.cumsum(allowed, axis=1) >= j[:, None], axis=1)
+    cum = p.cumsum(axis=1)
+    nth = (u[:, None] >= cum).sum(axis=1)
+    play = eligible & (u < play_p)
+    control = eligible & ~play & (u < play_p + control_p)
+    nth = np.minimum(nth, allowed.shape[1] - 1)
     arm = np.where(play, nth, np.where(control, CONTROL, -2))
-    propensity = np.where(play, q_i / np.maximum(k, 1), np.where(control, q_control, np.nan))
+    chosen = p[np.arange(len(ids)), nth]
+    propensity = np.where(play, chosen, np.where(control, control_p, np.nan))
+    q = float(play_p[eligible].mean()) if eligible.any() else 0.0
     return Exploration(arm=arm.astype(np.int64), propensity=propensity, entry=q)
-
-
-def _scaled(weight: np.ndarray, total: float, ceiling: float) -> np.ndarray:
-    """Probabilities proportional to ``weight`` summing to ``total``, none above ``ceiling``."""
-    q = np.zeros_like(weight)
-    free = weight > 0
-    left = min(total, ceiling * free.sum())
-    for _ in range(len(weight) + 1):  # water-filling: cap, then share what is left
-        if left <= 0 or not free.any():
-            break
-        q[free] = left * weight[free] / weight[free].sum()
-        over = free & (q > ceiling)
-        if not over.any():
-            break
-        q[over] = ceiling
-        free &= ~over
-        left = min(total, ceiling * (weight > 0).sum()) - q[~free].sum()
-    return q
 
 
 def randomised_effects(

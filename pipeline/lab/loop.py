@@ -375,3 +375,28 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+
+
+def summarise(result: dict[str, Any]) -> pd.DataFrame:
+    """Per seed and ε: mean of each value share over the first and second half of the periods,
+    exploration's cost, the worst harmful share, and at the last period how many kinds have the
+    right sign and an interval that covers the truth."""
+    table = pd.DataFrame(result["periods"])
+    half = result["settings"]["periods"] // 2
+    rows = []
+    for (seed, epsilon), group in table.groupby(["seed", "epsilon"]):
+        early, late = group[group["period"] < half], group[group["period"] >= half]
+        last = group.sort_values("period").iloc[-1]["kinds"]
+        row: dict[str, Any] = {"seed": seed, "epsilon": epsilon}
+        for name in ("policy", "naive", "exact_averages", "exact_shift"):
+            column = f"{name}_vs_capacity_oracle"
+            if column not in group:
+                continue
+            row[f"{name} (first half)"] = early[column].mean()
+            row[f"{name} (second half)"] = late[column].mean()
+        row["exploration cost"] = group["exploration_cost"].mean()
+        row["harmful share (max)"] = group["harmful_share"].max()
+        row["signs right (last)"] = f"{sum(k['sign_right'] for k in last.values())}/{len(last)}"
+        row["covered (last)"] = f"{sum(k['covered'] for k in last.values())}/{len(last)}"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -27,21 +27,30 @@ def test_exploration_spends_its_budget_and_logs_the_probability_of_each_arm():
     allowed = rng.random((n, 3)) < 0.6
     allowed[: n // 5] = False
     draw = explore(ids(n), allowed, budget=600, seed=1, salt="2026-10-01")
-    plays = (draw.arm >= 0).sum()
-    # then the expected number of plays is the budget (Poisson-like spread)
-    assert abs(plays - 600) < 4 * np.sqrt(600)
-    assert not draw.assigned[: n // 5].any()
-    # every arm drawn is allowed, and its logged propensity is q / k for a play, q for a control
-    k = allowed.sum(axis=1)
     played = draw.arm >= 0
+    # then the expected number of plays is the budget, a third per kind
+    assert abs(played.sum() - 600) < 4 * np.sqrt(600)
+    assert np.allclose(np.bincount(draw.arm[played]), 200, atol=4 * np.sqrt(200))
+    assert not draw.assigned[: n // 5].any()
     assert allowed[np.flatnonzero(played), draw.arm[played]].all()
-    assert np.allclose(draw.propensity[played], draw.entry / k[played])
-    assert np.allclose(draw.propensity[draw.arm == CONTROL], draw.entry)
-    # and the propensities are right: the empirical frequencies match them
-    two = (k == 2) & (np.arange(n) >= n // 5)
-    assert (draw.arm[two] == CONTROL).mean() == pytest.approx(draw.entry, abs=0.01)
-    first = two & allowed[:, 0]
-    assert (draw.arm[first] == 0).mean() == pytest.approx(draw.entry / 2, abs=0.01)
+    # each kind's logged propensity is its budget over the accounts allowed it
+    for kind in range(3):
+        rows = played & (draw.arm == kind)
+        assert np.allclose(draw.propensity[rows], 200 / allowed[:, kind].sum())
+    # and the control's logged propensity matches how often it is drawn
+    control = draw.arm == CONTROL
+    two = allowed.sum(axis=1) == 2
+    assert control[two].mean() == pytest.approx(draw.propensity[control & two].mean(), abs=0.01)
+
+
+def test_a_kind_few_accounts_may_get_is_played_about_as_often_as_a_common_one():
+    n = 30_000
+    allowed = np.ones((n, 2), dtype=bool)
+    allowed[np.arange(n) % 10 != 0, 1] = False  # kind 1: a tenth of the accounts
+    draw = explore(ids(n), allowed, 1_000, seed=4, salt="d")
+    counts = np.bincount(draw.arm[draw.arm >= 0], minlength=2)
+    assert counts[1] == pytest.approx(counts[0], rel=0.2)
+    assert counts.sum() == pytest.approx(1_000, rel=0.1)
 
 
 def test_a_larger_control_arm_costs_no_plays():
@@ -127,5 +136,5 @@ def test_weighted_exploration_draws_large_accounts_less_and_logs_it():
     assert abs(played.sum() - 1_000) < 4 * np.sqrt(1_000)
     assert large == pytest.approx(small / 10, rel=0.3)
     # each row's propensity is its own, so weighted means stay unbiased
-    assert np.allclose(draw.propensity[played & (arr == 100_000)],
-                       draw.propensity[played & (arr == 10_000)][0] / 10)  # fmt: skip
+    big, little = played & (arr == 100_000), played & (arr == 10_000)
+    assert np.allclose(draw.propensity[big] * 10, draw.propensity[little][0])
