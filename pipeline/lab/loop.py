@@ -400,3 +400,27 @@ def summarise(result: dict[str, Any]) -> pd.DataFrame:
         row["covered (last)"] = f"{sum(k['covered'] for k in last.values())}/{len(last)}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_gain(result: dict[str, Any], a: str, b: str, periods: range) -> dict[str, float]:
+    """Mean of ``a − b`` over (seed, period) pairs in ``periods`` with a 95 % t-interval.
+
+    ``a`` and ``b`` name value shares as ``"<column>@<ε>"``, e.g.
+    ``"policy_vs_capacity_oracle@0.1"``. Periods of one seed are autocorrelated: the interval is a
+    guide, not a test.
+    """
+    from scipy import stats
+
+    table = pd.DataFrame(result["periods"])
+    table = table[table["period"].isin(list(periods))]
+
+    def side(spec: str) -> pd.Series:
+        column, epsilon = spec.split("@")
+        part = table[np.isclose(table["epsilon"], float(epsilon))]
+        return part.set_index(["seed", "period"])[column]
+
+    diff = (side(a) - side(b)).dropna()
+    n = int(diff.size)
+    mean = float(diff.mean()) if n else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+    return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": n}

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.io import catalog
-from pipeline.lab.loop import LoopSettings, run_loop
+from pipeline.lab.loop import LoopSettings, paired_gain, run_loop, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,3 +74,31 @@ def test_a_small_loop_plans_explores_applies_and_measures(tmp_path):
     assert readout["observational"].notna().all()
     summary = catalog.PLAN_SUMMARY.read(loop_params.output_dir, second)
     assert summary["experiment_rows"] == readout["control_rows"].iloc[0] + readout["rows"].sum()
+
+
+def _result(values: dict[tuple[int, float], list[float]]) -> dict:
+    kinds = {"training": {"truth": 0.01, "estimate": 0.02, "low": 0.0, "high": 0.03,
+                          "sign_right": True, "covered": True}}  # fmt: skip
+    rows = [
+        {"seed": seed, "epsilon": eps, "period": t, "policy_vs_capacity_oracle": v,
+         "naive_vs_capacity_oracle": 0.5, "exact_averages_vs_capacity_oracle": 0.7,
+         "exact_shift_vs_capacity_oracle": 0.8, "exploration_cost": 0.0, "harmful_share": 0.0,
+         "kinds": kinds}
+        for (seed, eps), series in values.items()
+        for t, v in enumerate(series)
+    ]  # fmt: skip
+    return {"settings": {"periods": 4}, "periods": rows}
+
+
+def test_paired_gain_and_summary_read_the_loop_figures():
+    result = _result({(1, 0.0): [0.5, 0.5, 0.6, 0.6], (1, 0.1): [0.5, 0.6, 0.8, 0.9],
+                      (2, 0.0): [0.4, 0.4, 0.5, 0.5], (2, 0.1): [0.4, 0.5, 0.7, 0.7]})  # fmt: skip
+    gain = paired_gain(
+        result, "policy_vs_capacity_oracle@0.1", "policy_vs_capacity_oracle@0.0", range(2, 4)
+    )
+    assert gain["pairs"] == 4 and gain["mean"] == pytest.approx(0.225)
+    assert gain["low"] < 0.225 < gain["high"]
+    table = summarise(result).set_index(["seed", "epsilon"])
+    assert table.loc[(1, 0.1), "policy (second half)"] == pytest.approx(0.85)
+    assert table.loc[(2, 0.0), "policy (first half)"] == pytest.approx(0.4)
+    assert table.loc[(1, 0.1), "signs right (last)"] == "1/1"
