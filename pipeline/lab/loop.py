@@ -258,9 +258,12 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     # what runs: every exported arm of these accounts, as options
     where = {(o.kind, o.offset_days): j for j, o in enumerate(options)}
     executed = np.zeros((len(frame), len(options)), dtype=bool)
+    recommended = np.zeros_like(executed)
     row_of = pd.Series(np.arange(len(frame)), index=ids)
     for row in given[given["account_id"].isin(ids) & (given["arm"] != "none")].itertuples():
-        executed[row_of[row.account_id], where[(row.arm, int(row.offset_days))]] = True
+        cell = (row_of[row.account_id], where[(row.arm, int(row.offset_days))])
+        executed[cell] = True
+        recommended[cell] = row.source == "recommended"
     oracle = _search(p_true, true_option, arr, days, options, cfg)
     oracle_plans = oracle.plans[fund(oracle, capacity).plan]
     ours = _search(p_model, est.loc[ids, kinds].to_numpy()[:, column], arr, days, options, cfg)
@@ -304,7 +307,9 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best
         if best
         else float("nan"),
-        "harmful_share": value["policy"][1],
+        # recommended a plan whose true lift is negative (the exploration's random plays apart)
+        "harmful_share": true_value(p_true, true_option, recommended, arr, options)[1],
+        "harmful_share_with_exploration": value["policy"][1],
         "explored": int(explored.sum()),
         "funded": int(frame["funded"].sum()),
     }
