@@ -145,7 +145,8 @@ def _spine(
 def _at(built: pd.DataFrame, accounts: pd.Series, days: pd.Series) -> pd.DataFrame:
     """The built rows of (account, day), in that order; all-missing where none was built."""
     keys = pd.DataFrame({"account_id": accounts.to_numpy(), "as_of": days.to_numpy()})
-    table = built.assign(as_of=pd.to_datetime(built["as_of"]))
+    table = built.copy()  # one block: the feature build leaves it fragmented
+    table["as_of"] = pd.to_datetime(table["as_of"])
     merged = keys.merge(table, on=["account_id", "as_of"], how="left", indicator=True)
     present = merged["_merge"] == "both"
     return merged.drop(columns="_merge").assign(account_id=merged["account_id"].where(present))
