@@ -31,7 +31,7 @@ import features
 from models.interventions.experiment import CONTROL, randomised_effects
 from models.interventions.uplift import context_frame, segments
 from pipeline import io
-from pipeline.config import DataConfig, FeaturesConfig
+from pipeline.config import FeaturesConfig
 from pipeline.io.engines import make_engine
 from pipeline.io.registry import HealthModel
 from pipeline.shared.asof import pinned_features
@@ -75,19 +75,20 @@ def randomised_rows(raw: io.RawData, as_of: date, lag_days: int) -> pd.DataFrame
 
 
 def read_experiment(
-    data: DataConfig,
+    raw: io.RawData,
     features_cfg: FeaturesConfig,
     model: HealthModel,
     as_of: date,
     lag_days: int,
     min_rows: int,
 ) -> Readout | None:
-    """The experiment's read-out on ``as_of``; None when the data has no randomised rows yet."""
+    """The experiment's read-out on ``as_of`` from the raw tables; None when they hold no
+    randomised rows old enough yet (or the model has no effect model)."""
     effects = model.effects
-    if effects is None or data.source == "table":
+    if effects is None:
         return None
     kinds = list(effects.kinds_)
-    with io.read_raw(data) as raw, tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         rows = randomised_rows(raw, as_of, lag_days)
         rows = rows[rows["arm"].isin([*kinds, NO_PLAY])].reset_index(drop=True)
         if rows.empty:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.config import PlanConfig
+from models.config import ExplorationConfig, PlanConfig
 from models.interventions import plans, policy, portfolio
 from models.interventions.plans import Option
 from models.interventions.uplift import PERIODS, context_frame
@@ -123,8 +123,15 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
     snapshot = snapshot.copy().set_index("account_id").reindex(scores["account_id"]).reset_index()
     context = context_frame(snapshot, model.catalog, model.features)
     options = catalog_options(params.plan, model.effects.kinds_)
-    readout, grounding = _experiment(params, model, as_of)
-    team = team_plays(params, as_of)
+    readout, team = None, None
+    if params.data.source != "table":  # a prebuilt table holds no play log nor experiment
+        with io.read_raw(params.data) as raw:
+            cfg = params.plan.exploration
+            readout = read_experiment(
+                raw, params.features, model, as_of, cfg.surrogate_days, cfg.min_rows
+            )
+            team = team_plays(raw, params.features.frequency, as_of)
+    grounding = _grounding(params.plan.exploration, readout)
     out = portfolio.make_plans(
         params.plan, model.effects, scores, context, as_of, options, grounding, team
     )
@@ -172,30 +179,23 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
     return result
 
 
-def team_plays(params: Params, as_of: date, periods: int = 3) -> float | None:
+def team_plays(raw: io.RawData, frequency: str, as_of: date, periods: int = 3) -> float | None:
     """Plays the team ran per period over the last ``periods`` before ``as_of`` (from the
     interventions log): the capacity exploration takes its share of; None without a log."""
+    if not raw.has("interventions"):
+        return None
     end = pd.Timestamp(as_of, tz="UTC")
-    start = end - PERIODS[params.features.frequency] * periods
-    with io.read_raw(params.data) as raw:
-        if not raw.has("interventions"):
-            return None
-        (count,) = raw.connection.execute(
-            "SELECT count(*) FROM interventions WHERE ts < ? AND ts >= ?", [end, start]
-        ).fetchone()
+    start = end - PERIODS[frequency] * periods
+    (count,) = raw.connection.execute(
+        "SELECT count(*) FROM interventions WHERE ts < ? AND ts >= ?", [end, start]
+    ).fetchone()
     return float(count) / periods if count else None
 
 
-def _experiment(
-    params: Params, model: registry.HealthModel, as_of: date
-) -> tuple[Readout | None, portfolio.Grounding | None]:
-    """The randomised plays' read-out so far, and the grounding it gives the estimates."""
-    cfg = params.plan.exploration
-    readout = read_experiment(
-        params.data, params.features, model, as_of, cfg.surrogate_days, cfg.min_rows
-    )
+def _grounding(cfg: ExplorationConfig, readout: Readout | None) -> portfolio.Grounding | None:
+    """The experiment's read-out logged per kind, and the grounding it gives the estimates."""
     if readout is None:
-        return None, None
+        return None
     table = readout.surrogate
     for kind, row in table.iterrows():
         log.info(
@@ -206,16 +206,15 @@ def _experiment(
             row["rows"], row["control_rows"], row["observational"],
         )  # fmt: skip
     if cfg.ground == "off":
-        return readout, None
+        return None
     usable = table["ate"].notna()
-    grounding = portfolio.Grounding(
+    return portfolio.Grounding(
         shift=table["shift"].where(usable, 0.0),
         se=table["se"].where(usable, 0.0),
         ate=table["ate"],
         slope=readout.slope,
         mode=cfg.ground,
     )
-    return readout, grounding
 
 
 def _experiment_table(readout: Readout) -> pd.DataFrame:
