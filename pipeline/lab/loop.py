@@ -4,7 +4,8 @@ Evaluation code (it reads the world's hidden state). Per seed and exploration sh
 world run up to ``synthetic.end_date``:
 
 1. write the world's tables so far; at period 0 (and every ``retrain_every`` periods) build the
-   features and train the win model and the effect model, as ``make train`` does;
+   features and train the win model and the effect model, as ``make train`` does (a retrain
+   replaces the champion: see ``_one_loop``);
 2. score and plan as of the first day of the coming month, as the nightly job does: the plan
    stage reads the experiment so far, grounds the effects, explores a share ε of capacity across
    every kind and exports every arm it assigns (``plans/…/assignments.parquet``);
@@ -158,7 +159,9 @@ def _one_loop(
         synthetic.write_tables(world, params.data.raw_dir)
         if t == 0 or (settings.retrain_every and t % settings.retrain_every == 0):
             features_stage.run_features(params, quiet=True)
-            train_stage.run_train(params)
+            # a retrain replaces the champion: the promotion gate compares out-of-time figures
+            # of different windows (the newer one is later), which would keep the first model
+            train_stage.run_train(params, force=t > 0)
         as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
         score_stage.run_score(params, as_of)
         plan_stage.run_plan(params, as_of)
