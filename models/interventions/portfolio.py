@@ -312,7 +312,7 @@ def make_plans(
         scores, options, search, funding, assignment, estimated.point[:, column],
         flagged[:, column], as_of,
     )  # fmt: skip
-    first_slot = _first_slots(options)
+    first_slot = first_slots(options)
     kinds_drawn = np.array([options[j].kind for j in first_slot], dtype=object)
     arm_label = np.full(len(frame), "", dtype=object)
     arm_label[draw.arm == experiment.CONTROL] = "none"
@@ -336,7 +336,7 @@ def make_plans(
     )
 
 
-def _first_slots(options: Sequence[plans.Option]) -> list[int]:
+def first_slots(options: Sequence[plans.Option]) -> list[int]:
     """Per kind (in catalog order) the option of its earliest timing slot."""
     first: dict[str, int] = {}
     for j, o in enumerate(options):
@@ -356,7 +356,7 @@ def _explore(
     team_plays: float | None = None,
 ) -> tuple[experiment.Exploration, dict[str, float | None]]:
     """The exploration's draw, and the capacity left for the recommendations after it."""
-    first_slot = _first_slots(options)
+    first_slot = first_slots(options)
     allowed = plans.eligibility(options, scores["arr"].to_numpy(dtype=float), lead)[:, first_slot]
     budget = _exploration_budget(
         cfg, search, [options[j] for j in first_slot], capacity, team_plays
@@ -430,7 +430,7 @@ def _assignments(
 ) -> pd.DataFrame:
     """Every arm the run assigns, one row per play (a no-play arm: one row, arm ``none``)."""
     ids = scores["account_id"].to_numpy()
-    first_slot = _first_slots(options)
+    first_slot = first_slots(options)
     rows: list[tuple[Any, str, int, float, str]] = []
     for i in np.flatnonzero(draw.assigned):
         arm = draw.arm[i]

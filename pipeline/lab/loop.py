@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from models.interventions.plans import Option
-from models.interventions.portfolio import catalog_options, fund
+from models.interventions.portfolio import catalog_options, first_slots, fund
 from pipeline import synthetic
 from pipeline.config import Params
 from pipeline.io import catalog, registry
@@ -276,9 +276,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     naive = naive_lifts(model, snapshot, kinds)
     naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
     naive_plans = naive_search.plans[fund(naive_search, capacity).plan]
-    first = {}
-    for j, o in enumerate(options):
-        first.setdefault(o.kind, j)
+    first = {options[j].kind: j for j in first_slots(options)}
     true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
                                  for k in kinds])  # fmt: skip
     exact = exact_averages(p_model, true_kind)[:, column]

@@ -35,11 +35,11 @@ from pipeline.config import FeaturesConfig
 from pipeline.io.engines import make_engine
 from pipeline.io.registry import HealthModel
 from pipeline.shared.asof import pinned_features
+from pipeline.shared.effects import HISTORY_FAMILY
 
 log = logging.getLogger("healthscore")
 
 TABLE = "assignments"
-HISTORY_FAMILY = "interventions"
 NO_PLAY = "none"
 
 
