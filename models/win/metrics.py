@@ -6,6 +6,8 @@ positive class of precision, recall, PR AUC and lift is a *non*-renewal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -108,3 +110,73 @@ def univariate_auc(values: pd.Series, renewed: np.ndarray) -> float:
     if score.nunique() < 2:
         return 0.5
     return float(roc_auc_score(renewed, score))
+
+
+HEADLINE = ("roc_auc", "pr_auc", "brier", "ece", "top_decile_lift")
+LOWER_IS_BETTER = frozenset({"brier", "ece", "log_loss"})
+
+
+def headline_metrics(renewed: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The figures a run is judged by (:data:`HEADLINE`), NaN where a sample has one class."""
+    renewed, p = np.asarray(renewed, int), np.asarray(p, float)
+    churn = 1 - renewed
+    if churn.min() == churn.max():
+        return dict.fromkeys(HEADLINE, float("nan"))
+    decile = np.argsort(p, kind="stable")[: max(1, len(p) // 10)]
+    return {
+        "roc_auc": float(roc_auc_score(renewed, p)),
+        "pr_auc": float(average_precision_score(churn, 1 - p)),
+        "brier": float(brier_score_loss(renewed, p)),
+        "ece": expected_calibration_error(renewed, p),
+        "top_decile_lift": float(churn[decile].mean() / churn.mean()),
+    }
+
+
+def bootstrap_intervals(
+    renewed: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    groups: np.ndarray,
+    replicates: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Percentile intervals of the headline metrics of each score, and of each score's gain over
+    the first, from one bootstrap over ``groups`` (accounts: their snapshots move together).
+
+    Every score meets the same resamples, so a gain's interval is paired. A gain is signed so
+    that positive is better (for Brier and ECE: the first's minus the other's).
+
+    Returns:
+        one row per (``score``, ``metric``): ``value`` on the whole sample, ``low`` and ``high``;
+        rows whose ``score`` is ``"gain_vs_<name>"`` hold the first score's gain over ``<name>``.
+        ``non_renewals`` and ``groups`` are the counts the figures rest on.
+    """
+    renewed = np.asarray(renewed, int)
+    names = list(scores)
+    codes, uniques = pd.factorize(pd.Series(groups), sort=True)
+    rng = np.random.default_rng(seed)
+    draws = np.empty((replicates, len(names), len(HEADLINE)))
+    for r in range(replicates):
+        counts = np.bincount(rng.integers(0, uniques.size, uniques.size), minlength=uniques.size)
+        rows = np.repeat(np.arange(renewed.size), counts[codes])
+        for i, name in enumerate(names):
+            figures = headline_metrics(renewed[rows], np.asarray(scores[name])[rows])
+            draws[r, i] = [figures[m] for m in HEADLINE]
+    point = np.array([[headline_metrics(renewed, scores[n])[m] for m in HEADLINE] for n in names])
+    sign = np.array([-1.0 if m in LOWER_IS_BETTER else 1.0 for m in HEADLINE])
+    tables = [(name, point[i], draws[:, i]) for i, name in enumerate(names)]
+    tables += [
+        (f"gain_vs_{name}", sign * (point[0] - point[i]), sign * (draws[:, 0] - draws[:, i]))
+        for i, name in enumerate(names)
+        if i
+    ]
+    rows_out = []
+    for score, value, sample in tables:
+        low, high = np.nanquantile(sample, [alpha / 2, 1 - alpha / 2], axis=0)
+        for j, metric in enumerate(HEADLINE):
+            rows_out.append({"score": score, "metric": metric, "value": float(value[j]),
+                             "low": float(low[j]), "high": float(high[j])})  # fmt: skip
+    out = pd.DataFrame(rows_out)
+    out["non_renewals"] = int((1 - renewed).sum())
+    out["groups"] = int(uniques.size)
+    return out

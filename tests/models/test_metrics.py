@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from models.win.metrics import (
+    bootstrap_intervals,
     classification_metrics,
     expected_calibration_error,
     lead_time,
@@ -88,3 +89,35 @@ def test_factor_audit_flags_metrics_that_do_not_predict_renewal():
     assert not bool(rows.loc["page_views", "predictive"])
     assert rows.loc["active_users", "auc"] > 0.8
     assert rows.loc["active_users", "spearman"] > 0.5
+
+
+def test_bootstrap_intervals_cover_the_value_and_say_a_real_gain_is_one():
+    rng = np.random.default_rng(7)
+    accounts = np.repeat(np.arange(400), 3)  # three snapshots each: they resample together
+    renewed = (rng.random(accounts.size) < 0.7).astype(int)
+    good = np.clip(0.5 + 0.35 * (renewed - 0.5) + rng.normal(0, 0.15, renewed.size), 0.01, 0.99)
+    noise = rng.random(renewed.size)
+    table = bootstrap_intervals(renewed, {"model": good, "coin": noise}, accounts, replicates=60)
+    auc = table.set_index(["score", "metric"])
+    model = auc.loc[("model", "roc_auc")]
+    assert model["low"] <= model["value"] <= model["high"]
+    assert model["high"] - model["low"] < 0.1
+    gain = auc.loc[("gain_vs_coin", "roc_auc")]
+    assert gain["value"] == pytest.approx(model["value"] - auc.loc[("coin", "roc_auc"), "value"])
+    assert gain["low"] > 0  # a real gain: its interval excludes zero
+    coin = auc.loc[("coin", "roc_auc")]
+    assert coin["low"] < 0.5 < coin["high"]  # no skill: the interval holds 0.5
+    assert table["non_renewals"].iloc[0] == int((1 - renewed).sum())
+    assert table["groups"].iloc[0] == 400
+    # Brier: lower is better, so the gain is the coin's minus the model's (positive here)
+    assert auc.loc[("gain_vs_coin", "brier"), "value"] > 0
+
+
+def test_bootstrap_is_deterministic_under_its_seed():
+    rng = np.random.default_rng(1)
+    renewed = (rng.random(300) < 0.6).astype(int)
+    p = rng.random(300)
+    groups = np.arange(300) // 2
+    first = bootstrap_intervals(renewed, {"m": p}, groups, replicates=20, seed=3)
+    again = bootstrap_intervals(renewed, {"m": p}, groups, replicates=20, seed=3)
+    pd.testing.assert_frame_equal(first, again)
