@@ -9,6 +9,9 @@ from sklearn.metrics import roc_auc_score
 from models.scoring.monitoring import expected_auc
 
 OVERALL = "(all)"
+FORECAST_DRAWS = 2000  # draws of the renewals due behind a forecast's interval
+DRAWS_PER_CHUNK = 200
+AUC_REPLICATES = 200  # bootstrap replicates of a realised AUC
 
 
 def contraction_rates(
@@ -59,28 +62,52 @@ def renewal_forecast(
 
 
 def realised(
-    scores: pd.DataFrame, outcomes: pd.DataFrame, window_days: int
+    scores: pd.DataFrame, outcomes: pd.DataFrame, window_days: int, seed: int = 0
 ) -> dict[str, float] | None:
     """A past run's forecast beside what happened, once every renewal in its window is known.
 
     ``outcomes`` holds ``contract_id``, ``renewed`` (NaN = unknown) and ``renewal_arr``.
-    Returns None while some renewal of the window has no outcome yet.
+    Returns None while some renewal of the window has no outcome yet. The forecast's 95 %
+    interval is what the run's own probabilities allow (each renewal an independent draw at its
+    win probability): a realised figure outside it says the forecast was off, not unlucky. The
+    realised AUC's interval is a bootstrap over the renewals due.
     """
     due = scores[scores["days_to_renewal"] <= window_days].merge(
         outcomes[["contract_id", "renewed", "renewal_arr"]], on="contract_id", how="left"
     )
     if due.empty or due["renewed"].isna().any():
         return None
-    churned = due["renewed"] == 0
-    both = due["renewed"].nunique() == 2
-    return {
-        "renewals_due": float(len(due)),
-        "expected_auc": expected_auc(due["win_probability"].to_numpy()),
-        "forecast_churned_arr": float((due["arr"] * (1 - due["win_probability"])).sum()),
-        "realised_churned_arr": float(due.loc[churned, "arr"].sum()),
-        "forecast_renewal_rate": float(due["win_probability"].mean()),
-        "realised_renewal_rate": float(due["renewed"].mean()),
-        "realised_auc": float(roc_auc_score(due["renewed"], due["win_probability"]))
-        if both
-        else float(np.nan),
+    renewed = due["renewed"].to_numpy(dtype=int)
+    p = due["win_probability"].to_numpy(dtype=float)
+    arr = due["arr"].to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    churned_draws = np.concatenate([
+        ((rng.random((DRAWS_PER_CHUNK, p.size)) >= p) * arr).sum(axis=1)
+        for _ in range(FORECAST_DRAWS // DRAWS_PER_CHUNK)
+    ])  # fmt: skip
+    low, high = np.quantile(churned_draws, [0.025, 0.975])
+    out = {
+        "renewals_due": len(due),
+        "non_renewals": int((renewed == 0).sum()),
+        "expected_auc": expected_auc(p),
+        "forecast_churned_arr": float((arr * (1 - p)).sum()),
+        "forecast_churned_arr_low": float(low),
+        "forecast_churned_arr_high": float(high),
+        "realised_churned_arr": float(arr[renewed == 0].sum()),
+        "forecast_renewal_rate": float(p.mean()),
+        "realised_renewal_rate": float(renewed.mean()),
+        "realised_auc": float("nan"),
+        "realised_auc_low": float("nan"),
+        "realised_auc_high": float("nan"),
     }
+    if 0 < renewed.sum() < renewed.size:
+        aucs = []
+        for _ in range(AUC_REPLICATES):
+            rows = rng.integers(0, renewed.size, renewed.size)
+            if 0 < renewed[rows].sum() < rows.size:
+                aucs.append(roc_auc_score(renewed[rows], p[rows]))
+        out["realised_auc"] = float(roc_auc_score(renewed, p))
+        out["realised_auc_low"], out["realised_auc_high"] = (
+            float(q) for q in np.quantile(aucs, [0.025, 0.975])
+        )
+    return out

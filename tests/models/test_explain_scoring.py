@@ -112,4 +112,7 @@ def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
     back = realised(scores, outcomes, 90)
     assert back["realised_churned_arr"] == 50 and back["forecast_churned_arr"] == 35
     assert back["realised_auc"] == 1.0
+    assert back["renewals_due"] == 2 and back["non_renewals"] == 1
+    # each renewal an independent draw: churned ARR is 0, 50, 100 or 150 (p 0.45, 0.45, 0.05, 0.05)
+    assert back["forecast_churned_arr_low"] == 0 and back["forecast_churned_arr_high"] == 150
     assert realised(scores, outcomes, 365) is None, "c3 has no outcome yet"
