@@ -4,7 +4,8 @@ A snapshot exists when the account's active contract ends within ``(as_of, as_of
 its label is whether that contract renewed. Outcomes come from the contract's own ``renewed`` /
 ``renewal_arr`` columns where given, else from succession: a following contract of the same
 account starting within ``grace_days`` of the end means renewed. A contract whose end plus grace
-lies after the data's end has no known outcome (right-censored): it is scored, never trained on.
+lies after the data's end has no known outcome (right-censored) whether or not a successor has
+started already: it is scored, never trained on.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def contract_outcomes(
     nxt_arr = ordered.groupby("account_id")["arr"].shift(-1)
     grace = pd.Timedelta(days=grace_days)
     succeeded = (nxt_start - ordered["end_date"]).abs() <= grace
+    # censored alike: inside the grace window a renewal is as unknown as a churn (a successor
+    # seen early would otherwise label the data's last weeks renewals only)
     known = ordered["end_date"] + grace <= data_end
-    derived = np.where(succeeded, 1.0, np.where(known, 0.0, np.nan))
+    derived = np.where(known, np.where(succeeded, 1.0, 0.0), np.nan)
     # an outcome given for a contract that ends after the data's end is not known yet
     given = _given(ordered, "renewed").where(ordered["end_date"] <= data_end, np.nan)
     renewed = np.where(given.notna(), given.astype(float), derived)

@@ -115,3 +115,22 @@ def test_grid_frequencies(frequency, count):
 def test_bad_frequency_is_named():
     with pytest.raises(ValueError, match="'daily'"):
         as_of_grid(T("2024-01-01"), T("2024-02-01"), "daily")
+
+
+def test_renewals_inside_the_grace_window_are_censored_like_churns():
+    # B1 ends 10 days before the data's end and its successor has started: renewed, but a churn
+    # of the same date could not be seen yet, so both are unknown (else the data's last weeks
+    # would be labelled renewals only)
+    frame = pd.DataFrame(
+        {
+            "contract_id": ["b1", "b1n", "b2"],
+            "account_id": ["B1", "B1", "B2"],
+            "start_date": [T("2024-04-21"), T("2025-04-21"), T("2024-04-21")],
+            "end_date": [T("2025-04-21"), T("2026-04-21"), T("2025-04-21")],
+            "arr": [100.0, 100.0, 100.0],
+        }
+    )
+    out = contract_outcomes(frame, grace_days=30, data_end=DATA_END).set_index("contract_id")
+    assert np.isnan(out.loc["b1", "renewed"]) and np.isnan(out.loc["b2", "renewed"])
+    later = contract_outcomes(frame, grace_days=30, data_end=T("2025-05-21"))
+    assert later.set_index("contract_id")["renewed"].loc[["b1", "b2"]].tolist() == [1.0, 0.0]
