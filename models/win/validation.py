@@ -28,9 +28,16 @@ def out_of_time_split(
     test = np.flatnonzero(known & (dates > np.datetime64(test_start)))
     train = np.flatnonzero(known & (dates <= np.datetime64(train_end)))
     if test.size == 0 or train.size == 0:
+        first = as_of[known].min()
+        span = (last - first).days
         raise ValueError(
             f"out-of-time split is empty: {train.size} train rows up to {train_end.date()}, "
-            f"{test.size} test rows after {test_start.date()}"
+            f"{test.size} test rows after {test_start.date()}. Labelled as-of dates span "
+            f"{span} days ({first.date()} to {last.date()}); the split needs more than "
+            f"train.test_days + features.horizon_days = {test_days} + {horizon_days} = "
+            f"{test_days + horizon_days}. Shorten them to the contracts' terms (monthly "
+            "subscriptions: e.g. features.horizon_days: 35, train.test_days: 60, "
+            "features.frequency: weekly; see docs/training.md#short-contracts)"
         )
     return train, test
 

@@ -20,8 +20,11 @@ def test_split_leaves_a_gap_of_one_horizon_and_skips_unlabelled_rows():
 
 def test_empty_split_is_named():
     as_of = pd.Series(pd.to_datetime(["2025-01-01", "2025-02-01"]))
-    with pytest.raises(ValueError, match="split is empty"):
+    with pytest.raises(ValueError, match="split is empty") as caught:
         out_of_time_split(as_of, pd.Series([True, True]), horizon_days=180, test_days=30)
+    # says what it found, what it needs and which keys to set
+    assert "span 31 days" in str(caught.value) and "30 + 180 = 210" in str(caught.value)
+    assert "features.horizon_days" in str(caught.value) and "train.test_days" in str(caught.value)
     with pytest.raises(ValueError, match="no labelled"):
         out_of_time_split(as_of, pd.Series([False, False]), horizon_days=180, test_days=30)
 
