@@ -97,6 +97,9 @@ class FeaturesConfig(_Section):
     # values that become columns, pinned ("usage_events.event_type": [...]); empty: discovered
     # from the data. Scoring pins the vocabulary the model was trained on.
     vocabulary: dict[str, list[str]] = Field(default_factory=dict)
+    # scoring refuses when fewer than this share of an event log's values the model was trained
+    # on appear in the longest window before the as-of date (renamed event types)
+    min_vocabulary_share: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("windows")
     @classmethod

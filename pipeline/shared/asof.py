@@ -15,6 +15,7 @@ from pipeline import io
 from pipeline.config import DataConfig, FeaturesConfig
 from pipeline.io.engines import make_engine
 from pipeline.io.registry import HealthModel
+from pipeline.io.schema import EVENT_LOGS, TABLES
 
 log = logging.getLogger("healthscore")
 
@@ -51,6 +52,7 @@ def features_as_of(
         if spine.empty:
             raise ValueError(f"no account has a contract in force on {as_of}")
         cfg = pinned_features(features_cfg, model.catalog)
+        check_vocabulary(raw, features.catalog_vocabulary(model.catalog), as_of, features_cfg)
         table, _ = features.build_feature_table(
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
         )
@@ -66,6 +68,52 @@ def pinned_features(cfg: FeaturesConfig, catalog: pd.DataFrame) -> FeaturesConfi
     columns are built whatever new event types, personas or kinds appeared since."""
     vocabulary = features.catalog_vocabulary(catalog)
     return cfg.model_copy(update={"vocabulary": {**cfg.vocabulary, **vocabulary}})
+
+
+def check_vocabulary(
+    raw: io.RawData, vocabulary: dict[str, list[str]], as_of: date, cfg: FeaturesConfig
+) -> None:
+    """Refuse when an event log's recent values are mostly not the ones the model was trained on.
+
+    Renamed event types (a product's tracking plan changed) would otherwise score every account
+    on columns of zeros. Per pinned ``table.column`` of an event log with at least three values:
+    of those values, fewer than ``cfg.min_vocabulary_share`` seen in the longest feature window
+    before ``as_of`` is refused. A log with no rows in the window is left to the drift monitor.
+
+    Raises:
+        DataContractError: naming the table, the column, the values missing and the new ones.
+    """
+    window = max(cfg.windows)
+    for key, values in vocabulary.items():
+        table, _, column = key.partition(".")
+        if table not in EVENT_LOGS or not raw.has(table) or len(values) < 3:
+            continue
+        spec = TABLES[table]
+        kinds = {c.name: c.kind for c in spec.columns}
+        if kinds.get(column) != "string" or spec.time_column is None:
+            continue
+        start = pd.Timestamp(as_of) - pd.Timedelta(days=window)
+        rows = raw.connection.execute(
+            f'SELECT DISTINCT "{column}" FROM "{table}" WHERE "{spec.time_column}" < ? '
+            f'AND "{spec.time_column}" >= ? AND "{column}" IS NOT NULL',
+            [pd.Timestamp(as_of).to_pydatetime(), start.to_pydatetime()],
+        ).fetchall()
+        seen = {str(r[0]) for r in rows}
+        if not seen:
+            continue
+        known = [v for v in values if v in seen]
+        if len(known) < cfg.min_vocabulary_share * len(values):
+            missing = [v for v in values if v not in seen]
+            new = sorted(seen - set(values))
+            raise io.DataContractError(
+                table, column,
+                f"only {len(known)} of the {len(values)} values the model was trained on appear "
+                f"in the {window} days before {as_of} (missing: {', '.join(missing[:8])}"
+                f"{' …' if len(missing) > 8 else ''}; new: {', '.join(new[:8]) or 'none'}"
+                f"{' …' if len(new) > 8 else ''})",
+                "the model's values: map renamed ones back in the export, or retrain "
+                f"(features.min_vocabulary_share is {cfg.min_vocabulary_share:g})",
+            )  # fmt: skip
 
 
 def check_schema(table: pd.DataFrame, model: HealthModel) -> None:
