@@ -25,6 +25,9 @@ RESERVED = {
 }  # fmt: skip
 LABEL_SIDE = {"renewed", "renewal_arr", "outcome", "churn", "churned"}
 NUMERIC_TEXT_SHARE = 0.95  # text columns this share of whose non-blank values parse as numbers
+TRUE_SPELLINGS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_SPELLINGS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+SHOWN = 5  # offending values and rows named in an error
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def prebuilt_training_set(frame: pd.DataFrame, spec: PrebuiltTable) -> PrebuiltS
 
     Raises:
         ValueError: a named column is absent, the label has values other than the churn value
-            and its complement, or an (id, as_of) pair repeats.
+            and its complement, a number is infinite, or an (id, as_of) pair repeats.
     """
     _require(frame, spec, label=True)
     base = _base_columns(frame, spec, label=True)
@@ -64,6 +67,8 @@ def prebuilt_training_set(frame: pd.DataFrame, spec: PrebuiltTable) -> PrebuiltS
         if values is None:
             skipped[column] = reason
             continue
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            _require_finite(values, column)
         name = _unique_name(slug(column), taken)
         taken.add(name)
         columns[name] = values
@@ -80,7 +85,7 @@ def prebuilt_scoring_set(
     """Another table of the same form, typed as the catalog says (its label, if any, ignored).
 
     Raises:
-        ValueError: a column the model was trained on is absent.
+        ValueError: a column the model was trained on is absent, or a number is infinite.
     """
     _require(frame, spec, label=False)
     sources = dict(zip(catalog["name"], catalog["source_column"], strict=True))
@@ -95,7 +100,7 @@ def prebuilt_scoring_set(
             text = values.astype("string").str.strip()
             columns[row.name] = text.where(text != "").astype("category")
         else:
-            columns[row.name] = _as_number(values)
+            columns[row.name] = _require_finite(_as_number(values), row.source_column)
     table = pd.concat([base, pd.DataFrame(columns, index=frame.index)], axis=1)
     return table.reset_index(drop=True)
 
@@ -154,7 +159,9 @@ def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.D
     arr = (
         pd.Series(1.0, index=frame.index)
         if spec.arr_column is None
-        else _as_number(frame[spec.arr_column]).fillna(0.0).clip(lower=0)
+        else _require_finite(_as_number(frame[spec.arr_column]), spec.arr_column)
+        .fillna(0.0)
+        .clip(lower=0)
     )
     renewed = (
         _renewed(frame[spec.label_column], spec) if label else pd.Series(np.nan, index=frame.index)
@@ -168,40 +175,80 @@ def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.D
 
 
 def _renewed(label: pd.Series, spec: PrebuiltTable) -> pd.Series:
-    """1 = renewed, 0 = churned, NaN = not known yet (kept for scoring, never trained on)."""
-    known = label.notna() & (label.astype("string").str.strip() != "")
+    """1 = renewed, 0 = churned, NaN = not known yet (kept for scoring, never trained on).
+
+    Without a churn value the label reads 1 = renewed, 0 = churned (true / false too). With one,
+    the label is the churn value or its opposite, in any spelling of either (yes / y / true /
+    t / 1 against no / n / false / f / 0); for a churn value with no known opposite ("Attrited
+    Customer"), the one other value the column holds. Anything else is refused, never counted
+    as renewed.
+
+    Raises:
+        ValueError: a value is neither, naming the column, the values, the rows (first = 1)
+            and the values accepted.
+    """
     text = label.astype("string").str.strip().str.lower()
+    known = (text.notna() & (text != "")).fillna(False).astype(bool)
     if spec.churn_value is None:
-        words = {"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0, "1.0": 1.0, "0.0": 0.0}
-        mapped = text.map(words)
-        bad = known & mapped.isna()
-        if bad.any():
-            seen = sorted(map(str, label[bad].unique()[:5]))
-            raise ValueError(
-                f"prebuilt table: label column {spec.label_column!r} has values {seen}; expected "
-                "1 = renewed / 0 = churned, or set data.prebuilt.churn_value to the churn value"
-            )
-        return mapped.where(known).astype(float)
-    churn = _spellings(spec.churn_value)
-    if not text[known].isin(churn).any():
-        seen = sorted(map(str, label[known].unique()[:5]))
-        raise ValueError(
-            f"prebuilt table: label column {spec.label_column!r} never equals churn value "
-            f"{spec.churn_value!r}; values seen: {seen}"
+        churn, renew = {"0", "0.0", "false"}, {"1", "1.0", "true"}
+        accepted = (
+            "1 = renewed / 0 = churned (or true / false), or set data.prebuilt.churn_value to "
+            "the churn value"
         )
-    return (~text.isin(churn)).astype(float).where(known)
+    else:
+        churn = _spellings(spec.churn_value)
+        if not text[known].isin(churn).any():
+            seen = sorted(map(str, label[known].unique()[:SHOWN]))
+            raise ValueError(
+                f"prebuilt table: label column {spec.label_column!r} never equals churn value "
+                f"{spec.churn_value!r}; values seen: {seen}"
+            )
+        churn, renew = _sides(churn, set(text[known].unique()))
+        accepted = (
+            f"churn = {' / '.join(sorted(churn))}; renewed = {' / '.join(sorted(renew))}"
+            if renew
+            else f"the churn value {spec.churn_value!r} and one other value meaning renewed"
+        )
+    bad = known & ~text.isin(churn | renew)
+    if bad.any():
+        seen = sorted(map(str, label[bad].unique()[:SHOWN]))
+        rows = (np.flatnonzero(bad.to_numpy()) + 1)[:SHOWN].tolist()
+        raise ValueError(
+            f"prebuilt table: label column {spec.label_column!r} has values {seen} in "
+            f"{bad.sum():,} row(s), e.g. rows {rows} (first row = 1); expected {accepted}"
+        )
+    return text.isin(renew).astype(float).where(known)
+
+
+def _sides(churn: set[str], seen: set[str]) -> tuple[set[str], set[str]]:
+    """The spellings that mean churn and those that mean renewed, given the churn value's
+    spellings and the values seen (renewed is empty when it cannot be told)."""
+    if churn <= TRUE_SPELLINGS:
+        return set(TRUE_SPELLINGS), set(FALSE_SPELLINGS)
+    if churn <= FALSE_SPELLINGS:
+        return set(FALSE_SPELLINGS), set(TRUE_SPELLINGS)
+    others = seen - churn
+    return churn, others if len(others) == 1 else set()
 
 
 def _spellings(value: str | int | float | bool) -> set[str]:
     """How the churn value may be written (YAML reads an unquoted Yes as true)."""
     if isinstance(value, bool):
-        return (
-            {"true", "t", "yes", "y", "1", "1.0"}
-            if value
-            else {"false", "f", "no", "n", "0", "0.0"}
-        )
+        return set(TRUE_SPELLINGS if value else FALSE_SPELLINGS)
     text = str(value).strip().lower()
     return {text, str(float(value))} if isinstance(value, int | float) else {text}
+
+
+def _require_finite(values: pd.Series, column: str) -> pd.Series:
+    """``values`` unchanged; infinity (read from "inf" in a CSV) is refused, naming the rows."""
+    infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        rows = (np.flatnonzero(infinite) + 1)[:SHOWN].tolist()
+        raise ValueError(
+            f"prebuilt table: column {column!r} is infinite in {infinite.sum():,} row(s), e.g. "
+            f"rows {rows} (first row = 1); expected finite numbers (blank for unknown)"
+        )
+    return values
 
 
 def _feature_columns(frame: pd.DataFrame, spec: PrebuiltTable) -> list[str]:

@@ -36,6 +36,8 @@ class DataConfig(_Section):
     source: Literal["auto", "parquet", "csv", "duckdb", "table"] = "auto"
     duckdb_path: Path | None = None
     cutoff: date | None = None
+    # a timestamp this many days past the data's end (or an event before its start) is refused
+    max_outlier_days: int = Field(default=366, ge=1)
     tables: dict[str, str] = Field(default_factory=dict)
     columns: dict[str, dict[str, str]] = Field(default_factory=dict)
     prebuilt: PrebuiltTable = Field(default_factory=PrebuiltTable)

@@ -12,10 +12,32 @@ column names and types, whatever the source called them:
 Validation runs as SQL over those views, so a table of tens of millions of rows is checked
 without loading it into memory. The first problem found raises :class:`DataContractError`
 naming the table, the column, how many rows, a few of them, and what was expected.
+
+The reader fails closed: a file it cannot read, a required table with no rows, a table remapped
+in ``data.tables`` that is not there, a number that is NaN or infinite are all refused. An
+optional table with no rows is treated as absent. Timestamps that would move the calendar are
+refused too, by a rule relative to the data itself, never the wall clock (a synthetic world or
+a simulation legitimately runs ahead of today):
+
+- any timestamp before 1970-01-02 (the epoch is what a blank or a zero becomes), or infinite;
+- an event after the data's end by more than ``data.max_outlier_days``, where the data's end is
+  the latest of every event column's *robust* latest time: its latest value once its last
+  0.1 % of rows (at least one) are set aside. These are the columns :func:`data_end` reads
+  (every timestamp that is not a scheduled date); with ``data.cutoff`` set, rows after the
+  cutoff are not an error (the cutoff already ends the calendar and nothing after it is seen);
+- an event-log row before the data's start by more than ``data.max_outlier_days``, the start
+  being the earliest of every event log's robust earliest time (the rows :func:`data_start`
+  reads).
+
+Setting a column's own few extreme rows aside is what catches a stray row even in a small
+table; taking the latest over every column is what keeps a small, sparse table (a few surveys a
+year) from being judged on its own gaps: a row is refused only when *all* the data, bar a few
+rows per column, ends (or starts) more than the margin away from it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +48,10 @@ from pipeline.config import DataConfig
 from pipeline.io.schema import EVENT_LOGS, TABLES, ColumnSpec, TableSpec
 
 EXAMPLES = 5
+EPOCH_FLOOR = "1970-01-02"  # earlier timestamps are placeholders (a zero, a blank read as epoch)
+TAIL_SHARE = 0.001  # each column's extreme rows set aside when finding the data's start and end
+# errors DuckDB raises on a file it cannot read (a bad footer, bad bytes in a CSV …)
+UNREADABLE = (duckdb.IOException, duckdb.InvalidInputException)
 TRUE_WORDS = ("true", "t", "1", "1.0", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "0.0", "no", "n")
 RATING_WORDS = {"red": 1.0, "amber": 3.0, "yellow": 3.0, "green": 5.0}
@@ -154,21 +180,35 @@ def _check_remaps(data: DataConfig) -> None:
             )  # fmt: skip
 
 
-def _source_sql(data: DataConfig, table: str) -> str | None:
-    """The FROM clause reading ``table``'s source, or None when the table is absent."""
+@dataclass(frozen=True)
+class _Source:
+    """Where one table is read from: the FROM clause, and in words for messages."""
+
+    sql: str
+    where: str  # the file, folder of parts or database table
+    kind: str  # Parquet, CSV or DuckDB
+
+
+def _source(data: DataConfig, table: str) -> _Source | None:
+    """How to read ``table``'s source, or None when the table is absent."""
     name = data.tables.get(table, table)
     if data.source == "duckdb":
-        return f"db.{_q(name)}"
+        return _Source(f"db.{_q(name)}", f"table {name!r} in {data.duckdb_path}", "DuckDB")
     parquet_file = data.raw_dir / f"{name}.parquet"
     parquet_dir = data.raw_dir / name
     csv_file = data.raw_dir / f"{name}.csv"
-    parquet: str | None = None
+    parquet: _Source | None = None
     if parquet_file.is_file():
-        parquet = f"read_parquet({_lit(str(parquet_file))})"
+        parquet = _Source(f"read_parquet({_lit(str(parquet_file))})", str(parquet_file), "Parquet")
     elif parquet_dir.is_dir() and any(parquet_dir.glob("*.parquet")):
-        parquet = f"read_parquet({_lit(str(parquet_dir / '*.parquet'))})"
+        parts = str(parquet_dir / "*.parquet")
+        parquet = _Source(f"read_parquet({_lit(parts)})", parts, "Parquet")
     csv = (
-        f"read_csv({_lit(str(csv_file))}, header = true, all_varchar = true)"
+        _Source(
+            f"read_csv({_lit(str(csv_file))}, header = true, all_varchar = true)",
+            str(csv_file),
+            "CSV",
+        )
         if csv_file.is_file()
         else None
     )
@@ -182,6 +222,48 @@ def _source_sql(data: DataConfig, table: str) -> str | None:
             "one file per table (or set data.source)",
         )  # fmt: skip
     return parquet or csv
+
+
+def _looked_for(data: DataConfig, table: str) -> str:
+    name = data.tables.get(table, table)
+    if data.source == "duckdb":
+        return f"table {name!r} in {data.duckdb_path}"
+    files = {
+        "parquet": f"{name}.parquet or {name}/*.parquet",
+        "csv": f"{name}.csv",
+    }.get(data.source, f"{name}.parquet, {name}/*.parquet or {name}.csv")
+    return f"{files} in {data.raw_dir}"
+
+
+def _absent(data: DataConfig, spec: TableSpec) -> None:
+    """Refuse a table that is not found when it is required or was remapped by name."""
+    looked = _looked_for(data, spec.name)
+    if spec.name in data.tables:
+        raise DataContractError(
+            spec.name, None,
+            f"data.tables maps {spec.name} to {data.tables[spec.name]!r}, which is not found "
+            f"(looked for {looked})",
+            "the remapped table to exist (fix or remove data.tables." + spec.name + ")",
+        )  # fmt: skip
+    if spec.required:
+        raise DataContractError(
+            spec.name, None, f"required table not found (looked for {looked})",
+            "the table to be present (map its name in data.tables)",
+        )  # fmt: skip
+
+
+def _unreadable(table: str, source: _Source, exc: duckdb.Error) -> DataContractError:
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    expected = (
+        "a readable DuckDB table" if source.kind == "DuckDB" else f"a readable {source.kind} file"
+    )
+    return DataContractError(table, None, f"cannot read {source.where}: {detail}", expected)
+
+
+def _row_count(con: duckdb.DuckDBPyConnection, source: _Source) -> int:
+    """Rows in the source (read from the footers for Parquet); the first read of the file."""
+    (rows,) = _one(con, f"SELECT count(*) FROM {source.sql}")
+    return int(rows)
 
 
 def _connect(data: DataConfig) -> duckdb.DuckDBPyConnection:
@@ -223,7 +305,7 @@ def _typed(column: ColumnSpec, source: str) -> str:
     if column.kind == "number":
         return f"TRY_CAST({source} AS DOUBLE)"
     if column.kind == "integer":
-        return f"CAST(TRY_CAST({source} AS DOUBLE) AS BIGINT)"
+        return f"TRY_CAST(TRY_CAST({source} AS DOUBLE) AS BIGINT)"
     if column.kind == "boolean":
         true = ", ".join(_lit(w) for w in TRUE_WORDS)
         false = ", ".join(_lit(w) for w in FALSE_WORDS)
@@ -244,6 +326,7 @@ class _Check:
     shown: tuple[str, ...]
 
 
+NUMERIC_KINDS = ("number", "integer", "rating")
 EXPECTED_KIND = {
     "timestamp": "a date or timestamp (ISO 8601, UTC unless zoned)",
     "number": "a number",
@@ -279,6 +362,18 @@ def _checks(spec: TableSpec, present: set[str]) -> list[_Check]:
         if col.name not in present:
             continue
         src = f"src_{col.name}"
+        if col.kind in NUMERIC_KINDS:
+            # NaN and ±inf parse as doubles; they would score as NaN or break the models later
+            value = f"TRY_CAST({src} AS DOUBLE)" if col.kind == "integer" else _q(col.name)
+            checks.append(
+                _Check(
+                    col.name,
+                    f"NOT isfinite({value})",
+                    "is not a finite number",
+                    f"{EXPECTED_KIND[col.kind]}, finite (not NaN or infinity)",
+                    (*key, src),
+                )
+            )
         if col.kind != "string":
             unparsed = f"nullif(trim(CAST({src} AS VARCHAR)), '') IS NOT NULL"
             checks.append(
@@ -308,6 +403,17 @@ def _checks(spec: TableSpec, present: set[str]) -> list[_Check]:
                     f"{_q(col.name)} NOT BETWEEN 1 AND 5",
                     "is out of range",
                     EXPECTED_KIND["rating"],
+                    (*key, src),
+                )
+            )
+        if col.kind == "timestamp":
+            checks.append(
+                _Check(
+                    col.name,
+                    f"NOT isfinite({_q(col.name)}) OR {_q(col.name)} < TIMESTAMP '{EPOCH_FLOOR}'",
+                    f"is before {EPOCH_FLOOR} or infinite",
+                    f"a real date from {EPOCH_FLOOR} on (an earlier one is a placeholder: 0, "
+                    "1900-01-01 …)",
                     (*key, src),
                 )
             )
@@ -398,15 +504,45 @@ def _examples(
     ).df()
 
 
-def _validate(con: duckdb.DuckDBPyConnection, spec: TableSpec, present: set[str]) -> None:
+@dataclass(frozen=True)
+class _Span:
+    """Where one event timestamp column begins and ends, plainly and robustly (its first and
+    last ``TAIL_SHARE`` of rows, at least one, set aside; None with too few rows)."""
+
+    table: str
+    column: str
+    key: tuple[str, ...]
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    robust_first: pd.Timestamp | None
+    robust_last: pd.Timestamp | None
+
+
+def _span_sql(spec: TableSpec, present: set[str], rows: int) -> tuple[list[ColumnSpec], list[str]]:
+    """The event timestamp columns of ``spec`` (those :func:`data_end` reads) and the aggregates
+    measuring their spans, to run in the validation pass."""
+    columns = [
+        c for c in spec.columns if c.kind == "timestamp" and not c.scheduled and c.name in present
+    ]
+    rank = max(1, math.floor(TAIL_SHARE * rows)) + 1  # the first value not set aside
+    # max(x, n) lists the n largest in order, [n] is the n-th: NULL when fewer than n rows
+    aggregates = [
+        f"min({q}), max({q}), min({q}, {rank})[{rank}], max({q}, {rank})[{rank}]"
+        for q in (_q(c.name) for c in columns)
+    ]
+    return columns, aggregates
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection, spec: TableSpec, present: set[str], rows: int
+) -> list[_Span]:
+    """Run the contract's checks on one table in one pass; return its event columns' spans."""
     relation = _q("_checked_" + spec.name)
     checks = _checks(spec, present)
-    counts = _one(
-        con,
-        "SELECT "
-        + ", ".join(f"count(*) FILTER (WHERE coalesce(({c.bad}), false))" for c in checks)
-        + f" FROM {relation}",
-    )
+    timed, measures = _span_sql(spec, present, rows)
+    bad = [f"count(*) FILTER (WHERE coalesce(({c.bad}), false))" for c in checks]
+    found = _one(con, f"SELECT {', '.join(bad + measures)} FROM {relation}")
+    counts, measured = found[: len(checks)], found[len(checks) :]
     for check, count in zip(checks, counts, strict=True):
         if count:
             predicate = f"coalesce(({check.bad}), false)"
@@ -428,6 +564,11 @@ def _validate(con: duckdb.DuckDBPyConnection, spec: TableSpec, present: set[str]
                 spec.name, spec.key[0], f"{len(dupes)}+ duplicated key value(s)",
                 f"{', '.join(spec.key)} unique", dupes,
             )  # fmt: skip
+    times = [None if t is None else pd.Timestamp(t) for t in measured]
+    key = spec.key or ("account_id",)
+    return [
+        _Span(spec.name, col.name, key, *times[4 * i : 4 * i + 4]) for i, col in enumerate(timed)
+    ]
 
 
 def _validate_accounts_known(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -442,13 +583,80 @@ def _validate_accounts_known(con: duckdb.DuckDBPyConnection, table: str) -> None
         )  # fmt: skip
 
 
+# ---- timestamps that would move the calendar ---------------------------------------------------
+
+
+def _event_log_time(table: str) -> str | None:
+    return TABLES[table].time_column if table in EVENT_LOGS else None
+
+
+def _validate_calendar(
+    con: duckdb.DuckDBPyConnection, data: DataConfig, spans: list[_Span]
+) -> None:
+    """Refuse timestamps far past the data's end or far before its start (module docstring).
+
+    The data's end is the latest robust end of every event column (what :func:`data_end`
+    reads); its start the earliest robust start of every event log (what :func:`data_start`
+    reads). Only a column whose plain extreme lies beyond the margin is read again.
+    """
+    margin = pd.Timedelta(days=data.max_outlier_days)
+    ends = [span.robust_last for span in spans if span.robust_last is not None]
+    if ends:
+        end, bound = max(ends), max(ends) + margin
+        for span in spans:
+            if span.last is None or span.last <= bound:
+                continue
+            predicate = f"{_q(span.column)} > TIMESTAMP '{bound}'"
+            if data.cutoff:  # rows after the cutoff are never seen: not an error
+                predicate += f" AND {_q(span.column)} <= TIMESTAMP '{pd.Timestamp(data.cutoff)}'"
+            _refuse_times(
+                con, span, predicate,
+                f"is more than {data.max_outlier_days} days after the bulk of the data, which "
+                f"ends {end.date()}",
+                f"{span.column} on or before {bound.date()}: fix the row(s), or set data.cutoff "
+                "(later rows are then ignored) or raise data.max_outlier_days",
+            )  # fmt: skip
+    logs = [span for span in spans if span.column == _event_log_time(span.table)]
+    starts = [span.robust_first for span in logs if span.robust_first is not None]
+    if starts:
+        start, bound = min(starts), min(starts) - margin
+        for span in logs:
+            if span.first is None or span.first >= bound:
+                continue
+            _refuse_times(
+                con, span, f"{_q(span.column)} < TIMESTAMP '{bound}'",
+                f"is more than {data.max_outlier_days} days before the bulk of the data, which "
+                f"starts {start.date()}",
+                f"{span.column} on or after {bound.date()}: fix the row(s) or raise "
+                "data.max_outlier_days",
+            )  # fmt: skip
+
+
+def _refuse_times(
+    con: duckdb.DuckDBPyConnection, span: _Span, predicate: str, problem: str, expected: str
+) -> None:
+    relation = _q("_checked_" + span.table)
+    (count,) = _one(con, f"SELECT count(*) FROM {relation} WHERE {predicate}")
+    if count:
+        rows = f"{count:,} row{'s' if count > 1 else ''}"
+        raise DataContractError(
+            span.table, span.column, f"{rows} where {span.column} {problem}", expected,
+            _examples(con, relation, predicate, (*span.key, span.column)),
+        )  # fmt: skip
+
+
 def read_raw(data: DataConfig) -> RawData:
     """Locate every contract table, apply the remaps, validate everything.
 
+    An optional table with no rows is treated as absent (in ``missing``), so downstream code
+    behaves as when its file is not there.
+
     Raises:
         DataContractError: on the first problem, checked in a fixed order (tables in contract
-            order; per table: required columns, empty values, types, ranges, order, keys; then
-            rows whose account is unknown).
+            order; per table: found (or else not required nor remapped), readable, has rows
+            (or else not required), required columns, empty values, types, finite numbers,
+            dates from 1970-01-02, ranges, order, keys; then rows whose account is unknown;
+            then timestamps far after the data's end or before its start).
     """
     _check_remaps(data)
     con = _connect(data)
@@ -456,32 +664,34 @@ def read_raw(data: DataConfig) -> RawData:
         existing = _existing_tables(con) if data.source == "duckdb" else set()
         present: list[str] = []
         missing: list[str] = []
+        spans: list[_Span] = []
         for name, spec in TABLES.items():
-            source = _source_sql(data, name)
+            source = _source(data, name)
             if data.source == "duckdb" and data.tables.get(name, name) not in existing:
                 source = None
             if source is None:
-                if spec.required:
-                    looked = (
-                        f"table {data.tables.get(name, name)!r} in {data.duckdb_path}"
-                        if data.source == "duckdb"
-                        else f"{name}.parquet, {name}/*.parquet or {name}.csv in {data.raw_dir}"
-                    )
-                    raise DataContractError(
-                        name, None, f"required table not found (looked for {looked})",
-                        "the table to be present (map its name in data.tables)",
-                    )  # fmt: skip
+                _absent(data, spec)
                 missing.append(name)
                 continue
-            columns = _register(con, data, spec, source)
-            _validate(con, spec, columns)
+            try:
+                rows = _row_count(con, source)
+                if not rows:
+                    if spec.required:
+                        raise DataContractError(
+                            name, None, f"the table is empty ({source.where} has no rows)",
+                            "at least one row: the table is required",
+                        )  # fmt: skip
+                    missing.append(name)
+                    continue
+                columns = _register(con, data, spec, source.sql)
+                spans += _validate(con, spec, columns, rows)
+            except UNREADABLE as exc:
+                raise _unreadable(name, source, exc) from exc
             present.append(name)
-        (accounts,) = _one(con, "SELECT count(*) FROM accounts")
-        if not accounts:
-            raise DataContractError("accounts", None, "the table is empty", "at least one account")
         for name in present:
             if name != "accounts":
                 _validate_accounts_known(con, name)
+        _validate_calendar(con, data, spans)
     except BaseException:
         con.close()
         raise
@@ -544,7 +754,8 @@ def read_prebuilt(path: Path) -> pd.DataFrame:
     :mod:`features.prebuilt`, so blanks in a numeric column do not make it unreadable.
 
     Raises:
-        DataContractError: the path does not exist, is of an unknown kind, or is empty.
+        DataContractError: the path does not exist, is of an unknown kind, cannot be read
+            (truncated, corrupted, not text) or is empty.
     """
     if not path.exists():
         raise DataContractError(
@@ -552,13 +763,22 @@ def read_prebuilt(path: Path) -> pd.DataFrame:
         )
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
+        kind = "Parquet"
     elif suffix in {".csv", ".txt"} or path.name.lower().endswith(".csv.gz"):
-        frame = pd.read_csv(path, low_memory=False)
+        kind = "CSV"
     else:
         raise DataContractError(
             "prebuilt", None, f"{path.name} is neither Parquet nor CSV", ".parquet or .csv"
         )
+    try:
+        frame = pd.read_parquet(path) if kind == "Parquet" else pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:  # a 0-byte CSV: no header, no rows
+        frame = pd.DataFrame()
+    except (OSError, ValueError) as exc:  # pyarrow's and pandas' parse errors are ValueErrors
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataContractError(
+            "prebuilt", None, f"cannot read {path}: {detail}", f"a readable {kind} file"
+        ) from exc
     if frame.empty:
         raise DataContractError("prebuilt", None, f"{path} has no rows", "one row per snapshot")
     return frame
