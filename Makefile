@@ -41,7 +41,7 @@ features: setup
 train: setup
 	$(HS) train --params $(PARAMS) $(ARGS)
 
-## Score every active account as of today (or ARGS="--as-of DATE")
+## Score every active account as of the data's end (or ARGS="--as-of DATE")
 score: setup
 	$(HS) score --params $(PARAMS) $(ARGS)
 

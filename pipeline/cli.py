@@ -1,8 +1,9 @@
 """The ``healthscore`` command line: one command per stage, for people and schedulers.
 
-Exit codes: 0 success · 2 bad params or usage · 3 invalid input data, or a stage's inputs missing
-(no model, no scoring run) · 1 anything unexpected. Every command takes ``--params`` and
-repeatable ``--set key=value``.
+Exit codes: 0 success · 2 bad params or usage, or an ``output_dir`` the outputs cannot be written
+to (checked before the work) · 3 invalid input data, a stage's inputs missing (no model, no
+scoring run), or an as-of date too far past the data's end · 1 anything unexpected. Every command
+takes ``--params`` and repeatable ``--set key=value``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from inspect import Parameter, Signature
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,7 +23,8 @@ import typer
 
 from pipeline import flow, stages
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, flatten, load_params
-from pipeline.io import DataContractError
+from pipeline.io import DataContractError, catalog
+from pipeline.io.storage import OutputNotWritable
 from pipeline.lab import oracle
 from pipeline.logs import setup_logging
 from pipeline.stages.plan import PlanError
@@ -116,9 +118,18 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     except ConfigError as exc:
         log.error("%s", exc)
         raise typer.Exit(EXIT_PARAMS) from None
+    except OutputNotWritable as exc:
+        log.error("%s (check output_dir)", exc)
+        raise typer.Exit(EXIT_PARAMS) from None
     except (ValueError, FileNotFoundError, PlanError) as exc:  # checks on inputs
         log.error("%s", exc)
         raise typer.Exit(EXIT_DATA) from None
+
+
+def _writable(cfg: Params, *outputs: catalog.Stage) -> None:
+    """Before any work: exit 2, naming the path, when these stages' runs cannot be written
+    under output_dir (a file in the way, a folder not writable)."""
+    _guard(catalog.check_writable, cfg.output_dir, *outputs)
 
 
 @app.command()
@@ -148,6 +159,7 @@ def validate(
     remaps, and exits 3 naming the table, column and offending rows when anything is off.
     Nothing is written on failure.
     """
+    _writable(cfg, catalog.VALIDATION)
     _guard(stages.run_validate, cfg)
 
 
@@ -163,6 +175,7 @@ def features(
     features.horizon_days, each with the features of ten families computed from rows strictly
     before its as-of date, the renewal label beside them (empty when not known yet).
     """
+    _writable(cfg, catalog.FEATURES)
     _guard(stages.run_features, cfg, quiet)
 
 
@@ -187,6 +200,7 @@ def train(
     is registered as mlflow.model_name and takes the alias mlflow.alias only if it beats the
     current holder on train.promotion.metric, unless --force.
     """
+    _writable(cfg)  # the Optuna studies
     _guard(stages.run_train, cfg, force, oracle.judge(cfg))
 
 
@@ -196,7 +210,11 @@ def score(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None, typer.Option(help="Scoring date (YYYY-MM-DD); default today (UTC).")
+        str | None,
+        typer.Option(
+            help="Scoring date (YYYY-MM-DD); default the data's end: the day after its latest "
+            "row, or after data.cutoff (today, UTC, for data.source table)."
+        ),
     ] = None,
     input_path: Annotated[
         Path | None,
@@ -204,6 +222,13 @@ def score(
             "--input", help="data.source table: the table to score (default data.prebuilt.path)."
         ),
     ] = None,
+    allow_stale: Annotated[
+        bool,
+        typer.Option(
+            "--allow-stale",
+            help="Score an as-of date more than score.stale_after_days after the data's end.",
+        ),
+    ] = False,
 ) -> None:
     """Score every account with a contract in force on a date; write scores/as_of=DATE/.
 
@@ -212,10 +237,13 @@ def score(
     scores.parquet (win probability and interval, health 0–100, band, component points, ARR at
     risk, a unique priority, top risks and strengths in plain words), drivers.parquet,
     points.parquet, changes.parquet and alerts.csv against the previous run, drift.csv and
-    summary.json. Exit 3 when the data cannot give the model's features.
+    summary.json. Exit 3 when the data cannot give the model's features, or when the date is
+    more than score.stale_after_days after the data's end (the days without data would read as
+    silence and put accounts at risk) unless --allow-stale.
     """
-    day = _date(as_of) if as_of else datetime.now(UTC).date()
-    _guard(stages.run_score, cfg, day, input_path)
+    day = _date(as_of) if as_of else None
+    _writable(cfg, catalog.SCORES)
+    _guard(stages.run_score, cfg, day, input_path, allow_stale)
 
 
 @app.command()
@@ -224,7 +252,8 @@ def plan(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None, typer.Option(help="The scoring run to plan for (YYYY-MM-DD); default today.")
+        str | None,
+        typer.Option(help="The scoring run to plan for (YYYY-MM-DD); default the latest."),
     ] = None,
 ) -> None:
     """Recommend plays per account and allocate the period's capacity; write plans/as_of=DATE/.
@@ -238,7 +267,11 @@ def plan(
     the learning loop's randomised holdout (plan.epsilon) with the propensity of every action.
     Written atomically, replacing a re-run. Exit 3 when the scores or the effect model are missing.
     """
-    day = _date(as_of) if as_of else datetime.now(UTC).date()
+    day = _date(as_of) if as_of else None
+    _writable(cfg, catalog.PLANS)
+    if day is None:
+        hint = "run `healthscore score` first"
+        day = _guard(catalog.pick_run, catalog.SCORES, cfg.output_dir, None, hint)
     _guard(stages.run_plan, cfg, day)
 
 
@@ -258,7 +291,9 @@ def plan_eval(
     """
     from pipeline.stages.plan import evaluate_plan
 
-    result = _guard(evaluate_plan, cfg, _date(as_of))
+    day = _date(as_of)
+    _writable(cfg, catalog.PLANS)
+    result = _guard(evaluate_plan, cfg, day)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -403,7 +438,9 @@ def report(
     reliability diagram, lead time, drift). Written atomically, replacing a re-run. Exit 3 when
     there is no scoring run on that date.
     """
-    result = _guard(stages.run_report, cfg, _date(as_of) if as_of else None)
+    day = _date(as_of) if as_of else None
+    _writable(cfg, catalog.REPORTS)
+    result = _guard(stages.run_report, cfg, day)
     typer.echo(str(result.path))
 
 
@@ -418,6 +455,8 @@ def run_all(
     Scores report.backfill_runs earlier periods first so the report has trends and alerts, and
     ends by printing the report's path.
     """
+    outputs = (catalog.VALIDATION, catalog.FEATURES, catalog.SCORES, catalog.PLANS)
+    _writable(cfg, *outputs, catalog.REPORTS)
     result = _guard(flow.run_all, cfg, quiet, oracle.judge(cfg))
     typer.echo(str(result.path))
 

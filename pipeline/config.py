@@ -140,6 +140,14 @@ class ReportConfig(_Section):
     backfill_runs: int = Field(default=2, ge=0)
 
 
+class ScoreParams(ScoreConfig):
+    """The ``score`` section: the scoring settings the models use, and the freshness check."""
+
+    # an as-of date up to this many days after the data's end is scored; later ones are refused
+    # (healthscore score --allow-stale to score them anyway)
+    stale_after_days: int = Field(default=3, ge=0)
+
+
 class Params(_Section):
     """The whole configuration; every path read or written comes from here."""
 
@@ -148,7 +156,7 @@ class Params(_Section):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    score: ScoreParams = Field(default_factory=ScoreParams)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

@@ -2,8 +2,9 @@
 
 A stage's outputs live in its own folder: ``features/`` and ``validation/`` hold one current
 copy; ``scores/``, ``plans/`` and ``reports/`` hold one Hive-style partition per as-of date
-(``scores/as_of=2026-11-02/``), each written whole or not at all (:func:`publish`). Stages ask
-this module for a path or a frame; no other module spells a file name.
+(``scores/as_of=2026-11-02/``), each written whole or not at all (:func:`publish`): a link to
+its version under ``.versions/``, switched in one step. Stages ask this module for a path or a
+frame; no other module spells a file name.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.io.storage import atomic_directory, partition, partition_dates
+from pipeline.io import storage
+from pipeline.io.storage import partition, partition_dates
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,9 @@ RUN_LEAD_TIME = "lead_time.csv"
 # the Optuna studies (resumed when the data and search settings are unchanged)
 OPTUNA_STUDIES = "optuna.db"
 
+# the runs themselves: each stage's folder holds links to them (see pipeline.io.storage)
+VERSIONS = ".versions"
+
 KEY = ["account_id", "as_of"]
 
 _MARKERS = {SCORES: SCORED, PLANS: PLANNED, REPORTS: REPORT_INDEX}
@@ -174,9 +179,27 @@ def latest(stage: Stage, output_dir: Path) -> date | None:
 
 @contextlib.contextmanager
 def publish(stage: Stage, output_dir: Path, as_of: date | None = None) -> Iterator[Path]:
-    """A temporary folder that replaces the run's folder only when the block succeeds."""
-    with atomic_directory(stage.path(output_dir, as_of)) as tmp:
+    """A new folder that becomes the run's folder, in one atomic step, only when the block
+    succeeds (leftovers of a killed run of the stage are removed first)."""
+    versions = Path(output_dir) / VERSIONS / stage.folder
+    with storage.switched_directory(stage.path(output_dir, as_of), versions) as tmp:
         yield tmp
+
+
+def check_writable(output_dir: Path, *stages: Stage) -> None:
+    """Refuse, before any work, an ``output_dir`` where these stages' runs cannot be written.
+
+    Raises:
+        storage.OutputNotWritable: naming the path in the way (a file, an unwritable folder).
+    """
+    output_dir = Path(output_dir)
+    folders = [output_dir]
+    for stage in stages:
+        if stage.partitioned:
+            folders.append(output_dir / stage.folder)
+        folders.append(output_dir / VERSIONS / stage.folder)
+    for folder in folders:
+        storage.check_writable(folder)
 
 
 def plain(value: Any) -> Any:

@@ -1,13 +1,19 @@
-"""``healthscore explain ACCOUNT_ID``: one account's page, read from the scoring partitions."""
+"""``healthscore explain ACCOUNT_ID``: one account's page, read from the scoring partitions.
+
+Every value on the page comes from the data (CRM names, play kinds, feature descriptions), so the
+terminal page shows it as plain text: control characters out, Rich markup escaped.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import duckdb
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from models.interventions.plans import BUSINESS_AS_USUAL
@@ -17,6 +23,10 @@ from pipeline.io.catalog import plain
 
 SCORE_FIRST = "run `healthscore score --as-of DATE` first"
 BAND_STYLE = {"red": "bold red", "yellow": "bold yellow", "green": "bold green"}
+# line breaks and tabs become a space; other C0/C1 controls (ESC, CSI) and bidirectional
+# overrides, which would make the terminal show something else than the data, are dropped
+_BREAKS = re.compile(r"[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def account_page(params: Params, account_id: str, as_of: date | None = None) -> dict[str, Any]:
@@ -129,9 +139,27 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
     }
 
 
+def plain_text(value: str) -> str:
+    """A text from the data as the terminal should show it: on one line, without control
+    characters, Rich markup escaped (``[bold]`` is shown, not applied)."""
+    return escape(_CONTROLS.sub("", _BREAKS.sub(" ", value)))
+
+
+def _shown(value: Any) -> Any:
+    """``value`` with every text in it (dict keys too) made :func:`plain_text`."""
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shown(v) for v in value]
+    return value
+
+
 def render_page(page: dict[str, Any]) -> None:
-    """The page in the terminal (rich)."""
-    console = Console()
+    """The page in the terminal (rich); every text from the data is shown as plain text."""
+    page = _shown(page)
+    console = Console(emoji=False)
     band = page["band"]
     low, high = (round(100 * x) for x in page["interval"])
     console.print(

@@ -5,6 +5,9 @@ in force at ``as_of`` (or the rows of a prebuilt table) → check they are the m
 win probability with its interval, exact contributions → points of health, components, drivers
 in plain words → ARR at risk and a unique priority → changes and alerts against the previous run
 → drift and expected performance → one partition ``scores/as_of=DATE/`` written atomically.
+
+An as-of date well past the data's end would read the days without data as silence (no usage,
+no contact) and put accounts at risk, so it is refused unless asked for (:func:`scoring_date`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +23,7 @@ import pandas as pd
 from models.config import ScoreConfig
 from models.scoring import accounts, forecast, monitoring
 from models.scoring.accounts import Changes
+from pipeline import io
 from pipeline.config import Params
 from pipeline.io import catalog, registry
 from pipeline.shared import asof
@@ -40,13 +44,66 @@ class ScoreResult:
     seconds: float
 
 
-def run_score(params: Params, as_of: date, input_path: Path | None = None) -> ScoreResult:
-    """Score every account active at ``as_of`` and write its partition (replacing a re-run)."""
+class StaleAsOf(ValueError):
+    """The as-of date lies further after the data's end than ``score.stale_after_days``."""
+
+
+def scoring_date(params: Params, as_of: date | None = None, allow_stale: bool = False) -> date:
+    """The date to score: ``as_of``, by default the data's end; one too far past it is refused.
+
+    The data's end, as an as-of date, is the day after its latest row (or after
+    ``data.cutoff``): the first date whose features see all of it. A prebuilt table is not
+    checked (its rows carry their own dates); its default is today (UTC).
+
+    Raises:
+        StaleAsOf: ``as_of`` is more than ``score.stale_after_days`` after the data's end and
+            ``allow_stale`` is not set.
+    """
+    if params.data.source == "table":
+        return as_of or datetime.now(UTC).date()
+    with io.read_raw(params.data) as raw:
+        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
+    fresh = (end.normalize() + pd.Timedelta(days=1)).date()
+    if as_of is None:
+        return fresh
+    late = (as_of - fresh).days
+    if late <= params.score.stale_after_days:
+        return as_of
+    seen = f"data.cutoff {params.data.cutoff}" if params.data.cutoff else f"latest row {end}"
+    if not allow_stale:
+        tolerated = params.score.stale_after_days
+        raise StaleAsOf(
+            f"as of {as_of} is {late} days after the data's end, {fresh} ({seen}): those days "
+            "without data would read as silence (no usage, no contact) and put accounts at "
+            f"risk. Load newer data, score as of {fresh} (the default without --as-of), or pass "
+            f"--allow-stale to score it anyway (score.stale_after_days: {tolerated} tolerated)"
+        )
+    log.warning(
+        "score: as of %s is %d days after the data's end (%s, %s): scored anyway (--allow-stale)",
+        as_of, late, fresh, seen,
+    )  # fmt: skip
+    return as_of
+
+
+def run_score(
+    params: Params,
+    as_of: date | None = None,
+    input_path: Path | None = None,
+    allow_stale: bool = False,
+) -> ScoreResult:
+    """Score every account active at ``as_of`` (default: the data's end) and write its
+    partition, replacing a re-run.
+
+    Raises:
+        StaleAsOf: ``as_of`` is too far past the data's end and ``allow_stale`` is not set
+            (:func:`scoring_date`); nothing is written.
+    """
     started = time.perf_counter()
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     model, version = registry.load_champion(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
+    as_of = scoring_date(params, as_of, allow_stale)
     log.info(
         "score: model %s v%s (trained through %s), as of %s",
         params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
