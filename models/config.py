@@ -46,15 +46,18 @@ class AdditiveParams(_Section):
 
 
 class TuningParams(_Section):
-    """Optuna's budget: whichever of trials or seconds runs out first ends the study.
+    """Optuna's budget: ``trials`` trials of the tree member (and a fifth as many of the linear
+    member's ``C``), so the same data, params and seed give the same search on any machine.
+    ``timeout_s`` is only a safety cap: a search it cuts short is reported (and then depends on
+    the machine's speed); null = no cap.
 
     With ``early_stopping_rounds`` > 0 the tree count is not searched: each fold grows up to
     ``max_trees`` and stops once its held-out log loss has not improved for that many rounds,
     and the deployed model gets the trial's mean best count (no larger than it needs to be).
     """
 
-    trials: int = Field(default=25, ge=0)
-    timeout_s: float = Field(default=90.0, gt=0)
+    trials: int = Field(default=10, ge=0)
+    timeout_s: float | None = Field(default=1800.0, gt=0)
     folds: int = Field(default=3, ge=2)
     early_stopping_rounds: int = Field(default=50, ge=0)
     max_trees: int = Field(default=1000, ge=10)

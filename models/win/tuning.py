@@ -1,13 +1,19 @@
 """Hyperparameter search with Optuna: TPE seeded from params, median pruning per fold, a budget in
-trials and seconds, an objective closed over frames built once, the tree count found by early
-stopping on each held-out fold. Studies live in the storage the caller passes (``pipeline``
-keeps them in a SQLite file), so an interrupted search resumes.
+trials (time only as a safety cap), an objective closed over frames built once, the tree count
+found by early stopping on each held-out fold. Studies live in the storage the caller passes
+(``pipeline`` keeps them in a SQLite file), so an interrupted search resumes.
+
+Reproducible: trials run one after another (no parallel trials), LightGBM is deterministic at
+any thread count, and each trial's sampler is seeded by the params' seed and the trial's
+number, so the same data, params and seed give the same trials, on a busy machine or a fast
+one, searched in one go or resumed after an interruption.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +29,20 @@ from models.win.ensemble import LinearMember, TreeMember
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+log = logging.getLogger("healthscore")
+
+
 @dataclass(frozen=True)
 class Tuned:
-    """The tuned member parameters, with trials run, best log loss per study and seconds taken."""
+    """The tuned member parameters, with trials run, best log loss per study and seconds taken;
+    ``capped`` names the studies the safety cap (``timeout_s``) stopped short of their trials."""
 
     lightgbm: dict[str, Any]
     linear: dict[str, Any]
     trials: dict[str, int]
     best_loss: dict[str, float]
     seconds: float
+    capped: tuple[str, ...] = ()
 
 
 def tune(
@@ -41,13 +52,28 @@ def tune(
     cfg: TrainConfig,
     storage: optuna.storages.BaseStorage | str | None,
     study_prefix: str,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Tuned:
-    """Tune the tree member (most of the budget) and the linear member's ``C`` (a fifth).
+    """Tune the tree member (``cfg.tuning.trials`` trials) and the linear member's ``C`` (a
+    fifth as many).
 
     The params.yaml values are the first trial of each study, so tuning never returns a
-    configuration worse than the defaults on the tuning folds.
+    configuration worse than the defaults on the tuning folds. The trial count bounds the
+    search; once ``cfg.tuning.timeout_s`` seconds have passed no further trial starts (each
+    study keeps at least one), and the study is named in ``Tuned.capped`` and logged at WARNING.
+
+    Args:
+        X, y, groups: the training rows, their labels (1 = renewed) and account ids (folds
+            keep an account's rows together).
+        cfg: the ``train`` section (seed, members' defaults, ``tuning`` budget).
+        storage: where the studies live; a study already there is resumed, not restarted.
+        study_prefix: the studies' names start with it (one study per member).
+        clock: seconds, for the safety cap and ``Tuned.seconds``.
+
+    Returns:
+        The best parameters of each member and how the search went.
     """
-    started = time.perf_counter()
+    started = clock()
     y = np.asarray(y, dtype=int)
     splits = list(
         StratifiedGroupKFold(cfg.tuning.folds, shuffle=True, random_state=cfg.seed).split(
@@ -101,17 +127,19 @@ def tune(
         )
 
     budget = cfg.tuning
+    deadline = None if budget.timeout_s is None else started + budget.timeout_s
     results: dict[str, optuna.Study] = {}
+    capped: list[str] = []
     plan = [
-        ("lightgbm", lightgbm_objective, cfg.lightgbm.model_dump(), budget.trials, 0.8),
-        ("linear", linear_objective, {"C": cfg.linear.C}, max(1, budget.trials // 5), 0.2),
+        ("lightgbm", lightgbm_objective, cfg.lightgbm.model_dump(), budget.trials),
+        ("linear", linear_objective, {"C": cfg.linear.C}, max(1, budget.trials // 5)),
     ]
-    for name, objective, defaults, trials, share in plan:
+    for name, objective, defaults, trials in plan:
         study = optuna.create_study(
             study_name=f"{study_prefix}-{name}",
             storage=storage,
             direction="minimize",
-            sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+            sampler=_sampler(cfg.seed, 0),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
             load_if_exists=True,
         )
@@ -119,12 +147,22 @@ def tune(
             if name == "lightgbm" and stopping:
                 defaults = {k: v for k, v in defaults.items() if k != "n_estimators"}
             study.enqueue_trial(defaults, skip_if_exists=True)
-        finished = [t for t in study.trials if t.state.is_finished()]
-        remaining = trials - len(finished)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=budget.timeout_s * share)
+        while (done := _finished(study)) < trials:
+            if done and deadline is not None and clock() >= deadline:
+                capped.append(name)
+                log.warning(
+                    "train: tuning %s stopped by the safety cap train.tuning.timeout_s = %g s "
+                    "after %d of %d trials: this search depends on the machine's speed (raise "
+                    "the cap; a run on the same data and seed resumes the stored search)",
+                    name, budget.timeout_s, done, trials,
+                )  # fmt: skip
+                break
+            # one trial at a time, its sampler seeded by the trial's number: a resumed search
+            # draws what an uninterrupted one would
+            study.sampler = _sampler(cfg.seed, done)
+            study.optimize(objective, n_trials=1)
         results[name] = study
-        logging.getLogger("healthscore").info(
+        log.info(
             "train: tuning %s — %d trials (%d pruned), best log loss %.4f",
             name, len(study.trials),
             sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
@@ -139,5 +177,17 @@ def tune(
         linear={**cfg.linear.model_dump(), "C": results["linear"].best_params["C"]},
         trials={k: len(s.trials) for k, s in results.items()},
         best_loss={k: float(s.best_value) for k, s in results.items()},
-        seconds=time.perf_counter() - started,
+        seconds=clock() - started,
+        capped=tuple(capped),
     )
+
+
+def _finished(study: optuna.Study) -> int:
+    """Trials that ran to the end or were pruned (not one a crash left running)."""
+    return sum(t.state.is_finished() for t in study.trials)
+
+
+def _sampler(seed: int, number: int) -> optuna.samplers.TPESampler:
+    """TPE for trial ``number`` of a search seeded ``seed`` (distinct for every pair)."""
+    state = np.random.SeedSequence([seed, number]).generate_state(1)[0]
+    return optuna.samplers.TPESampler(seed=int(state))

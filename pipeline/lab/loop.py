@@ -159,8 +159,8 @@ def _one_loop(
         synthetic.write_tables(world, params.data.raw_dir)
         if t == 0 or (settings.retrain_every and t % settings.retrain_every == 0):
             features_stage.run_features(params, quiet=True)
-            # a retrain replaces the champion: the promotion gate compares out-of-time figures
-            # of different windows (the newer one is later), which would keep the first model
+            # a retrain replaces the champion: the loop measures a policy that keeps its model
+            # fresh, not the promotion gate (which would keep a champion as good on new rows)
             train_stage.run_train(params, force=t > 0)
         as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
         score_stage.run_score(params, as_of)

@@ -4,11 +4,13 @@ Flow: read the training set → out-of-time split (one horizon of gap) → Optun
 period → the stacked, calibrated ensemble (grouped CV inside) → out-of-time metrics beside the
 baselines (classic scorecard, single LightGBM) and any judge the caller plugs in (the lab's oracle
 comparison on the synthetic world) → factor audit
-and lead time → refit on every labelled snapshot → MLflow run, registered pyfunc, promotion gate.
+and lead time → refit on every labelled snapshot → MLflow run, registered pyfunc, promotion gate
+(the challenger and the champion scored on the same out-of-time rows).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
@@ -45,6 +47,7 @@ log = logging.getLogger("healthscore")
 
 SHAP_SAMPLE = 2000
 PROFILE_ROWS = 50_000  # training rows summarised for drift monitoring
+WINDOW_TAG = "oot_window"  # fingerprint of the out-of-time rows and labels a run was tested on
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
     """Tune, fit and evaluate the ensemble; log the run and register the model in MLflow."""
     cfg = params.train
     timer = _Timer()
+    # an unusable tracking store fails now, not after the tuning and fitting
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     with timer("load"):
         data = load_training_set(params.output_dir)
     table, names = data.table, data.features
@@ -269,7 +274,8 @@ def _log_run(
     effects: EffectsFit | None,
 ) -> TrainResult:  # fmt: skip
     names = data.features
-    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    window = _window(test)
+    contest = _contest(params, test, p_test, window)
     sample = test.sample(min(SHAP_SAMPLE, len(test)), random_state=params.train.seed)
     contributions = deployed.contributions(sample[names])
     importance = contributions[names].abs().mean().sort_values(ascending=False)
@@ -289,8 +295,12 @@ def _log_run(
                 "stack_weights": json.dumps(
                     dict(zip(deployed.member_names_, np.round(deployed.weights_, 4).tolist(),
                              strict=True))),
+                WINDOW_TAG: window,
+                # studies the safety cap (train.tuning.timeout_s) cut short: not reproducible
+                "tuning_capped": ",".join(tuned.capped) or "none",
             }
         )  # fmt: skip
+        mlflow.log_metrics({f"tuning_trials_{k}": v for k, v in tuned.trials.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         mlflow.log_metrics({f"seconds_{k}": v for k, v in timer.seconds.items()})
         trees = {
@@ -335,13 +345,91 @@ def _log_run(
         )  # fmt: skip
         version = registry.log_scoring_model(model, sample[names], params.mlflow.model_name)
         promotion = registry.promote(
-            params.mlflow.model_name, params.mlflow.alias, version, params.train.promotion.metric,
-            metrics[f"oot_{params.train.promotion.metric}"],
+            params.mlflow.model_name, params.mlflow.alias, version, contest,
             params.train.promotion.min_improvement, force,
         )  # fmt: skip
-        mlflow.set_tag("promoted", str(promotion.promoted).lower())
-        mlflow.set_tag("promotion_reason", promotion.reason)
+        # both figures of the gate, on the same rows (``promotion_reason`` says which)
+        gate = {"challenger": contest.challenger, "champion": contest.champion}
+        mlflow.log_metrics(
+            {f"gate_{contest.metric}_{k}": v for k, v in gate.items() if v is not None}
+        )
+        mlflow.set_tags(
+            {
+                "promoted": str(promotion.promoted).lower(),
+                "promotion_reason": promotion.reason,
+                "promotion_champion": contest.holder or "none",
+            }
+        )
         return TrainResult(run.info.run_id, version, promotion.promoted, metrics)
+
+
+def _window(test: pd.DataFrame) -> str:
+    """Fingerprint of the out-of-time rows and their labels: equal for two runs tested on the
+    same rows, so their logged out-of-time figures compare like with like."""
+    rows = test[[*KEY, "renewed"]].sort_values(KEY, kind="stable")
+    hashed = pd.util.hash_pandas_object(rows.astype({"renewed": "float64"}), index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def _contest(
+    params: Params, test: pd.DataFrame, p_test: np.ndarray, window: str
+) -> registry.Contest:
+    """The challenger and the current champion on the same out-of-time rows, out of sample
+    for both.
+
+    The champion was refit on every labelled snapshot of its data, so scoring it on rows it
+    trained on would flatter it: it is scored on the window's rows after its training data
+    (``trained_through``), whose outcomes it never saw. A champion tested on this very window
+    keeps the figure its run logged. Tables without as-of dates hold out ids at random: there
+    the logged figures of the two holdouts are compared. A champion that cannot be loaded or
+    lacks features gives way; one with no rows to compare on stays (``--force`` replaces it).
+    """
+    metric, alias = params.train.promotion.metric, params.mlflow.alias
+    y = test["renewed"].astype(int).to_numpy()
+    own = _figure(metric, y, p_test, test["arr"].to_numpy(), params.train)
+    holder = registry.alias_holder(params.mlflow.model_name, alias)
+    if holder is None:
+        return registry.Contest(metric, own)
+    logged = holder.metrics.get(f"oot_{metric}")
+    if holder.model is None:
+        log.warning("train: %s v%s cannot be loaded: %s", alias, holder.version, holder.problem)
+        basis = f"it cannot be loaded ({holder.problem})"
+        return registry.Contest(metric, own, holder.version, usable=False, basis=basis)
+    model = holder.model
+    missing = [f for f in model.features if f not in test.columns]
+    if missing:
+        basis = f"it needs features this training set lacks ({', '.join(missing[:5])})"
+        return registry.Contest(metric, own, holder.version, usable=False, basis=basis)
+    if holder.tags.get(WINDOW_TAG) == window and logged is not None:
+        basis = f"the same {len(test):,} out-of-time rows (the figure each run logged)"
+        return registry.Contest(metric, own, holder.version, logged, basis=basis)
+    if test["as_of"].isna().all():
+        basis = "different held-out ids (no as-of dates; the figure each run logged)"
+        return registry.Contest(metric, own, holder.version, logged, basis=basis)
+    through = pd.to_datetime(model.trained.get("trained_through", "NaT"), errors="coerce")
+    unseen = (test["as_of"] > through).to_numpy()  # all False when not known
+    rows = test[unseen]
+    if rows["renewed"].nunique() < 2:
+        basis = (
+            f"too few of the {len(test):,} out-of-time rows are after its training data "
+            f"(trained through {model.trained.get('trained_through', '?')})"
+        )
+        return registry.Contest(metric, own, holder.version, basis=basis)
+    plain = registry.as_model_input(rows[model.features], list(model.ensemble.categories_))
+    held = model.predict(None, plain)["win_probability"].to_numpy()
+    y_rows, arr = rows["renewed"].astype(int).to_numpy(), rows["arr"].to_numpy()
+    basis = (
+        f"{len(rows):,} out-of-time rows after its training data "
+        f"(as of {rows['as_of'].min().date()} to {rows['as_of'].max().date()})"
+    )
+    return registry.Contest(
+        metric, _figure(metric, y_rows, p_test[unseen], arr, params.train), holder.version,
+        _figure(metric, y_rows, held, arr, params.train), basis=basis,
+    )  # fmt: skip
+
+
+def _figure(metric: str, y: np.ndarray, p: np.ndarray, arr: np.ndarray, cfg: TrainConfig) -> float:
+    return classification_metrics(y, p, arr, cfg.top_k_percent)[metric]
 
 
 class _Timer:

@@ -1,10 +1,15 @@
-"""Optuna tuning: the tree count found by early stopping, studies that resume."""
+"""Optuna tuning: the tree count found by early stopping, studies that resume, a search bounded by
+its trial count (time only a safety cap)."""
 
 from __future__ import annotations
 
+import logging
+
+import numpy as np
 import optuna
 
 from models.config import TrainConfig
+from models.win.ensemble import TreeMember
 from models.win.tuning import tune
 from tests.models.test_ensemble import accounts_frame
 
@@ -45,3 +50,80 @@ def test_without_early_stopping_the_tree_count_is_searched():
     study = optuna.load_study(study_name="s-lightgbm", storage=storage)
     assert tuned.lightgbm["n_estimators"] == study.best_trial.params["n_estimators"]
     assert "n_estimators" not in study.best_trial.user_attrs
+
+
+class BusyClock:
+    """A machine so busy that each look at the clock finds ``step`` more seconds gone."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def threaded(**tuning: object) -> TrainConfig:
+    """The small config with two LightGBM threads, so thread scheduling could show."""
+    return config(**tuning).model_copy(update={"n_jobs": 2})
+
+
+def test_the_trial_count_bounds_the_search_on_an_idle_or_a_busy_machine():
+    # given the same data, params and seed, on an idle machine and on one so busy that every
+    # trial seems to take a minute (a 90 s time budget would have stopped after one or two)
+    X, y, groups = accounts_frame()
+    cfg = threaded(trials=4, timeout_s=1800)
+    idle_storage = optuna.storages.InMemoryStorage()
+    busy_storage = optuna.storages.InMemoryStorage()
+    # when tuned on each
+    idle = tune(X, y.to_numpy(), groups, cfg, idle_storage, "idle")
+    busy = tune(X, y.to_numpy(), groups, cfg, busy_storage, "busy", clock=BusyClock(60.0))
+    # then both ran every trial, drew the same ones and chose the same parameters
+    assert idle.trials == busy.trials == {"lightgbm": 4, "linear": 1}
+    assert idle.capped == busy.capped == ()
+    drawn = [
+        [t.params for t in optuna.load_study(study_name=f"{run}-lightgbm", storage=s).trials]
+        for run, s in (("idle", idle_storage), ("busy", busy_storage))
+    ]
+    assert drawn[0] == drawn[1]
+    assert (idle.lightgbm, idle.linear, idle.best_loss) == (busy.lightgbm, busy.linear,
+                                                            busy.best_loss)  # fmt: skip
+    # and the tuned tree member predicts the same, to the bit
+    predictions = [
+        TreeMember(t.lightgbm, cfg.seed, n_jobs=cfg.n_jobs).fit(X, y).decision(X)
+        for t in (idle, busy)
+    ]
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+def test_the_safety_cap_stops_the_search_and_says_so(caplog):
+    # given a cap of 25 minutes on a machine where each trial seems to take over 16
+    X, y, groups = accounts_frame()
+    cfg = config(trials=4, timeout_s=1500)
+    # when tuned
+    with caplog.at_level(logging.WARNING, logger="healthscore"):
+        tuned = tune(X, y.to_numpy(), groups, cfg, optuna.storages.InMemoryStorage(), "c",
+                     clock=BusyClock(1000.0))  # fmt: skip
+    # then the tree search stopped after 2 of its 4 trials, and the run says so
+    assert tuned.trials["lightgbm"] == 2
+    assert tuned.capped == ("lightgbm",)
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "train.tuning.timeout_s = 1500 s" in warning[0]
+    assert "after 2 of 4 trials" in warning[0]
+
+
+def test_a_search_cut_short_resumes_to_the_trials_of_an_uninterrupted_one():
+    # given a search the safety cap stopped after 2 of 4 trials, and one that ran through
+    X, y, groups = accounts_frame()
+    cfg = config(trials=4, timeout_s=1500)
+    cut, whole = optuna.storages.InMemoryStorage(), optuna.storages.InMemoryStorage()
+    first = tune(X, y.to_numpy(), groups, cfg, cut, "s", clock=BusyClock(1000.0))
+    assert first.trials["lightgbm"] == 2
+    # when the cut one is resumed on an idle machine
+    resumed = tune(X, y.to_numpy(), groups, cfg, cut, "s")
+    through = tune(X, y.to_numpy(), groups, cfg, whole, "s")
+    # then it ran the same four trials as the uninterrupted search, and chose the same
+    trials = [[t.params for t in optuna.load_study(study_name="s-lightgbm", storage=s).trials]
+              for s in (cut, whole)]  # fmt: skip
+    assert len(trials[0]) == 4 and trials[0] == trials[1]
+    assert resumed.lightgbm == through.lightgbm and resumed.capped == ()
