@@ -101,6 +101,8 @@ class TrainConfig(_Section):
     top_k_percent: list[float] = Field(default_factory=lambda: [5.0, 10.0, 20.0])
     lead_days: list[int] = Field(default_factory=lambda: [30, 60, 90, 180])
     at_risk_below: float = Field(default=0.7, gt=0, lt=1)
+    # replicates of the bootstrap over accounts behind every test figure's 95 % interval
+    bootstrap: int = Field(default=200, ge=20)
 
     @field_validator("members")
     @classmethod

@@ -499,7 +499,8 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
     date re-scored, as ``all`` backfills): its scores there are not a forecast.
     """
     info = dict(summary.get("model") or {})
-    through = pd.Timestamp(info["trained_through"]) if info.get("trained_through") else pd.NaT
+    # "no as-of dates" (a prebuilt table without them) reads as unknown
+    through = pd.to_datetime(info.get("trained_through"), errors="coerce")
     in_sample = not pd.isna(through) and through.date() >= day
     model: dict[str, Any] = {
         "version": summary.get("model_version"),

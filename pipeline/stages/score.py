@@ -129,6 +129,11 @@ def run_score(
     outlook = forecast.renewal_forecast(
         scores, window, model.contraction, [c for c in ("segment", "csm_id") if c in scores]
     )
+    # a table without renewal dates has no renewals due: no forecast rather than one of zeros
+    dated = bool(scores["days_to_renewal"].notna().any())
+    if not dated:
+        log.info("score: no renewal dates in the input: no forecast of renewals due")
+        outlook = outlook.iloc[0:0]
     backtest = _backtest(params.output_dir, previous, window, outcomes)
     alerts = None if changes is None else changes.alerts
     target = catalog.SCORES.path(params.output_dir, as_of)
@@ -143,9 +148,13 @@ def run_score(
             catalog.CHANGES.write(tmp, changes.changes)
             catalog.ALERTS.write(tmp, changes.alerts)
         summary = _summary(scores, drift, alerts, version, model.trained, as_of, previous)
-        total = outlook[outlook["group"] == "total"].iloc[0]
-        figures = ("renewals_due", "arr_due", "expected_churned_arr", "expected_contraction_arr")
-        summary["forecast"] = {k: float(total[k]) for k in figures}
+        summary["forecast"] = None
+        if dated:
+            total = outlook[outlook["group"] == "total"].iloc[0]
+            figures = ("arr_due", "expected_churned_arr", "expected_contraction_arr")
+            summary["forecast"] = {"renewals_due": int(total["renewals_due"])} | {
+                k: float(total[k]) for k in figures
+            }
         catalog.SCORE_SUMMARY.write(tmp, summary)
     seconds = time.perf_counter() - started
     result = ScoreResult(
@@ -187,9 +196,10 @@ def _backtest(
     A run scored with a model trained on its own period is in-sample: these figures are honest
     only for runs made before that model's training data ended (as a nightly job makes them).
     """
-    columns = ["as_of", "model_version", "expected_auc", "renewals_due", "forecast_churned_arr",
+    columns = ["as_of", "model_version", "expected_auc", "renewals_due", "non_renewals",
+               "forecast_churned_arr", "forecast_churned_arr_low", "forecast_churned_arr_high",
                "realised_churned_arr", "forecast_renewal_rate", "realised_renewal_rate",
-               "realised_auc"]  # fmt: skip
+               "realised_auc", "realised_auc_low", "realised_auc_high"]  # fmt: skip
     if not previous or outcomes is None:
         return pd.DataFrame(columns=columns)
     rows = []

@@ -34,7 +34,7 @@ from models.config import TrainConfig
 from models.scoring.forecast import contraction_rates
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
-from models.win.metrics import classification_metrics, lead_time
+from models.win.metrics import bootstrap_intervals, classification_metrics, lead_time
 from models.win.scorecard import Scorecard, factor_audit
 from models.win.tuning import Tuned, tune
 from models.win.validation import holdout_split, out_of_time_split
@@ -124,6 +124,11 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
             metrics |= _prefixed(f"baseline_{label}", scores)
             metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
             metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
+        intervals = bootstrap_intervals(
+            y_test, {"ensemble": p_test, **baselines}, test["account_id"].to_numpy(),
+            replicates=cfg.bootstrap, seed=cfg.seed,
+        )  # fmt: skip
+        metrics |= _interval_metrics(intervals)
         leads, warning_days = _lead_time(test, p_test, cfg)
         metrics["median_warning_days"] = warning_days
         scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
@@ -131,7 +136,7 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
             metrics |= judge.win(scored)
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
-    _report(metrics, leads, warning_days, baselines)
+    _report(metrics, leads, warning_days, baselines, split)
     with timer("refit"):
         deployed = ensemble
         if cfg.refit_on_all:
@@ -239,23 +244,65 @@ def _audit(
     return factor_audit(train[names], y, components, card.component_scores(train[names]))
 
 
+GAIN_NAMES = {"roc_auc": "auc", "brier": "brier"}  # gains named as before intervals existed
+
+
+def _interval_metrics(intervals: pd.DataFrame) -> dict[str, float]:
+    """The bootstrap's intervals as run metrics: ``oot_<metric>_low/high``,
+    ``baseline_<name>_<metric>_low/high``, ``gain_<metric>_vs_<name>_low/high``, and the counts
+    they rest on (``oot_non_renewals``, ``oot_accounts``)."""
+    out: dict[str, float] = {}
+    for row in intervals.itertuples():
+        if row.score == "ensemble":
+            stem = f"oot_{row.metric}"
+        elif row.score.startswith("gain_vs_"):
+            label = row.score.removeprefix("gain_vs_")
+            stem = f"gain_{GAIN_NAMES.get(row.metric, row.metric)}_vs_{label}"
+            out[stem] = row.value
+        else:
+            stem = f"baseline_{row.score}_{row.metric}"
+        out[f"{stem}_low"], out[f"{stem}_high"] = row.low, row.high
+    out["oot_non_renewals"] = int(intervals["non_renewals"].iloc[0])
+    out["oot_accounts"] = int(intervals["groups"].iloc[0])
+    return out
+
+
+def _verdict(low: float, high: float) -> str:
+    """A gain said in words only as far as its interval allows."""
+    if low > 0:
+        return "beats"
+    if high < 0:
+        return "is worse than"
+    return "is not distinguishable from"
+
+
 def _report(
     metrics: dict[str, float], leads: pd.DataFrame, warning_days: float,
-    baselines: dict[str, np.ndarray],
+    baselines: dict[str, np.ndarray], split: str,
 ) -> None:  # fmt: skip
+    held = "out-of-time" if split.startswith("out of time") else "held-out (ids held out)"
+
+    def ci(stem: str, digits: int) -> str:
+        return (f"{metrics[stem]:.{digits}f} [{metrics[stem + '_low']:.{digits}f}, "
+                f"{metrics[stem + '_high']:.{digits}f}]")  # fmt: skip
+
     log.info(
-        "train: out-of-time AUC %.3f, PR AUC %.3f, Brier %.4f, ECE %.4f, top-decile lift %.2f "
-        "(cross-validated AUC %.3f)",
-        metrics["oot_roc_auc"], metrics["oot_pr_auc"], metrics["oot_brier"], metrics["oot_ece"],
-        metrics["oot_top_decile_lift"], metrics["cv_roc_auc"],
+        "train: %s AUC %s, PR AUC %s, Brier %s, ECE %s, top-decile lift %s, on %s non-renewals "
+        "of %s accounts, 95 %% intervals over accounts (cross-validated AUC %.3f)",
+        held, ci("oot_roc_auc", 3), ci("oot_pr_auc", 3), ci("oot_brier", 4), ci("oot_ece", 4),
+        ci("oot_top_decile_lift", 2), f"{metrics['oot_non_renewals']:,}",
+        f"{metrics['oot_accounts']:,}", metrics["cv_roc_auc"],
     )  # fmt: skip
     for label in baselines:
-        gain = metrics[f"gain_auc_vs_{label}"]
+        auc, brier = f"gain_auc_vs_{label}", f"gain_brier_vs_{label}"
         log.info(
-            "train: %s the %s baseline: AUC %.3f vs %.3f (%+.3f), Brier %.4f vs %.4f",
-            "beats" if gain > 0 else "does NOT beat", label, metrics["oot_roc_auc"],
-            metrics[f"baseline_{label}_roc_auc"], gain, metrics["oot_brier"],
-            metrics[f"baseline_{label}_brier"],
+            "train: the ensemble %s the %s baseline on AUC: %.3f vs %.3f, gain %+.3f [%+.3f, "
+            "%+.3f]; Brier %.4f vs %.4f, gain %+.4f [%+.4f, %+.4f]",
+            _verdict(metrics[f"{auc}_low"], metrics[f"{auc}_high"]), label,
+            metrics["oot_roc_auc"], metrics[f"baseline_{label}_roc_auc"], metrics[auc],
+            metrics[f"{auc}_low"], metrics[f"{auc}_high"], metrics["oot_brier"],
+            metrics[f"baseline_{label}_brier"], metrics[brier], metrics[f"{brier}_low"],
+            metrics[f"{brier}_high"],
         )  # fmt: skip
     if leads.empty:
         return
@@ -280,7 +327,8 @@ def _log_run(
     contributions = deployed.contributions(sample[names])
     importance = contributions[names].abs().mean().sort_values(ascending=False)
     labelled = data.table[data.table["renewed"].notna()]
-    trained_through = str(labelled["as_of"].max())
+    latest = labelled["as_of"].max()
+    trained_through = "no as-of dates" if pd.isna(latest) else str(latest)
     reference = labelled.sample(min(PROFILE_ROWS, len(labelled)), random_state=params.train.seed)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params({k: _param(v) for k, v in flatten(params).items()})

@@ -3,6 +3,7 @@ evaluated and registered like the event-log mode, with no hand work on its colum
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,8 @@ def test_a_prebuilt_table_trains_and_registers_a_champion(tmp_path):
     assert metrics["baseline_lightgbm_roc_auc"] > 0.6
     assert not any(k.startswith("oracle_") for k in metrics)
     assert metrics["oot_ece"] < 0.1
+    # named by what it is: ids held out, not "out of time", and no training date that is NaT
+    assert client.get_run(version.run_id).data.tags["trained_through"] == "no as-of dates"
     # and another table of the same form, without its label, is scored like the event-log mode
     later = tmp_path / "telco_now.csv"
     churn_table(300, seed=3).drop(columns="Churn").to_csv(later, index=False)
@@ -101,6 +104,9 @@ def test_a_prebuilt_table_trains_and_registers_a_champion(tmp_path):
     scores = pd.read_parquet(tmp_path / "out/scores/as_of=2026-11-01/scores.parquet")
     assert len(scores) == 300 and sorted(scores["priority"]) == list(range(1, 301))
     assert scores["top_risk_1"].notna().any()
+    # no renewal dates: no forecast of renewals due (rather than one of zeros)
+    summary = json.loads((tmp_path / "out/scores/as_of=2026-11-01/summary.json").read_text())
+    assert summary["forecast"] is None
     np.testing.assert_allclose(
         scores["arr_at_risk"], scores["arr"] * (1 - scores["win_probability"])
     )

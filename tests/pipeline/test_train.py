@@ -66,6 +66,13 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     ]  # fmt: skip
     assert not [key for key in expected if key not in metrics]
     assert 0.6 < metrics["oot_roc_auc"] <= 1.0
+    # every headline figure and gain carries its 95 % interval and the counts it rests on
+    for stem in ("oot_roc_auc", "oot_brier", "oot_ece", "baseline_lightgbm_roc_auc",
+                 "gain_auc_vs_lightgbm", "gain_brier_vs_scorecard"):  # fmt: skip
+        assert metrics[f"{stem}_low"] <= metrics[stem] <= metrics[f"{stem}_high"], stem
+    assert metrics["oot_roc_auc_high"] - metrics["oot_roc_auc_low"] > 0
+    assert metrics["oot_non_renewals"] >= 1 and metrics["oot_non_renewals"] % 1 == 0
+    assert metrics["oot_accounts"] >= metrics["oot_non_renewals"]
     assert run.data.params["train.tuning.trials"] == "2"
     assert len(run.data.tags["data_fingerprint"]) == 12
     artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
