@@ -91,6 +91,27 @@ def _random_fill(
     return chosen
 
 
+def account_values(
+    p_true: np.ndarray,
+    true_option: np.ndarray,
+    chosen: np.ndarray,
+    arr: np.ndarray,
+    options: tuple[plans.Option, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per account, the true value of a ``(n, m)`` bool choice of options (ARR × ((p + true
+    lift) × kept share − p) − cost where acted on, else 0) and whether its true lift is negative."""
+    n = len(p_true)
+    distinct, which = np.unique(chosen, axis=0, return_inverse=True)
+    which = which.ravel()
+    plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
+    keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
+    saved = plans.arr_saved(arr, p_true, plan_l, keep)
+    acted = chosen.any(axis=1)
+    cost_of = np.array([o.cost for o in options])
+    value = np.where(acted, saved - (chosen * cost_of).sum(axis=1), 0.0)
+    return value, acted & (plan_l < 0)
+
+
 def true_value(
     p_true: np.ndarray,
     true_option: np.ndarray,
@@ -103,16 +124,27 @@ def true_value(
     Value = Σ ARR × ((p + true lift) × kept share − p) − cost over the accounts acted on; the
     harmful share is the share of all accounts given a plan whose true lift is negative.
     """
-    n = len(p_true)
-    distinct, which = np.unique(chosen, axis=0, return_inverse=True)
-    which = which.ravel()
-    plan_l = plans.plan_lift(p_true, true_option, distinct)[np.arange(n), which]
-    keep = plans.plan_keep(distinct, options)[which]  # what a discount leaves of the renewal
-    saved = plans.arr_saved(arr, p_true, plan_l, keep)
-    acted = chosen.any(axis=1)
-    cost_of = np.array([o.cost for o in options])
-    value = float(np.sum((saved - (chosen * cost_of).sum(axis=1))[acted]))
-    return value, float(np.mean(acted & (plan_l < 0)))
+    value, harmful = account_values(p_true, true_option, chosen, arr, options)
+    return float(value.sum()), float(harmful.mean())
+
+
+def share_interval(
+    numerator: np.ndarray, denominator: np.ndarray, replicates: int = 200, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval over accounts of Σ numerator / Σ denominator (each policy's plans
+    held fixed: how much the share owes to which accounts happen to be in the book)."""
+    rng = np.random.default_rng(seed)
+    n = numerator.size
+    shares = []
+    for _ in range(replicates):
+        rows = rng.integers(0, n, n)
+        total = denominator[rows].sum()
+        if total:
+            shares.append(numerator[rows].sum() / total)
+    if not shares:
+        return float("nan"), float("nan")
+    low, high = np.quantile(shares, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def naive_lifts(
@@ -229,11 +261,22 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     exact_search = _search(p_model, exact, arr, days, options, cfg)
     policies["exact_averages"] = exact_search.plans[_funded(exact_search, capacity)]
     policies["exact_averages_unconstrained"] = exact_search.plans[exact_search.best]
+    per_account = {}
     for name, chosen in policies.items():
-        value, harmful = true_value(p_true, true_option, chosen, arr, options)
-        out[f"value_{name}"] = value
-        out[f"harmful_share_{name}"] = harmful
-        out[f"funded_{name}"] = float(chosen.any(axis=1).sum())
+        values, harmful = account_values(p_true, true_option, chosen, arr, options)
+        per_account[name] = values
+        out[f"value_{name}"] = float(values.sum())
+        out[f"harmful_share_{name}"] = float(harmful.mean())
+        out[f"funded_{name}"] = int(chosen.any(axis=1).sum())
+    for share, name, against in (
+        ("shipped_vs_capacity_oracle", "shipped", "oracle_capacity"),
+        ("shipped_vs_oracle", "shipped_unconstrained", "oracle_unconstrained"),
+        ("exact_averages_vs_capacity_oracle", "exact_averages", "oracle_capacity"),
+        ("naive_vs_capacity_oracle", "naive_reprediction", "oracle_capacity"),
+    ):
+        out[f"{share}_low"], out[f"{share}_high"] = share_interval(
+            per_account[name], per_account[against], seed=cfg.seed
+        )
     oracle_cap = out["value_oracle_capacity"]
     oracle_all = out["value_oracle_unconstrained"]
     out["shipped_vs_capacity_oracle"] = out["value_shipped"] / oracle_cap if oracle_cap else np.nan
@@ -245,6 +288,10 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     )
     out["exact_averages_vs_oracle"] = (
         out["value_exact_averages_unconstrained"] / oracle_all if oracle_all else np.nan
+    )
+    oracle_cap = out["value_oracle_capacity"]
+    out["naive_vs_capacity_oracle"] = (
+        out["value_naive_reprediction"] / oracle_cap if oracle_cap else np.nan
     )
     out["model_version"] = float(version)
     return out
@@ -361,10 +408,19 @@ def render(table: pd.DataFrame) -> str:
             effects.to_string(float_format=lambda v: f"{v:+.4f}"),
             "",
             policies.to_string(float_format=lambda v: f"{v:,.3f}"),
-            f"shipped / oracle (no capacity): {row.get('shipped_vs_oracle', np.nan):.3f}   "
-            f"shipped / capacity oracle: {row.get('shipped_vs_capacity_oracle', np.nan):.3f}   "
+            f"shipped / oracle (no capacity): {_ci(row, 'shipped_vs_oracle')}   "
+            f"shipped / capacity oracle: {_ci(row, 'shipped_vs_capacity_oracle')}   "
             f"(with exact averages: {row.get('exact_averages_vs_oracle', np.nan):.3f} / "
-            f"{row.get('exact_averages_vs_capacity_oracle', np.nan):.3f})",
+            f"{_ci(row, 'exact_averages_vs_capacity_oracle')}; naive re-prediction: "
+            f"{_ci(row, 'naive_vs_capacity_oracle')}); 95 % intervals over accounts",
             "",
         ]
     return "\n".join(lines)
+
+
+def _ci(row: pd.Series, key: str) -> str:
+    """A share with its interval, when the row has one."""
+    value, low, high = (row.get(k, np.nan) for k in (key, f"{key}_low", f"{key}_high"))
+    if pd.isna(low):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"

@@ -228,7 +228,8 @@ def test_evaluate_plays_prints_the_policy_table(planned):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     for text in ("oracle_capacity", "naive_reprediction", "same_play_for_all", "true ATE",
-                 "exact_averages", "with exact averages"):  # fmt: skip
+                 "exact_averages", "with exact averages",
+                 "95 % intervals over accounts"):  # fmt: skip
         assert text in result.stdout
 
 
