@@ -7,6 +7,7 @@ one case of each family through ``healthscore validate`` on a small synthetic wo
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -142,10 +143,16 @@ def raw_folder(tmp_path: Path, tables: dict[str, pd.DataFrame] | None = None) ->
 
 
 def run_validate(tmp_path: Path, folder: Path, **data: object) -> io.DataContractError:
-    """Run the validate stage, expecting a contract error; check that nothing was written."""
+    """Run the validate stage, expecting a contract error, and ``healthscore validate`` on the
+    same folder, expecting exit 3 with the same message; check that nothing was written."""
     params = Params(data=DataConfig(raw_dir=folder, **data), output_dir=tmp_path / "out")
     with pytest.raises(io.DataContractError) as excinfo:
         stages.run_validate(params)
+    assert not (tmp_path / "out").exists(), "nothing is written on failure"
+    settings = [f"data.{k}={json.dumps(v) if isinstance(v, dict) else v}" for k, v in data.items()]
+    result = validate_cli(tmp_path, folder, *settings)
+    assert result.exit_code == EXIT_DATA, result.output
+    assert str(excinfo.value).splitlines()[0][:60] in " ".join(result.output.split())
     assert not (tmp_path / "out").exists(), "nothing is written on failure"
     return excinfo.value
 
