@@ -33,10 +33,11 @@ def contraction_rates(
 
 
 def renewal_forecast(
-    scores: pd.DataFrame, window_days: int, rates: dict[str, float], by: list[str]
+    scores: pd.DataFrame, window_days: int, rates: dict[str, float], by: list[str], seed: int = 0
 ) -> pd.DataFrame:
     """Per group of ``by`` (and in total): renewals due within ``window_days``, their ARR, the
-    expected churned ARR (ARR × (1 − p)) and expected contraction (ARR × p × rate)."""
+    expected churned ARR (ARR × (1 − p)) with the 95 % interval the probabilities allow, and
+    expected contraction (ARR × p × rate)."""
     due = scores[scores["days_to_renewal"].notna() & (scores["days_to_renewal"] <= window_days)]
     segment = due["segment"].astype(object) if "segment" in due else OVERALL
     rate = pd.Series(segment, index=due.index, dtype=object).map(rates).astype(float)
@@ -56,9 +57,36 @@ def renewal_forecast(
         part = grouped[values].sum().assign(renewals_due=grouped.size())
         parts.append(part.reset_index(names="value").assign(group=column))
     out = pd.concat(parts, ignore_index=True).rename(columns={"arr": "arr_due"})
+    out["renewals_due"] = out["renewals_due"].astype(int)
+    low, high = _churned_interval(frame, out, by, seed)
+    out["expected_churned_arr_low"], out["expected_churned_arr_high"] = low, high
     columns = ["group", "value", "renewals_due", "arr_due", "expected_churned_arr",
+               "expected_churned_arr_low", "expected_churned_arr_high",
                "expected_contraction_arr", "expected_renewals"]  # fmt: skip
     return out[columns].assign(window_days=window_days)
+
+
+def _churned_interval(
+    due: pd.DataFrame, groups: pd.DataFrame, by: list[str], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``groups``, the 95 % interval of the churned ARR its renewals allow, each an
+    independent draw at its win probability (one set of draws shared by every grouping)."""
+    member = np.zeros((len(due), len(groups)))
+    member[:, 0] = 1.0  # the total
+    for j, row in enumerate(groups.itertuples()):
+        if row.group != "total" and row.group in by:
+            member[:, j] = (due[row.group].astype(object) == row.value).to_numpy()
+    if not len(due):
+        return np.zeros(len(groups)), np.zeros(len(groups))
+    p = due["win_probability"].to_numpy(dtype=float)
+    arr = due["arr"].to_numpy(dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate([
+        ((rng.random((DRAWS_PER_CHUNK, p.size)) >= p) * arr) @ member
+        for _ in range(FORECAST_DRAWS // DRAWS_PER_CHUNK)
+    ])  # fmt: skip
+    low, high = np.quantile(draws, [0.025, 0.975], axis=0)
+    return low, high
 
 
 def realised(

@@ -151,7 +151,8 @@ def run_score(
         summary["forecast"] = None
         if dated:
             total = outlook[outlook["group"] == "total"].iloc[0]
-            figures = ("arr_due", "expected_churned_arr", "expected_contraction_arr")
+            figures = ("arr_due", "expected_churned_arr", "expected_churned_arr_low",
+                       "expected_churned_arr_high", "expected_contraction_arr")  # fmt: skip
             summary["forecast"] = {"renewals_due": int(total["renewals_due"])} | {
                 k: float(total[k]) for k in figures
             }

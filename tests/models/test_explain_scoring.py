@@ -107,6 +107,12 @@ def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
     assert total["expected_churned_arr"] == pytest.approx(10 + 25)
     assert total["expected_contraction_arr"] == pytest.approx(100 * 0.9 * 0.1)
     assert out.loc[("csm_id", "x"), "expected_churned_arr"] == pytest.approx(35)
+    # the interval the probabilities allow: c1 (100, p 0.9) and c2 (50, p 0.5) churn or not
+    assert (total["expected_churned_arr_low"], total["expected_churned_arr_high"]) == (0, 150)
+    segment_a = out.loc[("segment", "a")]  # c1 alone: 0 or 100, churning 1 time in 10
+    assert (segment_a["expected_churned_arr_low"], segment_a["expected_churned_arr_high"]) == (
+        0, 100,
+    )  # fmt: skip
     outcomes = pd.DataFrame({"contract_id": ["c1", "c2", "c3"], "renewed": [1.0, 0.0, np.nan],
                              "renewal_arr": [100.0, 0.0, np.nan]})  # fmt: skip
     back = realised(scores, outcomes, 90)
