@@ -10,7 +10,7 @@ from models.scoring.monitoring import expected_auc
 
 OVERALL = "(all)"
 FORECAST_DRAWS = 2000  # draws of the renewals due behind a forecast's interval
-DRAWS_PER_CHUNK = 200
+DRAWN_AT_ONCE = 2_000_000  # renewals drawn per batch of a forecast's interval (memory)
 AUC_REPLICATES = 200  # bootstrap replicates of a realised AUC
 
 
@@ -70,22 +70,32 @@ def _churned_interval(
     due: pd.DataFrame, groups: pd.DataFrame, by: list[str], seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``groups``, the 95 % interval of the churned ARR its renewals allow, each an
-    independent draw at its win probability (one set of draws shared by every grouping)."""
-    member = np.zeros((len(due), len(groups)))
-    member[:, 0] = 1.0  # the total
-    for j, row in enumerate(groups.itertuples()):
-        if row.group != "total" and row.group in by:
-            member[:, j] = (due[row.group].astype(object) == row.value).to_numpy()
+    independent draw at its win probability (one set of draws shared by every grouping; memory
+    bounded by drawing a few million renewals at a time)."""
+    low, high = np.zeros(len(groups)), np.zeros(len(groups))
     if not len(due):
-        return np.zeros(len(groups)), np.zeros(len(groups))
+        return low, high
     p = due["win_probability"].to_numpy(dtype=float)
     arr = due["arr"].to_numpy(dtype=float)
+    rows = {"total": (np.zeros(len(due), dtype=int), np.array([0]))}
+    for column in by:
+        if column not in due:
+            continue
+        codes, values = pd.factorize(due[column].astype(object), sort=True)
+        at = groups.index[groups["group"] == column]
+        where = dict(zip(groups.loc[at, "value"], at, strict=True))
+        rows[column] = (codes, np.array([where[v] for v in values]))
+    chunk = max(1, min(FORECAST_DRAWS, DRAWN_AT_ONCE // p.size))
     rng = np.random.default_rng(seed)
-    draws = np.concatenate([
-        ((rng.random((DRAWS_PER_CHUNK, p.size)) >= p) * arr) @ member
-        for _ in range(FORECAST_DRAWS // DRAWS_PER_CHUNK)
-    ])  # fmt: skip
-    low, high = np.quantile(draws, [0.025, 0.975], axis=0)
+    sums: dict[str, list[np.ndarray]] = {name: [] for name in rows}
+    for start in range(0, FORECAST_DRAWS, chunk):
+        churned = (rng.random((min(chunk, FORECAST_DRAWS - start), p.size)) >= p) * arr
+        for name, (codes, _) in rows.items():
+            width = codes.max() + 1
+            sums[name].append(np.stack([np.bincount(codes, r, width) for r in churned]))
+    for name, (_, positions) in rows.items():
+        draws = np.concatenate(sums[name])
+        low[positions], high[positions] = np.quantile(draws, [0.025, 0.975], axis=0)
     return low, high
 
 
@@ -108,12 +118,9 @@ def realised(
     renewed = due["renewed"].to_numpy(dtype=int)
     p = due["win_probability"].to_numpy(dtype=float)
     arr = due["arr"].to_numpy(dtype=float)
+    total = pd.DataFrame({"group": ["total"], "value": [OVERALL]})
+    (low,), (high,) = _churned_interval(due, total, [], seed)
     rng = np.random.default_rng(seed)
-    churned_draws = np.concatenate([
-        ((rng.random((DRAWS_PER_CHUNK, p.size)) >= p) * arr).sum(axis=1)
-        for _ in range(FORECAST_DRAWS // DRAWS_PER_CHUNK)
-    ])  # fmt: skip
-    low, high = np.quantile(churned_draws, [0.025, 0.975])
     out = {
         "renewals_due": len(due),
         "non_renewals": int((renewed == 0).sum()),
