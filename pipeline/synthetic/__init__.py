@@ -151,8 +151,10 @@ def _context(cfg: SyntheticConfig, cal: Calendar, acc: Accounts, hist: History) 
 def loop_world(cfg: SyntheticConfig, features: FeaturesConfig, periods: int) -> World:
     """A world whose calendar reaches ``periods`` months past ``cfg.end_date``, run up to it.
 
-    The event history starts where the plain world's does; accounts keep arriving over the
-    extra months. Step it a month at a time and write its tables with :func:`write_tables`.
+    Its accounts and its months up to ``cfg.end_date`` are the plain world's (each month draws its
+    own luck), whatever ``periods`` is: a loop of 2 periods and one of 12 start from the same
+    state. No account arrives after ``cfg.end_date``. Step it a month at a time and write its
+    tables with :func:`write_tables`.
     """
     end = np.datetime64(cfg.end_date, "M") + periods
     extended = cfg.model_copy(
@@ -162,7 +164,7 @@ def loop_world(cfg: SyntheticConfig, features: FeaturesConfig, periods: int) -> 
         }
     )
     cal = make_calendar(extended, features)
-    acc = make_accounts(extended, cal, _seed(extended, 1))
+    acc = make_accounts(cfg, make_calendar(cfg, features), _seed(cfg, 1))
     return World(extended, cal, acc).run(until=cal.end_month - periods)
 
 

@@ -154,3 +154,18 @@ def test_actions_are_checked():
         Actions(np.array([1]), np.array([0]), np.array([0.0]), np.array([1]))
     with pytest.raises(ValueError, match="twice"):
         Actions(np.array([1, 1]), np.array([0, 1]), np.array([0.5, 0.5]), np.array([1, 1]))
+
+
+def test_a_loop_world_starts_from_the_plain_worlds_state_whatever_its_length():
+    from pipeline.synthetic import loop_world, simulate_world
+
+    params = load_params(ROOT / "params.yaml", SMALL)
+    short = loop_world(params.synthetic, params.features, 2)
+    long = loop_world(params.synthetic, params.features, 6)
+    assert short.month == long.month
+    for name in ("health", "alive", "arr", "csm", "champion_gone", "pending"):
+        assert np.array_equal(getattr(short, name), getattr(long, name)), name
+    # and it is the plain world up to its end date
+    plain = simulate_world(params.synthetic, params.features)
+    months = short.month
+    np.testing.assert_array_equal(short.history().health[:, :months], plain.hist.health[:, :months])
