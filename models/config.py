@@ -91,6 +91,10 @@ class TrainConfig(_Section):
     )
     calibration: Literal["auto", "isotonic", "sigmoid", "venn_abers"] = "auto"
     min_member_weight: float = Field(default=0.01, ge=0, lt=1)  # share of the stack to keep one
+    # auto: the stack when its out-of-fold log loss beats the best single member's beyond noise
+    # (95 % interval over accounts), that member alone when it loses beyond noise, else a blend
+    # shrunk toward the member; stack: always stack
+    stacking: Literal["auto", "stack"] = "auto"
     refit_on_all: bool = True
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     linear: LinearParams = Field(default_factory=LinearParams)

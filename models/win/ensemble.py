@@ -10,13 +10,19 @@ Members (each with exact per-feature contributions in its own log-odds):
 
 The stack is ``z = b + Σ_k w_k · z_k`` with non-negative weights fitted on out-of-fold log-odds
 (folds grouped by account), so an account's contributions are ``Σ_k w_k · φ_k`` and add up to
-``z`` exactly. A calibrator (isotonic, sigmoid or Venn-ABERS, chosen by out-of-fold log loss)
-then maps ``z`` to the win probability; Venn-ABERS also gives a probability interval.
+``z`` exactly. On small data those weights are noise, so the stack is kept as it is only when
+its own out-of-fold log loss (the weights cross-fitted too) beats the best single member's
+beyond noise (a paired bootstrap over accounts); when the member beats it, the member alone
+(weights ``(0, …, w, …, 0)``); in between, the weights shrunk toward the member's
+(:func:`choose_stacking`). A calibrator (isotonic, sigmoid or Venn-ABERS, chosen by
+out-of-fold log loss) then maps ``z`` to the win probability; Venn-ABERS also gives a
+probability interval.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -36,6 +42,8 @@ from models.win.stumps import stump_contributions, stump_tables
 
 MEMBERS = ("lightgbm", "linear", "additive")
 MISSING = "(missing)"
+STACKINGS = ("auto", "stack")
+GUARD_REPLICATES = 1000  # resamples of accounts behind the stack's gain interval
 
 
 class Member(Protocol):
@@ -147,7 +155,8 @@ class LinearMember:
             top = float(np.nanmax(np.abs(numeric[:, self.interact_]), initial=0.0))
             self.interact_scale_ = top if top > 0 else 1.0
         self.onehot_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-        self.onehot_.fit(self._labels(X))
+        if self.categorical_:  # an all-numeric table has nothing to encode
+            self.onehot_.fit(self._labels(X))
         design = self._design(X)
         self.mean_ = design.mean(axis=0)
         self.scale_ = design.std(axis=0)
@@ -158,7 +167,8 @@ class LinearMember:
         owner = [self.columns_.index(c) for c in self.numeric_]
         owner += [self.columns_.index(self.numeric_[i]) for i in indicators]
         owner += [self.columns_.index(self.numeric_[i]) for i in self._interacted()]
-        for column, cats in zip(self.categorical_, self.onehot_.categories_, strict=True):
+        categories = self.onehot_.categories_ if self.categorical_ else []
+        for column, cats in zip(self.categorical_, categories, strict=True):
             owner += [self.columns_.index(column)] * len(cats)
         self.owner_ = np.asarray(owner)
         return self
@@ -220,6 +230,13 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
     ``member_names_`` (the members kept: one whose stacking weight is below
     ``min_member_weight`` of the total is dropped and the rest restacked, since it would cost
     its whole explanation time for next to no signal) and ``dropped_members_``.
+
+    ``stacking="auto"`` keeps the stack only when its out-of-fold log loss beats the best single
+    member's with a 95 % interval over accounts above 0, takes that member alone when the
+    interval is below 0, and otherwise moves the weights toward the member's (on small data the
+    stacking weights are noise): :func:`choose_stacking`. ``"stack"`` always stacks. Either way
+    ``stack_mode_`` (``"stack"``, ``"blend"`` or ``"single"``), ``stack_reason_`` (one line to
+    log) and ``stack_choice_`` (the figures: :class:`StackChoice`) say what was done and why.
     """
 
     def __init__(
@@ -233,6 +250,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         seed: int = 42,
         n_jobs: int = 1,
         min_member_weight: float = 0.01,
+        stacking: str = "auto",
     ) -> None:
         self.members = members
         self.lightgbm = lightgbm
@@ -243,6 +261,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
         self.min_member_weight = min_member_weight
+        self.stacking = stacking
 
     def _make(self, name: str) -> Member:
         if name == "lightgbm":
@@ -274,8 +293,11 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
 
         Raises:
             ValueError: ``X`` is not a frame or has text columns that are not ``category``;
-                ``y`` is not one 0/1 label per row, or holds one class only.
+                ``y`` is not one 0/1 label per row, or holds one class only; ``stacking`` is
+                not one of ``STACKINGS``.
         """
+        if self.stacking not in STACKINGS:
+            raise ValueError(f"unknown stacking {self.stacking!r}; one of {STACKINGS}")
         X, y = _check_frame(X), _check_label(y, len(X))
         groups = np.arange(len(X)) if groups is None else np.asarray(groups)
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -296,16 +318,32 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.oof_member_scores_ = oof
         intercept, weights = _stack(oof, y)
         # a member the stack barely uses costs its full explanation time for nothing: drop it
-        kept = weights >= self.min_member_weight * max(weights.sum(), 1e-12)
-        if not kept.any():
-            kept = weights == weights.max()
+        kept = self._kept(weights)
+        if not kept.all():
+            intercept, weights = _stack(oof[:, kept], y)
+            weights = _spread(weights, kept)
+        choice = choose_stacking(oof, y, groups, splits, kept, self.members, seed=self.seed)
+        guarded = self.stacking == "auto" or kept.sum() == 1
+        if guarded and choice.mode != "stack":
+            # log-odds are linear in the weights: moving the weights is averaging the two models
+            alone = self.members.index(choice.member)
+            b, w = _stack(oof[:, [alone]], y)
+            lam = choice.shrinkage
+            intercept = (1 - lam) * intercept + lam * b
+            weights = (1 - lam) * weights + lam * _spread(w, np.arange(len(self.members)) == alone)
+            kept = (weights > 0) | (self.min_member_weight == 0)
+        self.stack_choice_ = choice
+        self.stack_mode_ = choice.mode if guarded else "stack"
+        self.stack_reason_ = (
+            choice.reason
+            if guarded or choice.mode == "stack"
+            else f"stacked as stacking is 'stack' (auto: {choice.mode} toward {choice.member}, "
+            f"gain {choice.gain:+.4f}, 95 % interval {choice.low:+.4f} to {choice.high:+.4f})"
+        )
         self.member_names_ = tuple(n for n, k in zip(self.members, kept, strict=True) if k)
         self.dropped_members_ = tuple(n for n, k in zip(self.members, kept, strict=True) if not k)
-        if self.dropped_members_:
-            intercept, weights = _stack(oof[:, kept], y)
-            oof = oof[:, kept]
-        self.intercept_, self.weights_ = intercept, weights
-        stacked = self.intercept_ + oof @ self.weights_
+        self.intercept_, self.weights_ = intercept, weights[kept]
+        stacked = self.intercept_ + oof[:, kept] @ self.weights_
         if self.calibration == "auto":
             method, self.calibration_losses_, self.oof_proba_ = choose_calibration(
                 stacked, y, groups, folds=self.cv_folds
@@ -318,6 +356,11 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.calibrator_ = Calibrator(method).fit(stacked, y)
         self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]
         return self
+
+    def _kept(self, weights: np.ndarray) -> np.ndarray:
+        """The members whose weight is at least ``min_member_weight`` of the total."""
+        kept = weights >= self.min_member_weight * max(weights.sum(), 1e-12)
+        return kept if kept.any() else weights == weights.max()
 
     def refit_members(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> HealthEnsemble:
         """Refit the members on more data (e.g. every labelled snapshot), keeping the stacking
@@ -398,6 +441,123 @@ def make_ensemble(
         seed=cfg.seed,
         n_jobs=cfg.n_jobs,
         min_member_weight=cfg.min_member_weight,
+        stacking=cfg.stacking,
+    )
+
+
+@dataclass(frozen=True)
+class StackChoice:
+    """The stack against its best single member, by out-of-fold log loss with its uncertainty.
+
+    ``gain`` is the best member's cross-fitted out-of-fold log loss per row minus the stack's
+    (positive: the stack is better), ``low`` and ``high`` its 95 % interval from a paired
+    bootstrap over accounts, ``losses`` every candidate's loss (``"stack"`` and each member).
+    ``mode``: ``"stack"`` when the interval lies above 0, ``"single"`` (``member`` alone) when
+    it lies below 0, else ``"blend"``: the stack's intercept and weights moved ``shrinkage`` of
+    the way to the member's (0 = the stack, 1 = the member alone). ``rarer`` and ``groups`` are
+    the counts it rests on: rows of the rarer class (the non-renewals, usually) and accounts.
+    """
+
+    mode: Literal["stack", "blend", "single"]
+    member: str
+    shrinkage: float
+    reason: str
+    losses: dict[str, float]
+    gain: float
+    low: float
+    high: float
+    rarer: int
+    groups: int
+
+
+def choose_stacking(
+    scores: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    stacked: np.ndarray,
+    names: tuple[str, ...],
+    seed: int = 0,
+    replicates: int = GUARD_REPLICATES,
+) -> StackChoice:
+    """The stack where it beats the best single member beyond noise, else a shrunk stack.
+
+    Each candidate (the stack of the ``stacked`` members, and every member alone with its own
+    intercept and slope) is fitted on the out-of-fold log-odds of all folds but one and scored
+    on that one, so the stack pays for its weights as a member pays for its trees. The best
+    member has the lowest such log loss; the stack's gain over it gets a 95 % interval from one
+    bootstrap over ``groups`` (an account's rows move together; both meet the same resamples).
+    Above 0: the stack; below 0: the member alone; otherwise the weights move toward the
+    member's by the share of resamples in which the stack is no better. That share, and so the
+    shrinkage, grows as the rarer class shrinks (the interval widens): nothing to set.
+
+    Args:
+        scores: (rows, members) out-of-fold log-odds of each member.
+        y: 1 = renewed, 0 = churned.
+        groups: Account id per row.
+        splits: The (fit rows, held rows) folds the members were scored on.
+        stacked: Which members the stack combines (the others fell below
+            ``min_member_weight``).
+        names: The members' names, in the columns' order.
+        seed: Seed of the bootstrap.
+        replicates: Resamples of accounts.
+
+    Returns:
+        The choice, its figures and a one-line reason.
+    """
+    sign = 2 * np.asarray(y) - 1
+    candidates = {"stack": np.flatnonzero(stacked)}
+    candidates |= {name: np.array([k]) for k, name in enumerate(names)}
+    loss = {}
+    for name, columns in candidates.items():
+        z = np.empty(len(y))
+        for fit_rows, held_rows in splits:
+            b, w = _stack(scores[np.ix_(fit_rows, columns)], y[fit_rows])
+            z[held_rows] = b + scores[np.ix_(held_rows, columns)] @ w
+        loss[name] = -log_expit(sign * z)
+    best = min(names, key=lambda n: (loss[n].mean(), names.index(n)))
+    codes, uniques = pd.factorize(pd.Series(groups), sort=True)
+    per_group = np.bincount(codes, weights=loss[best] - loss["stack"], minlength=uniques.size)
+    rows = np.bincount(codes, minlength=uniques.size).astype(float)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(replicates)
+    for r in range(replicates):
+        counts = np.bincount(rng.integers(0, uniques.size, uniques.size), minlength=uniques.size)
+        draws[r] = counts @ per_group / (counts @ rows)
+    low, high = (float(q) for q in np.quantile(draws, [0.025, 0.975]))
+    gain = float(loss[best].mean() - loss["stack"].mean())
+    rarer = int(min(np.sum(y), len(y) - np.sum(y)))
+    figures = (
+        f"the stack's out-of-fold log loss {loss['stack'].mean():.4f} against {best} alone "
+        f"{loss[best].mean():.4f}: gain {gain:+.4f} (95 % interval {low:+.4f} to {high:+.4f}; "
+        f"{rarer:,} rows of the rarer class, {uniques.size:,} accounts)"
+    )
+    if stacked.sum() == 1:
+        best = names[candidates["stack"][0]]
+        mode, shrinkage = "single", 1.0
+        only = "the only member" if len(names) == 1 else "the only one above min_member_weight"
+        reason = f"{best} alone: {only}"
+    elif low > 0:
+        mode, shrinkage, reason = "stack", 0.0, f"{figures}: stacked"
+    elif high < 0:
+        mode, shrinkage, reason = "single", 1.0, f"{figures}: the stack is worse, {best} alone"
+    else:
+        mode, shrinkage = "blend", float(np.mean(draws <= 0))
+        reason = (
+            f"{figures}, within noise: the stack's weights moved {shrinkage:.0%} of the way "
+            f"to {best} alone (the share of resamples where the stack is no better)"
+        )
+    return StackChoice(
+        mode=mode,
+        member=best,
+        shrinkage=shrinkage,
+        reason=reason,
+        losses={name: float(values.mean()) for name, values in loss.items()},
+        gain=gain,
+        low=low,
+        high=high,
+        rarer=rarer,
+        groups=int(uniques.size),
     )
 
 
@@ -416,6 +576,13 @@ def _stack(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     bounds = [(None, None)] + [(0.0, None)] * k
     result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     return float(result.x[0]), np.asarray(result.x[1:])
+
+
+def _spread(weights: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The kept members' weights in place among all members, 0 for the others."""
+    out = np.zeros(kept.size)
+    out[kept] = weights
+    return out
 
 
 def _cross_fit(
