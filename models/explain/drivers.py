@@ -11,12 +11,18 @@ points. Points summed per component give the learned scorecard ("usage −12, su
 from __future__ import annotations
 
 import re
+import string
 
 import numpy as np
 import pandas as pd
 
 BASE = "_base"
 PLACEHOLDER = re.compile(r"\{value[^}]*\}")
+# the number formats filled by numpy: [sign][,][.digits](f or %); others go through Python
+NUMBER_FORMAT = re.compile(
+    r"(?P<sign>[-+ ]?)(?P<grouping>,?)(?:\.(?P<digits>[0-9]))?(?P<kind>[f%])"
+)
+BLOCK_ROWS = 4096  # rows ranked at a time: their scratch arrays stay small and warm
 
 
 def health_points(
@@ -59,6 +65,142 @@ def describe(template: str, value: object) -> str:
         return PLACEHOLDER.sub(str(value), template)
 
 
+def describe_all(template: str, values: pd.Series) -> np.ndarray:
+    """:func:`describe` of every value at once: an object array of the same text, byte for byte.
+
+    Each distinct value is described once. Numbers are formatted by numpy over the whole column
+    for the formats the catalog uses (``{value}``, ``{value:.1f}``, ``{value:,.0f}``,
+    ``{value:+.0%}`` …), rounded as Python rounds; :func:`describe` itself fills the rest (other
+    formats, categories, flags, a number on a near-tie of its last digit, beyond 2^50 or
+    infinite).
+    """
+    texts, inverse = _describe_distinct(template, values, values.to_numpy(dtype=object))
+    return texts[inverse]
+
+
+def _describe_distinct(
+    template: str, values: pd.Series, objects: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The text of each distinct value and, per value, which: ``texts[inverse]`` is every
+    value's. ``objects`` are the values as :func:`describe` is given them."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        keys = values.cat.codes.to_numpy()
+    elif isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        numbers = values.to_numpy()
+        # equal bits, equal text (0.0 and -0.0 are equal numbers but read differently)
+        keys = numbers.view(f"i{dtype.itemsize}") if dtype.kind == "f" else numbers
+    else:  # equal objects may still read differently (1, 1.0 and True): each described
+        every = np.arange(len(objects))
+        return _describe_each(template, values, objects), every
+    inverse, distinct = pd.factorize(keys)
+    first = np.empty(len(distinct), dtype="int64")
+    first[inverse] = np.arange(len(inverse))  # any row of each value: they read the same
+    return _describe_each(template, values.iloc[first], objects[first]), inverse
+
+
+def _describe_each(template: str, values: pd.Series, objects: np.ndarray) -> np.ndarray:
+    """:func:`describe` of each value: numbers in numpy where it is exact, the rest one by one."""
+    texts = np.empty(len(objects), dtype=object)
+    pieces = _pieces(template)
+    dtype = values.dtype
+    if pieces is None or not (isinstance(dtype, np.dtype) and dtype.kind in "fiu"):
+        texts[:] = [describe(template, v) for v in objects]
+        return texts
+    numbers = values.to_numpy()
+    missing = np.isnan(numbers) if dtype.kind == "f" else np.zeros(len(numbers), dtype=bool)
+    texts[missing] = PLACEHOLDER.sub("unknown", template)
+    present = np.flatnonzero(~missing)
+    filled, exact = _fill_numbers(pieces, numbers[present])
+    texts[present[exact]] = filled[exact]
+    texts[present[~exact]] = [describe(template, v) for v in objects[present[~exact]]]
+    return texts
+
+
+def _pieces(template: str) -> list[tuple[str, str | None]] | None:
+    """The template as (literal text, format of a ``{value}`` after it or None) pairs; None
+    when it holds any other field, a conversion or a format numpy does not fill."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:  # unbalanced braces: describe raises or falls back as before
+        return None
+    pieces: list[tuple[str, str | None]] = []
+    for literal, field, spec, conversion in parsed:
+        if field is None:
+            pieces.append((literal, None))
+        elif (
+            field == "value" and conversion is None and (not spec or NUMBER_FORMAT.fullmatch(spec))
+        ):
+            pieces.append((literal, spec or ""))
+        else:
+            return None
+    return pieces
+
+
+def _fill_numbers(
+    pieces: list[tuple[str, str | None]], numbers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces joined over ``numbers`` (none missing), and where the text is exact."""
+    text = np.full(len(numbers), "", dtype="U1")
+    exact = np.ones(len(numbers), dtype=bool)
+    if not len(numbers):  # numpy's zfill fails on an empty array
+        return text, exact
+    for literal, spec in pieces:
+        text = np.strings.add(text, literal)
+        if spec is not None:
+            formatted, fits = _format_numbers(numbers, spec)
+            text = np.strings.add(text, formatted)
+            exact &= fits
+    return text, exact
+
+
+def _format_numbers(numbers: np.ndarray, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """``format(number, spec)`` for each number (``spec`` empty or of :data:`NUMBER_FORMAT`),
+    and where the text is sure to be Python's."""
+    if not spec:  # str(int), repr(float): numpy's shortest round-trip text is the same
+        numbers = numbers.astype("float64") if numbers.dtype.kind == "f" else numbers
+        return numbers.astype(str), np.ones(len(numbers), dtype=bool)
+    match = NUMBER_FORMAT.fullmatch(spec)
+    if match is None:
+        raise ValueError(f"format {spec!r} is not one numpy fills")
+    sign, grouping, digits, kind = match.group("sign", "grouping", "digits", "kind")
+    decimals = 6 if digits is None else int(digits)
+    value = numbers.astype("float64")  # as int.__format__ does for "f" and "%"
+    with np.errstate(invalid="ignore", over="ignore"):
+        if kind == "%":
+            value = value * 100.0  # the very product Python formats
+        scaled = value * 10.0**decimals
+        fits = np.isfinite(scaled) & (np.abs(scaled) < 2.0**50)
+        if decimals:  # the product is rounded in binary: near a tie it may round the other way
+            tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5)
+            fits &= tie > 4 * np.spacing(np.abs(scaled))
+        # to even, as Python rounds an exact tie
+        magnitude = np.where(fits, np.abs(np.rint(scaled)), 0).astype("int64")
+    whole, fraction = np.divmod(magnitude, 10**decimals)
+    text = _thousands(whole) if grouping else whole.astype(str)
+    if decimals:
+        text = np.strings.add(
+            text, np.strings.add(".", np.strings.zfill(fraction.astype(str), decimals))
+        )
+    text = np.strings.add(np.where(np.signbit(value), "-", "" if sign == "-" else sign), text)
+    return (np.strings.add(text, "%") if kind == "%" else text), fits
+
+
+def _thousands(whole: np.ndarray) -> np.ndarray:
+    """Non-negative integers with a comma between groups of three digits ("1,234,567")."""
+    text = np.full(len(whole), "", dtype="U1")
+    groups = (len(str(int(whole.max()))) + 2) // 3 if len(whole) else 1
+    for level in range(groups - 1, -1, -1):
+        digits = ((whole // 1000**level) % 1000).astype(str)
+        shown = whole >= 1000**level if level else np.ones(len(whole), dtype=bool)
+        padded = whole >= 1000 ** (level + 1)  # a group after the first has three digits
+        digits = np.where(padded, np.strings.zfill(digits, 3), digits)
+        if level:
+            digits = np.strings.add(digits, ",")
+        text = np.where(shown, np.strings.add(text, digits), text)
+    return text
+
+
 def top_drivers(
     points: pd.DataFrame,
     values: pd.DataFrame,
@@ -68,44 +210,99 @@ def top_drivers(
 ) -> pd.DataFrame:
     """The ``k`` largest risks (negative points) and strengths (positive) per row, in words.
 
-    Returns one row per (row, driver): ``row`` (the index label of ``points``), ``kind``
-    (``risk`` / ``strength``), ``rank`` (1 = largest), ``feature``, ``component``, ``value``,
-    ``points`` and ``text``. Ties are broken by column order, so the order is deterministic.
+    Returns one row per (row, driver), ordered by row, then risks before strengths, then rank:
+    ``row`` (the index label of ``points``), ``kind`` (``risk`` / ``strength``), ``rank``
+    (1 = largest), ``feature``, ``component``, ``value``, ``points`` and ``text``. Ties are
+    broken by column order, so the order is deterministic. The text is filled a feature at a
+    time, over every row it is a driver of (:func:`describe_all`).
+
+    Raises:
+        KeyError: a column of ``points`` is not in ``values``.
     """
     names = np.asarray(points.columns)
+    absent = [name for name in names if name not in values.columns]
+    if absent:
+        raise KeyError(f"{absent[:10]} not in the values")
     matrix = points.to_numpy()
-    ascending = np.argsort(matrix, axis=1, kind="stable")
-    descending = np.argsort(-matrix, axis=1, kind="stable")
-    parts = []
-    for kind, order in (("risk", ascending[:, :k]), ("strength", descending[:, :k])):
-        rows, ranks = np.indices(order.shape).reshape(2, -1)
-        cols = order[rows, ranks]
-        got = matrix[rows, cols]
-        keep = got < 0 if kind == "risk" else got > 0
-        parts.append(
-            pd.DataFrame(
-                {
-                    "row": points.index.to_numpy()[rows[keep]],
-                    "kind": kind,
-                    "rank": ranks[keep] + 1,
-                    "feature": names[cols[keep]],
-                    "points": got[keep],
-                    "_i": rows[keep],
-                    "_j": cols[keep],
-                }
-            )
+    chosen = _ranked(matrix, k)  # per row: its risks, then its strengths
+    shown = chosen.shape[1] // 2
+    cols = chosen.reshape(-1)
+    rows = np.repeat(np.arange(len(matrix)), 2 * shown)
+    got = matrix[rows, cols]
+    is_risk = np.tile(np.arange(2 * shown) < shown, len(matrix))
+    keep = np.where(is_risk, got < 0, got > 0)
+    rows, cols, got, is_risk = rows[keep], cols[keep], got[keep], is_risk[keep]
+    ranks = np.tile(np.arange(2 * shown) % shown + 1, len(matrix))[keep]
+    picked = np.empty(len(cols), dtype=object)
+    distinct, codes = [], np.empty(len(cols), dtype="int64")
+    position = values.columns.get_indexer(names)
+    order = np.argsort(cols, kind="stable")
+    seen = 0
+    for where in np.split(order, np.flatnonzero(np.diff(cols[order])) + 1):
+        if not len(where):  # no drivers at all
+            continue
+        j = cols[where[0]]
+        column = values.iloc[rows[where], position[j]]
+        picked[where] = column.to_numpy(dtype=object)
+        texts, inverse = _describe_distinct(
+            descriptions.get(names[j], names[j]), column, picked[where]
         )
-    frame = pd.concat(parts, ignore_index=True)
-    value_matrix = values[list(names)].to_numpy(dtype=object)
-    picked = value_matrix[frame["_i"].to_numpy(), frame["_j"].to_numpy()]
-    texts = np.empty(len(frame), dtype=object)
-    columns_used = frame["_j"].to_numpy()
-    for j in np.unique(columns_used):  # one template at a time: formatting is the cost
-        where = np.flatnonzero(columns_used == j)
-        template = descriptions.get(names[j], names[j])
-        texts[where] = [describe(template, v) for v in picked[where]]
-    frame = frame.assign(
-        component=[components.get(f, "other") for f in frame["feature"]], value=picked, text=texts
-    ).sort_values(["_i", "kind", "rank"], kind="stable")
-    columns = ["row", "kind", "rank", "feature", "component", "value", "points", "text"]
-    return frame[columns].reset_index(drop=True)
+        distinct.append(texts)
+        codes[where] = inverse + seen
+        seen += len(texts)
+    owners = np.array([components.get(name, "other") for name in names], dtype=object)
+    kinds = pd.Series(np.array(["risk", "strength"], dtype=object))
+    return pd.DataFrame(
+        {
+            "row": points.index.to_numpy()[rows],
+            "kind": kinds.array.take((~is_risk).astype("int64")),  # as a scalar broadcast
+            "rank": ranks,
+            "feature": _strings(names, cols),
+            "component": _strings(owners, cols),
+            "value": picked,
+            "points": got,
+            "text": _strings(np.concatenate([np.empty(0, dtype=object), *distinct]), codes),
+        }
+    )
+
+
+def _strings(options: np.ndarray, codes: np.ndarray) -> object:
+    """``options[codes]`` as the column pandas would make of it, without a Python string per
+    row: the dtype is inferred from the options picked, then they are taken by code."""
+    counts = np.bincount(codes, minlength=len(options))
+    used = np.flatnonzero(counts)
+    if not len(used):
+        return options[:0]
+    renumber = np.cumsum(counts > 0) - 1
+    return pd.Series(options[used]).array.take(renumber[codes])
+
+
+def _ranked(matrix: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the columns of its ``k`` smallest values then of its ``k`` largest, each in
+    that order, ties by column order: the first ``k`` columns of a stable argsort each way, for
+    every column that can be a driver (negative for the smallest, positive for the largest).
+
+    ``k`` passes of argmin (argmax), each masking what it found, instead of sorting each row.
+    """
+    shown = min(k, matrix.shape[1])
+    chosen = np.empty((len(matrix), 2 * shown), dtype="int64")
+    if not shown:
+        return chosen
+    for start in range(0, len(matrix), BLOCK_ROWS):
+        block = np.array(matrix[start : start + BLOCK_ROWS], dtype="float64", order="C")
+        lines = np.arange(len(block))
+        found = chosen[start : start + len(block)]
+        missing = np.isnan(block)
+        block[missing] = np.inf  # NaN is never a driver: last either way
+        held = []
+        for rank in range(shown):
+            found[:, rank] = cols = block.argmin(axis=1)  # the first of equal values
+            held.append(block[lines, cols])
+            block[lines, cols] = np.inf
+        for rank in range(shown - 1, -1, -1):
+            block[lines, found[:, rank]] = held[rank]
+        block[missing] = -np.inf
+        for rank in range(shown, 2 * shown):
+            found[:, rank] = cols = block.argmax(axis=1)
+            block[lines, cols] = -np.inf
+    return chosen

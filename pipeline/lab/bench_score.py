@@ -6,22 +6,32 @@ distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage d
 
 - ``score``: win probability and interval only;
 - ``score + reasons``: exact contributions over the ensemble (``shap``, timed apart), points of
-  health, components and the top drivers in plain words — everything the score stage computes
-  per account;
+  health, components and the top drivers in plain words (``drivers``, timed apart) —
+  everything the score stage computes per account;
 - ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
   model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
   of exact TreeSHAP by LightGBM itself for this model. The ensemble's own TreeSHAP
   (:mod:`models.explain.treeshap`, :mod:`models.win.stumps`) gives the same values faster.
 
+Both kinds of champion are measured, since which one training deploys depends on the data: one
+with a LightGBM member and one without (boosted stumps and the linear member). The registered
+champion is one of them; the other is its twin: without its LightGBM member (the other
+members' weights kept), or with one fitted on the labelled training rows with the champion's
+own LightGBM settings and given ``LIGHTGBM_SHARE`` of the stacking weight (the rest scaled
+down). A twin serves timing only: its scores are not a trained model's. The ratios to read
+are ``reasons ÷ floor`` with a LightGBM member and ``reasons ÷ score`` without one.
+
 The jitted kernels are compiled (or loaded from numba's cache) on a few rows before timing.
 
-Runs in a child process per size so each peak RSS is its own. Figures, not assertions:
-``make bench-score ARGS="1000000"`` or ``healthscore bench --score-accounts 1000000``.
+Runs in a child process per size and champion so each peak RSS is its own. Figures, not
+assertions: ``make bench-score ARGS="1000000"`` or ``healthscore bench --score-accounts 1000000``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import resource
 import subprocess
 import sys
@@ -30,17 +40,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from models.explain import drivers as explain
 from models.scoring import health as scoring
-from models.win.ensemble import TreeMember
+from models.win.ensemble import HealthEnsemble, TreeMember
 from pipeline.config import Params, load_params
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set
 
+CHAMPIONS = ("with_lightgbm", "without_lightgbm")
+# a twin's LightGBM member's stacking weight (3–4.5 % in the champions that kept one)
+LIGHTGBM_SHARE = 0.05
 
-def measure(params: Params, accounts: int) -> dict[str, float]:
-    """Score ``accounts`` resampled rows in this process; return the figures."""
+
+def measure(
+    params: Params, accounts: int, champion: str, lightgbm: Path | None = None
+) -> dict[str, object]:
+    """Score ``accounts`` resampled rows in this process with one kind of ``champion``
+    (:data:`CHAMPIONS`; ``lightgbm``: a pickled LightGBM member for a twin that needs one);
+    return the figures."""
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     model, version = registry.load_champion(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
@@ -48,12 +67,20 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     names = model.features
     table = load_training_set(params.output_dir).table[names]
     rows = np.random.default_rng(0).integers(0, len(table), accounts)
-    ensemble = model.ensemble
+    registered = has_lightgbm(model.ensemble) == (champion == "with_lightgbm")
+    if registered:
+        ensemble = model.ensemble
+    elif champion == "without_lightgbm":
+        ensemble = without_lightgbm(model.ensemble)
+    else:
+        if lightgbm is None:
+            raise ValueError("a champion with LightGBM from one without needs its member")
+        ensemble = with_lightgbm(model.ensemble, pickle.loads(lightgbm.read_bytes()))
     catalog = model.catalog.set_index("name")
     components = catalog["component"].to_dict()
     descriptions = catalog["description"].to_dict()
     chunk = params.score.chunk_rows
-    timings = {"score_s": 0.0, "shap_s": 0.0, "reasons_s": 0.0, "floor_s": 0.0}
+    timings = dict.fromkeys(["score_s", "shap_s", "drivers_s", "reasons_s", "floor_s"], 0.0)
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
     ensemble.contributions(table.head(10))  # compile (or load) the jitted kernels untimed
     for start in range(0, accounts, chunk):
@@ -71,7 +98,9 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         base = float(ensemble.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
         points = explain.health_points(contributions, p, base)
         explain.component_points(points, components)
+        drivers_began = time.perf_counter()
         explain.top_drivers(points, X, descriptions, components, params.score.top_drivers)
+        timings["drivers_s"] += time.perf_counter() - drivers_began
         scoring.health_band(scoring.health_score(p), params.score)
         timings["reasons_s"] += time.perf_counter() - began
         aligned = ensemble.align(X)
@@ -84,25 +113,83 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
     tables = [getattr(m, "shap_tables_", None) for m in trees]
     return {
         "accounts": accounts,
+        "champion": champion,
+        "registered": registered,
         "shap_tables_mb": round(sum(t.nbytes for t in tables if t is not None) / 2**20, 1),
         "features": len(names),
         "model_version": int(version),
         "trees": counts,
-        "score_s": round(timings["score_s"], 1),
+        "score_s": round(timings["score_s"], 2),
         "score_accounts_per_s": round(accounts / timings["score_s"]),
-        "reasons_s": round(timings["reasons_s"], 1),
+        "reasons_s": round(timings["reasons_s"], 2),
         "reasons_accounts_per_s": round(accounts / timings["reasons_s"]),
-        "shap_s": round(timings["shap_s"], 1),
+        "shap_s": round(timings["shap_s"], 2),
+        "drivers_s": round(timings["drivers_s"], 2),
         "shap_vs_floor": round(timings["shap_s"] / timings["floor_s"], 2),
-        "floor_pred_contrib_s": round(timings["floor_s"], 1),
+        "floor_pred_contrib_s": round(timings["floor_s"], 2),
         "reasons_vs_floor": round(timings["reasons_s"] / timings["floor_s"], 2),
+        "reasons_vs_score": round(timings["reasons_s"] / timings["score_s"], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
+def has_lightgbm(ensemble: HealthEnsemble) -> bool:
+    """Whether the stack kept its LightGBM member."""
+    return "lightgbm" in ensemble.member_names_
+
+
+def without_lightgbm(ensemble: HealthEnsemble) -> HealthEnsemble:
+    """A copy of the ensemble without its LightGBM member, the other members' weights kept."""
+    kept = [k for k, name in enumerate(ensemble.member_names_) if name != "lightgbm"]
+    twin = copy.copy(ensemble)
+    twin.member_names_ = tuple(ensemble.member_names_[k] for k in kept)
+    twin.members_ = [ensemble.members_[k] for k in kept]
+    twin.weights_ = np.asarray(ensemble.weights_)[kept]
+    return twin
+
+
+def with_lightgbm(ensemble: HealthEnsemble, member: TreeMember) -> HealthEnsemble:
+    """A copy of the ensemble with a fitted LightGBM ``member`` at :data:`LIGHTGBM_SHARE` of
+    the stacking weight, the other members' weights scaled down to make room."""
+    weights = np.asarray(ensemble.weights_, dtype=float)
+    twin = copy.copy(ensemble)
+    twin.member_names_ = ("lightgbm", *ensemble.member_names_)
+    twin.members_ = [member, *ensemble.members_]
+    twin.weights_ = np.concatenate(
+        [[LIGHTGBM_SHARE * weights.sum()], (1 - LIGHTGBM_SHARE) * weights]
+    )
+    return twin
+
+
+def fit_lightgbm(params: Params, folder: Path) -> Path | None:
+    """When the champion has no LightGBM member, fit one for its twin (:func:`lightgbm_member`)
+    and pickle it into ``folder``; None when it has one."""
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, _ = registry.load_champion(
+        params.mlflow.model_name, params.mlflow.alias, params.score.version
+    )
+    if has_lightgbm(model.ensemble):
+        return None
+    table = load_training_set(params.output_dir).table
+    member = lightgbm_member(model.ensemble, table, model.features, params.train.n_jobs)
+    path = folder / "lightgbm.pkl"
+    path.write_bytes(pickle.dumps(member))
+    return path
+
+
+def lightgbm_member(
+    ensemble: HealthEnsemble, table: pd.DataFrame, features: list[str], n_jobs: int
+) -> TreeMember:
+    """A LightGBM member fitted on the labelled rows of the training ``table`` with the
+    ensemble's own LightGBM settings (as tuned)."""
+    labelled = table[table["renewed"].notna()]
+    member = TreeMember(dict(ensemble.lightgbm or {}), ensemble.seed, n_jobs=n_jobs)
+    return member.fit(ensemble.align(labelled[features]), labelled["renewed"].to_numpy(int))
+
+
 def main(sizes: list[int], params: Params) -> None:
-    """Each size in its own process (the effective params handed over); print a table and one
-    JSON line per size."""
+    """Each size and champion in its own process (the effective params handed over); print a
+    table and one JSON line per size and champion."""
     from rich.console import Console
     from rich.table import Table
 
@@ -110,23 +197,33 @@ def main(sizes: list[int], params: Params) -> None:
     with tempfile.TemporaryDirectory(prefix="healthscore-bench-") as tmp:
         spec = Path(tmp) / "params.json"
         spec.write_text(params.model_dump_json())
+        lightgbm = fit_lightgbm(params, Path(tmp))
         for accounts in sizes:
-            command = [sys.executable, "-m", "pipeline.lab.bench_score", "--child", str(accounts)]
-            out = subprocess.run([*command, str(spec)], check=True, capture_output=True, text=True)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for champion in CHAMPIONS:
+                command = [sys.executable, "-m", "pipeline.lab.bench_score", "--child"]
+                command += [
+                    str(accounts),
+                    str(spec),
+                    champion,
+                    *([str(lightgbm)] if lightgbm else []),
+                ]
+                out = subprocess.run(command, check=True, capture_output=True, text=True)
+                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     table = Table(title="healthscore bench: batch scoring with exact reasons (2 cores)")
     columns = {
-        "accounts": "accounts", "score_accounts_per_s": "score /s",
-        "reasons_accounts_per_s": "with reasons /s", "shap_s": "exact SHAP s",
+        "accounts": "accounts", "champion": "champion", "registered": "registered",
+        "score_accounts_per_s": "score /s", "reasons_accounts_per_s": "with reasons /s",
+        "shap_s": "exact SHAP s", "drivers_s": "drivers in words s",
         "floor_pred_contrib_s": "pred_contrib s (floor)", "shap_vs_floor": "SHAP ÷ floor",
-        "reasons_vs_floor": "reasons ÷ floor", "peak_rss_mb": "peak MB",
+        "reasons_vs_floor": "reasons ÷ floor", "reasons_vs_score": "reasons ÷ score",
+        "peak_rss_mb": "peak MB",
     }  # fmt: skip
     for header in columns.values():
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", no_wrap=header == "champion")
     for row in results:
-        table.add_row(*(f"{row[c]:,}" if isinstance(row[c], int) else str(row[c])
+        table.add_row(*(f"{row[c]:,}" if type(row[c]) is int else str(row[c])
                         for c in columns))  # fmt: skip
-    Console(width=max(120, Console().width)).print(table)
+    Console(width=max(180, Console().width)).print(table)
     for row in results:
         sys.stdout.write(json.dumps(row) + "\n")
 
@@ -137,6 +234,8 @@ if __name__ == "__main__":
     warnings.simplefilter("ignore")
     if sys.argv[1:2] == ["--child"]:
         spec = Params.model_validate_json(Path(sys.argv[3]).read_text())
-        sys.stdout.write(json.dumps(measure(spec, int(sys.argv[2]))) + "\n")
+        member = Path(sys.argv[5]) if len(sys.argv) > 5 else None
+        figures = measure(spec, int(sys.argv[2]), sys.argv[4], member)
+        sys.stdout.write(json.dumps(figures) + "\n")
     else:
         main([int(a) for a in sys.argv[1:]] or [100_000], load_params("params.yaml"))
