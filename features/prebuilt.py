@@ -17,6 +17,7 @@ import pandas as pd
 from features.base import COMPONENTS, Feature, slug
 from features.build import make_catalog
 from features.config import PrebuiltTable
+from features.errors import FeatureInputError
 
 FAMILY = "table"
 RESERVED = {
@@ -74,7 +75,7 @@ def prebuilt_training_set(frame: pd.DataFrame, spec: PrebuiltTable) -> PrebuiltS
         columns[name] = values
         features.append(_feature(name, column, values, spec))
     if not features:
-        raise ValueError(f"prebuilt table: no usable feature columns ({skipped})")
+        raise FeatureInputError(f"prebuilt table: no usable feature columns ({skipped})")
     table = pd.concat([base, pd.DataFrame(columns, index=frame.index)], axis=1)
     return PrebuiltSet(table.reset_index(drop=True), make_catalog(table, features), skipped)
 
@@ -91,7 +92,9 @@ def prebuilt_scoring_set(
     sources = dict(zip(catalog["name"], catalog["source_column"], strict=True))
     absent = [s for s in sources.values() if s not in frame.columns]
     if absent:
-        raise ValueError(f"prebuilt table: columns the model was trained on are absent: {absent}")
+        raise FeatureInputError(
+            f"prebuilt table: columns the model was trained on are absent: {absent}"
+        )
     base = _base_columns(frame, spec, label=False)
     columns = {}
     for row in catalog.itertuples():
@@ -118,7 +121,7 @@ def latest_snapshots(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         return table
     timely = table[table["as_of"].notna() & (table["as_of"] <= as_of)]
     if timely.empty:
-        raise ValueError(f"prebuilt table: no snapshot is dated on or before {as_of.date()}")
+        raise FeatureInputError(f"prebuilt table: no snapshot is dated on or before {as_of.date()}")
     ordered = timely.sort_values(["account_id", "as_of"], kind="stable")
     return ordered.drop_duplicates("account_id", keep="last").reset_index(drop=True)
 
@@ -131,10 +134,12 @@ def _require(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> None:
     missing = {k: v for k, v in named.items() if v is not None and v not in frame.columns}
     if missing:
         found = ", ".join(map(str, frame.columns[:20]))
-        raise ValueError(f"prebuilt table: no column {missing} (columns found: {found})")
+        raise FeatureInputError(f"prebuilt table: no column {missing} (columns found: {found})")
     if frame[spec.id_column].isna().any():
         rows = frame.index[frame[spec.id_column].isna()][:5].tolist()
-        raise ValueError(f"prebuilt table: column {spec.id_column!r} is empty in rows {rows}")
+        raise FeatureInputError(
+            f"prebuilt table: column {spec.id_column!r} is empty in rows {rows}"
+        )
 
 
 def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.DataFrame:
@@ -146,7 +151,7 @@ def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.D
         bad = as_of.isna() & frame[spec.as_of_column].notna()
         if bad.any():
             rows = frame.loc[bad, spec.as_of_column].head(5).tolist()
-            raise ValueError(
+            raise FeatureInputError(
                 f"prebuilt table: column {spec.as_of_column!r} has values that are not dates: "
                 f"{rows}"
             )
@@ -155,7 +160,7 @@ def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.D
     repeated = keys.duplicated(keep=False)
     if repeated.any():
         example = keys[repeated].head(3).to_dict("records")
-        raise ValueError(f"prebuilt table: (id, as_of) repeats, e.g. {example}")
+        raise FeatureInputError(f"prebuilt table: (id, as_of) repeats, e.g. {example}")
     arr = (
         pd.Series(1.0, index=frame.index)
         if spec.arr_column is None
@@ -199,7 +204,7 @@ def _renewed(label: pd.Series, spec: PrebuiltTable) -> pd.Series:
         churn = _spellings(spec.churn_value)
         if not text[known].isin(churn).any():
             seen = sorted(map(str, label[known].unique()[:SHOWN]))
-            raise ValueError(
+            raise FeatureInputError(
                 f"prebuilt table: label column {spec.label_column!r} never equals churn value "
                 f"{spec.churn_value!r}; values seen: {seen}"
             )
@@ -213,7 +218,7 @@ def _renewed(label: pd.Series, spec: PrebuiltTable) -> pd.Series:
     if bad.any():
         seen = sorted(map(str, label[bad].unique()[:SHOWN]))
         rows = (np.flatnonzero(bad.to_numpy()) + 1)[:SHOWN].tolist()
-        raise ValueError(
+        raise FeatureInputError(
             f"prebuilt table: label column {spec.label_column!r} has values {seen} in "
             f"{bad.sum():,} row(s), e.g. rows {rows} (first row = 1); expected {accepted}"
         )
@@ -244,7 +249,7 @@ def _require_finite(values: pd.Series, column: str) -> pd.Series:
     infinite = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
     if infinite.any():
         rows = (np.flatnonzero(infinite) + 1)[:SHOWN].tolist()
-        raise ValueError(
+        raise FeatureInputError(
             f"prebuilt table: column {column!r} is infinite in {infinite.sum():,} row(s), e.g. "
             f"rows {rows} (first row = 1); expected finite numbers (blank for unknown)"
         )
@@ -255,7 +260,9 @@ def _feature_columns(frame: pd.DataFrame, spec: PrebuiltTable) -> list[str]:
     roles = {spec.id_column, spec.label_column, spec.as_of_column, *spec.drop_columns}
     unknown = [c for c in spec.drop_columns if c not in frame.columns]
     if unknown:
-        raise ValueError(f"prebuilt table: data.prebuilt.drop_columns not in the table: {unknown}")
+        raise FeatureInputError(
+            f"prebuilt table: data.prebuilt.drop_columns not in the table: {unknown}"
+        )
     return [c for c in frame.columns if c not in roles]
 
 
@@ -314,7 +321,7 @@ def _unique_name(name: str, taken: set[str]) -> str:
 def _feature(name: str, column: str, values: pd.Series, spec: PrebuiltTable) -> Feature:
     component = spec.components.get(column, "profile")
     if component not in COMPONENTS:
-        raise ValueError(
+        raise FeatureInputError(
             f"data.prebuilt.components.{column}: {component!r} is not a component; one of "
             f"{', '.join(COMPONENTS)}"
         )

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from features.errors import FeatureInputError
+
 FREQUENCIES = {"weekly": "W-MON", "monthly": "MS", "quarterly": "QS"}
 LABEL_COLUMNS = ("renewed", "renewal_arr", "outcome", "contract_id", "end_date")
 OUTCOMES = ("churn", "contraction", "flat", "expansion")
@@ -31,7 +33,9 @@ def as_of_grid(start: pd.Timestamp, end: pd.Timestamp, frequency: str) -> pd.Dat
         raise ValueError(f"frequency {frequency!r} is not one of {', '.join(FREQUENCIES)}")
     grid = pd.date_range(start.normalize(), end, freq=FREQUENCIES[frequency])
     if grid.empty:
-        raise ValueError(f"no {frequency} as-of date between {start.date()} and {end.date()}")
+        raise FeatureInputError(
+            f"no {frequency} as-of date between {start.date()} and {end.date()}"
+        )
     return grid
 
 

@@ -82,7 +82,7 @@ class TrainConfig(_Section):
     """The ``train`` section: splits, ensemble members, calibration, tuning and promotion."""
 
     seed: int = 42
-    n_jobs: int = Field(default=2, ge=1)  # LightGBM threads; more than the free cores is slower
+    n_jobs: int = Field(default=2, ge=1)  # threads of every pool: LightGBM, OpenMP, BLAS, joblib
     cv_folds: int = Field(default=4, ge=2)
     test_days: int = Field(default=180, ge=1)
     holdout_share: float = Field(default=0.25, gt=0, le=0.5)  # tables with no as-of: ids held out

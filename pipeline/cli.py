@@ -2,8 +2,10 @@
 
 Exit codes: 0 success · 2 bad params or usage, or an ``output_dir`` the outputs cannot be written
 to (checked before the work) · 3 invalid input data, a stage's inputs missing (no model, no
-scoring run), or an as-of date too far past the data's end · 1 anything unexpected. Every command
-takes ``--params`` and repeatable ``--set key=value``.
+scoring run), or an as-of date too far past the data's end (the checks that raise
+:data:`pipeline.errors.INPUT_ERRORS`) · 1 anything else: a library's failure or a bug, logged
+as one ERROR line naming the exception and where it was raised, with the traceback after it.
+Every command takes ``--params`` and repeatable ``--set key=value``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import inspect
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from datetime import date
 from inspect import Parameter, Signature
@@ -23,19 +26,23 @@ import typer
 
 from pipeline import flow, stages
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, flatten, load_params
+from pipeline.errors import INPUT_ERRORS
 from pipeline.io import DataContractError, catalog
 from pipeline.io.storage import OutputNotWritable
 from pipeline.lab import oracle
 from pipeline.logs import setup_logging
-from pipeline.stages.plan import PlanError
 
 T = TypeVar("T")
 
 KEYWORD_ONLY = Parameter.KEYWORD_ONLY
+EXIT_FAILED = 1
 EXIT_PARAMS = 2
 EXIT_DATA = 3
 
 log = logging.getLogger("healthscore")
+ROOT = Path(__file__).resolve().parents[1]
+OURS = tuple(ROOT / package for package in ("pipeline", "features", "models"))
+MAX_CAUSE_CHARS = 500  # of an unexpected failure's message in its one-line summary
 
 app = typer.Typer(
     name="healthscore",
@@ -109,7 +116,14 @@ def with_params(
 
 
 def _guard(func: Callable[..., T], *args: object) -> T:
-    """Run a stage; turn known failures into a clear message and an exit code."""
+    """Run a stage; turn its failures into a clear message and an exit code.
+
+    The user's input (the checks that raise :data:`~pipeline.errors.INPUT_ERRORS`) exits 3, or
+    2 for params and an unwritable ``output_dir``, with the message alone: it says what to fix.
+    Anything else is not the input's fault (a library's error, an assertion, a bug): exit 1,
+    one ERROR line naming the exception and where it was raised (what a scheduler's alert
+    shows), then the traceback, which whoever fixes it needs and a nightly run cannot give twice.
+    """
     try:
         return func(*args)
     except DataContractError as exc:
@@ -121,9 +135,43 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     except OutputNotWritable as exc:
         log.error("%s (check output_dir)", exc)
         raise typer.Exit(EXIT_PARAMS) from None
-    except (ValueError, FileNotFoundError, PlanError) as exc:  # checks on inputs
+    except INPUT_ERRORS as exc:  # the checks on the user's data, params and prerequisites
         log.error("%s", exc)
         raise typer.Exit(EXIT_DATA) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        log.error("%s", _unexpected(exc))
+        log.error("%s", "".join(traceback.format_exception(exc)).rstrip())
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One line for a failure that is not the input's fault: the exception, where it was raised
+    and, when that is in a library, the last line of ours that called it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        raised = frames[-1]
+        where = f" (raised at {_short(raised.filename)}:{raised.lineno} in {raised.name}"
+        ours = [f for f in frames if any(Path(f.filename).is_relative_to(o) for o in OURS)]
+        if ours and ours[-1] is not raised:
+            where += f", called from {_short(ours[-1].filename)}:{ours[-1].lineno}"
+        where += ")"
+    text = " ".join(str(exc).split())  # one line, whatever the message
+    text = text if len(text) <= MAX_CAUSE_CHARS else text[: MAX_CAUSE_CHARS - 1] + "…"
+    return (
+        f"failed: {type(exc).__module__}.{type(exc).__name__}: {text}{where}; not a problem "
+        "with the input: a bug or a library failure (traceback below)"
+    )
+
+
+def _short(filename: str) -> str:
+    """A source path as a reader finds it: from the repository or from site-packages."""
+    path = Path(filename)
+    if "site-packages" in path.parts:
+        return str(Path(*path.parts[path.parts.index("site-packages") + 1 :]))
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else filename
 
 
 def _writable(cfg: Params, *outputs: catalog.Stage) -> None:

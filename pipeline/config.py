@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from features.config import FeaturesConfig, PrebuiltTable
 from models.config import EffectsConfig, PlanConfig, ScoreConfig, TrainConfig
+from pipeline.errors import InputError
 
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """Params file or override is invalid; the message names the dotted key path."""
 
 

@@ -4,6 +4,10 @@ import os
 
 import pytest
 
+# first, so OpenMP threads wait passively in every test as in the CLI (pipeline.threads): the
+# runtime reads its wait policy once, when a test module first loads LightGBM or scikit-learn
+import pipeline  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment():

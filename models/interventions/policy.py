@@ -33,6 +33,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from models.errors import ModelInputError
+
 BAU = 0
 ARMS = ("plan", "holdout_bau", "holdout_random", "ineligible")
 _Z95 = NormalDist().inv_cdf(0.975)
@@ -259,7 +261,7 @@ def holdout_uplift(
     out: dict[str, float] = {f"n_{name}": int((arm == name).sum()) for name in ARMS}
     for name, rows in (("plan", treated), ("holdout_bau", control)):
         if rows.sum() < 2:
-            raise ValueError(f"arm {name!r} has {int(rows.sum())} rows; the uplift needs 2")
+            raise ModelInputError(f"arm {name!r} has {int(rows.sum())} rows; the uplift needs 2")
     out["renewal_rate_plan"] = float(y[treated].mean())
     out["renewal_rate_holdout_bau"] = float(y[control].mean())
     out.update(_mean_difference("uplift", y, treated, control, weight=None))
@@ -289,7 +291,7 @@ def _inverse_propensity_value(
     held = (arm == "holdout_bau") | (arm == "holdout_random")
     weight = np.where(assigned[held] == recommended[held], 1.0 / mu[held], 0.0)
     if (weight > 0).sum() == 0 or held.sum() < 2:
-        raise ValueError(
+        raise ModelInputError(
             f"{int(held.sum())} holdout rows, none of which ran its recommended plan: "
             "the inverse-propensity value needs at least one"
         )
@@ -312,7 +314,7 @@ def _mean_difference(
     for rows in (treated, control):
         w = np.ones(rows.sum()) if weight is None else weight[rows]
         if w.sum() <= 0:
-            raise ValueError(f"{name}: the rows of one arm have zero total weight")
+            raise ModelInputError(f"{name}: the rows of one arm have zero total weight")
         mean = np.sum(w * y[rows]) / w.sum()
         if weight is None:
             variance = y[rows].var(ddof=1) / rows.sum()

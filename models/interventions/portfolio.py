@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.config import PlanConfig
+from models.errors import ModelInputError
 from models.interventions import allocation, experiment, plans, policy
 from models.interventions.allocation import Allocation
 from models.interventions.uplift import PlayEffects, segments
@@ -171,7 +172,7 @@ def catalog_options(cfg: PlanConfig, kinds: Sequence[str]) -> CatalogOptions:
         for offset in sorted(set(play.offsets))
     )
     if not options:
-        raise ValueError(
+        raise ModelInputError(
             "plan.catalog lists no kind the effect model estimated "
             f"(estimated: {', '.join(kinds) or 'none'})"
         )

@@ -22,6 +22,11 @@ and nothing else. The estimates here come from methods built for observational t
 An account is ``extrapolated`` for a kind where its propensity for that kind lies outside the logged
 overlap (``overlap`` bounds): its effect there is a model's extrapolation, not an estimate from
 comparable logged decisions.
+
+A kind whose average effect or sensitivity analysis cannot be computed on the log (on a small book,
+a few of its plays on accounts the propensity model gave almost no chance of getting it can make
+econml's variance terms negative) is left out, with the reason in ``skipped_``, and the others are
+refitted without its rows.
 """
 
 from __future__ import annotations
@@ -39,11 +44,26 @@ from scipy.special import logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import FunctionTransformer
 
+from models.errors import ModelInputError
+
 CONTROL = "none"
+AVERAGE_COLUMNS = ("kind", "ate", "lo", "hi", "se", "robustness")
 
 
 def _constant(X: np.ndarray) -> np.ndarray:
     return np.ones((X.shape[0], 1))
+
+
+def _not_estimable(exc: Exception) -> str:
+    """Why a kind's average effect cannot be computed, in words (econml's message kept)."""
+    if "sigma and nu" in str(exc):  # econml's sensitivity analysis: a variance term below zero
+        return (
+            "its sensitivity analysis cannot be computed: a few of its plays went to accounts the "
+            "propensity model gave almost no chance of getting it, and they would carry the "
+            "estimate (too few comparable logged decisions; econml: sigma and nu must be "
+            "non-negative)"
+        )
+    return f"its average effect cannot be computed on this log ({type(exc).__name__}: {exc})"
 
 
 @dataclass(frozen=True)
@@ -155,15 +175,49 @@ class PlayEffects:
             modifiers: the features the effect's log-odds shift varies with, if any.
 
         Returns:
-            The fitted estimator.
+            The fitted estimator; ``skipped_`` holds the kinds left out and why.
 
         Raises:
-            ValueError: the log holds no play.
+            ModelInputError: the log holds no play, or no kind's effect can be estimated.
         """
         treatment = np.asarray(treatment).astype(str)
+        others = [np.asarray(a) for a in (renewed, groups, p0, segment)]
+        self.skipped_: dict[str, str] = {}
+        while True:  # at most once per kind: each round leaves out at least one
+            rows = ~np.isin(treatment, list(self.skipped_))
+            failed = self._fit_rows(
+                context[rows],
+                treatment[rows],
+                *(a[rows] for a in others),
+                None if modifiers is None else modifiers[rows],
+            )
+            if not failed:
+                return self
+            self.skipped_ |= failed
+
+    def _fit_rows(
+        self,
+        context: pd.DataFrame,
+        treatment: np.ndarray,
+        renewed: np.ndarray,
+        groups: np.ndarray,
+        p0: np.ndarray,
+        segment: np.ndarray,
+        modifiers: pd.DataFrame | None,
+    ) -> dict[str, str]:
+        """Fit on these rows; the kinds whose average cannot be computed, and why (empty when
+        every kind was, and the fit is complete)."""
         kinds = sorted(set(treatment) - {self.control})
         if not kinds:
-            raise ValueError("no play in the log: nothing to estimate")
+            reasons: dict[str, list[str]] = {}
+            for kind, reason in self.skipped_.items():
+                reasons.setdefault(reason, []).append(kind)
+            why = "; ".join(f"{', '.join(k)}: {reason}" for reason, k in reasons.items())
+            raise ModelInputError(
+                f"no play's effect can be estimated from the log ({why})"
+                if why
+                else "no play in the log: nothing to estimate"
+            )
         self.kinds_ = kinds
         self.context_columns_ = list(context.columns)
         self.categories_ = {
@@ -200,7 +254,10 @@ class PlayEffects:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             learner.fit(y, treatment, X=X, W=W, groups=groups, cache_values=True)
-            self.average_ = self._averages(learner, X)
+            average, failed = self._averages(learner, X)
+            if failed:
+                return failed
+            self.average_ = average
             learner.featurizer = FunctionTransformer(self.layout_.segment_design)
             learner.refit_final()
             self.by_segment_ = self._segment_averages(learner, X)
@@ -216,26 +273,35 @@ class PlayEffects:
         self.s_average_ = pd.Series(
             self.s_learner_effects(p0, segment).mean(axis=0), index=kinds, name="s_learner"
         )
-        return self
+        return {}
 
-    def _averages(self, learner: DRLearner, X: np.ndarray) -> pd.DataFrame:
-        rows = []
+    def _averages(self, learner: DRLearner, X: np.ndarray) -> tuple[pd.DataFrame, dict[str, str]]:
+        """Each kind's AIPW average with its interval and robustness value; and the kinds for
+        which they cannot be computed on this log, with the reason in words."""
+        rows, failed = [], {}
         for kind in self.kinds_:
-            inference = learner.ate_inference(X[:1], T0=self.control, T1=kind)
-            lo, hi = inference.conf_int_mean(alpha=self.alpha)
-            rows.append(
-                {
-                    "kind": kind,
-                    "ate": float(inference.mean_point),
-                    "lo": float(np.ravel(lo)[0]),
-                    "hi": float(np.ravel(hi)[0]),
-                    "se": float(np.ravel(inference.stderr_mean)[0]),
-                    # how strong an unlogged confounder would have to be (share of the residual
-                    # variation of both play and outcome it explains) to move the point to zero
-                    "robustness": float(learner.robustness_value(T=kind, interval_type="theta")),
-                }
-            )
-        return pd.DataFrame(rows).set_index("kind")
+            try:
+                inference = learner.ate_inference(X[:1], T0=self.control, T1=kind)
+                lo, hi = inference.conf_int_mean(alpha=self.alpha)
+                # how strong an unlogged confounder would have to be (share of the residual
+                # variation of both play and outcome it explains) to move the point to zero
+                robustness = float(learner.robustness_value(T=kind, interval_type="theta"))
+            except (ValueError, np.linalg.LinAlgError) as exc:
+                failed[kind] = _not_estimable(exc)
+                continue
+            row = {
+                "kind": kind,
+                "ate": float(inference.mean_point),
+                "lo": float(np.ravel(lo)[0]),
+                "hi": float(np.ravel(hi)[0]),
+                "se": float(np.ravel(inference.stderr_mean)[0]),
+                "robustness": robustness,
+            }
+            if not np.isfinite([row["ate"], row["lo"], row["hi"], row["se"]]).all():
+                failed[kind] = "its average effect or its interval is not a finite number"
+                continue
+            rows.append(row)
+        return pd.DataFrame(rows, columns=[*AVERAGE_COLUMNS]).set_index("kind"), failed
 
     def _segment_averages(self, learner: DRLearner, X: np.ndarray) -> pd.DataFrame:
         rows = []

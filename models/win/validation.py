@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from models.errors import ModelInputError
+
 
 def out_of_time_split(
     as_of: pd.Series, labelled: pd.Series, horizon_days: int, test_days: int
@@ -20,7 +22,7 @@ def out_of_time_split(
     """
     known = labelled.to_numpy(dtype=bool)
     if not known.any():
-        raise ValueError("no labelled snapshots to split")
+        raise ModelInputError("no labelled snapshots to split")
     last = as_of[known].max()
     test_start = last - pd.Timedelta(days=test_days)
     train_end = test_start - pd.Timedelta(days=horizon_days)
@@ -30,7 +32,7 @@ def out_of_time_split(
     if test.size == 0 or train.size == 0:
         first = as_of[known].min()
         span = (last - first).days
-        raise ValueError(
+        raise ModelInputError(
             f"out-of-time split is empty: {train.size} train rows up to {train_end.date()}, "
             f"{test.size} test rows after {test_start.date()}. Labelled as-of dates span "
             f"{span} days ({first.date()} to {last.date()}); the split needs more than "
@@ -57,7 +59,7 @@ def holdout_split(
     y = renewed.to_numpy()[known].astype(int)
     folds = round(1 / share)
     if known.size < 2 * folds or np.bincount(y, minlength=2).min() < folds:
-        raise ValueError(
+        raise ModelInputError(
             f"too few labelled rows ({known.size}, {int((y == 0).sum())} churned) for a "
             f"1/{folds} holdout"
         )

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.errors import InputError, MissingInput
 from pipeline.io import storage
 from pipeline.io.storage import partition, partition_dates
 
@@ -150,7 +151,7 @@ def runs(stage: Stage, output_dir: Path, before: date | None = None) -> list[dat
     return [d for d in dates if before is None or d < before]
 
 
-class MissingRun(FileNotFoundError):
+class MissingRun(MissingInput):
     """The run asked for (or any run at all) is not in the output folder."""
 
 
@@ -228,14 +229,14 @@ def load_training_set(output_dir: Path) -> TrainingSet:
     table_path, catalog_path = TRAINING_SET.path(output_dir), FEATURE_CATALOG.path(output_dir)
     for path in (table_path, catalog_path):
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: run `healthscore features` first")
+            raise MissingInput(f"{path} not found: run `healthscore features` first")
     table = pd.read_parquet(table_path)
     catalog = pd.read_csv(catalog_path)
     names = catalog["name"].tolist()
     absent = [n for n in [*names, *KEY, "renewed", "arr", "contract_id", "days_to_renewal"]
               if n not in table.columns]  # fmt: skip
     if absent:
-        raise ValueError(f"{table_path}: columns in the catalog but not the table: {absent[:10]}")
+        raise InputError(f"{table_path}: columns in the catalog but not the table: {absent[:10]}")
     categorical = catalog.loc[catalog["categorical"].astype(bool), "name"].tolist()
     table = table.assign(**{c: table[c].astype("category") for c in categorical})
     digest = hashlib.sha256()

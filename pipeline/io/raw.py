@@ -45,6 +45,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.config import DataConfig
+from pipeline.errors import InputError
 from pipeline.io.schema import EVENT_LOGS, TABLES, ColumnSpec, TableSpec
 
 EXAMPLES = 5
@@ -65,7 +66,7 @@ SQL_TYPES = {
 }
 
 
-class DataContractError(ValueError):
+class DataContractError(InputError):
     """Input violates the data contract.
 
     Attributes:

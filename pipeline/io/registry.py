@@ -49,6 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from models.win.ensemble import HealthEnsemble
+from pipeline.errors import InputError, MissingInput
 
 if TYPE_CHECKING:
     from models.interventions.uplift import PlayEffects
@@ -66,6 +67,10 @@ DIGEST_TAG = "healthscore.artifacts_sha256"
 FILES_TAG = "healthscore.artifacts_files"
 # written by MLflow into every download of a registered version, never stored with it
 DOWNLOAD_ONLY = frozenset({"registered_model_meta"})
+# keys of a model's ``trained`` facts: what its effect model estimated, what not and why (the
+# plan stage repeats them), and the kinds it has no estimate for, as JSON {kind: why}
+EFFECTS_NOTE = "effects"
+EFFECTS_SKIPPED = "effects_skipped"
 
 PROBE_TIMEOUT_S = 3.0  # a tracking server that does not answer this fast is taken as down
 # MLflow retries a failing request 7 times with backoff (~4 minutes) by default; the
@@ -74,11 +79,11 @@ HTTP_LIMITS = {MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: "2", MLFLOW_HTTP_REQUEST_TI
 ARTIFACTS_FOLDER = "mlartifacts"  # beside a SQLite store, one sub-folder per experiment
 
 
-class TrackingError(ValueError):
+class TrackingError(InputError):
     """The MLflow tracking store that ``mlflow.tracking_uri`` names cannot be used."""
 
 
-class ModelIntegrityError(ValueError):
+class ModelIntegrityError(InputError):
     """A registered version's artifacts are not the ones its digest recorded at registration."""
 
 
@@ -357,7 +362,7 @@ def load_champion(name: str, alias: str, version: str | None = None) -> tuple[He
         )
     except MlflowException as exc:
         which = f"version {version}" if version else f"alias {alias!r}"
-        raise FileNotFoundError(
+        raise MissingInput(
             f"model {name!r} has no {which} in {mlflow.get_tracking_uri()}: run `healthscore "
             "train` first (or set score.version)"
         ) from exc

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+from pipeline.errors import InputError
+
 # ".<name>.<tmp|old|link>-<pid>-<8 hex>" beside a target (no pid: written before pids were kept)
 _BESIDE = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old|link)-(?:(?P<pid>\d+)-)?[0-9a-f]{8}$")
 # "<name>.<pid>-<8 hex>" under a versions folder
@@ -34,7 +36,7 @@ _VERSION = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}$")
 _WRITING: set[Path] = set()
 
 
-class OutputNotWritable(OSError):
+class OutputNotWritable(InputError, OSError):
     """A folder a run would write to cannot be created or written (checked before the work)."""
 
 

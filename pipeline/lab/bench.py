@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline import io, synthetic
 from pipeline.config import Params
+from pipeline.errors import MissingInput
 from pipeline.lab.bench_featuretools import DEFAULT_REFERENCE as REFERENCE_SCRIPT
 
 
@@ -106,9 +107,9 @@ def run_usage_bench(
         FileNotFoundError: the log or the reference script is missing (says how to get them).
     """
     if not reference_script.is_file():
-        raise FileNotFoundError(f"reference script {reference_script} not found")
+        raise MissingInput(f"reference script {reference_script} not found")
     if not events.is_file():
-        raise FileNotFoundError(
+        raise MissingInput(
             f"usage log {events} not found; generate it (about 10 s, 215 MB) with: "
             f"python {reference_script} gen {events}"
         )

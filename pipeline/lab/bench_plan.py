@@ -18,6 +18,7 @@ import numpy as np
 from models.interventions import plans
 from models.interventions.portfolio import make_plans
 from pipeline.config import Params
+from pipeline.errors import InputError
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set
 from pipeline.shared.effects import context_frame
@@ -30,7 +31,7 @@ def measure(params: Params, accounts: int) -> dict[str, float]:
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
     if model.effects is None:
-        raise ValueError(f"model v{version} has no effect model: retrain with `make train`")
+        raise InputError(f"model v{version} has no effect model: retrain with `make train`")
     table = load_training_set(params.output_dir).table
     rows = np.random.default_rng(0).integers(0, len(table), accounts)
     sample = table.iloc[rows].reset_index(drop=True)

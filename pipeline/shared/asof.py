@@ -13,6 +13,7 @@ import pandas as pd
 import features
 from pipeline import io
 from pipeline.config import DataConfig, FeaturesConfig
+from pipeline.errors import InputError
 from pipeline.io.engines import make_engine
 from pipeline.io.registry import HealthModel
 from pipeline.io.schema import EVENT_LOGS, TABLES
@@ -50,7 +51,7 @@ def features_as_of(
         outcomes = features.contract_outcomes(contracts, features_cfg.grace_days, end)
         spine = features.make_scoring_spine(contracts, pd.Timestamp(as_of))
         if spine.empty:
-            raise ValueError(f"no account has a contract in force on {as_of}")
+            raise InputError(f"no account has a contract in force on {as_of}")
         cfg = pinned_features(features_cfg, model.catalog)
         check_vocabulary(raw, features.catalog_vocabulary(model.catalog), as_of, features_cfg)
         table, _ = features.build_feature_table(
@@ -121,7 +122,7 @@ def check_schema(table: pd.DataFrame, model: HealthModel) -> None:
     names = model.features
     missing = [n for n in names if n not in table.columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"the features built today lack {len(missing)} of the model's {len(names)} columns "
             f"({', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}): the data no longer "
             "has what the model was trained on (a table or column missing); retrain or restore it"
@@ -133,4 +134,4 @@ def check_schema(table: pd.DataFrame, model: HealthModel) -> None:
         if bool(catalog.loc[n, "categorical"]) != isinstance(table[n].dtype, pd.CategoricalDtype)
     ]
     if wrong:
-        raise ValueError(f"features whose type differs from the model's: {wrong[:8]}")
+        raise InputError(f"features whose type differs from the model's: {wrong[:8]}")

@@ -4,13 +4,18 @@ Reads the log, pairs every labelled snapshot with the play decided in the period
 (:func:`~models.interventions.uplift.decision_table`), rebuilds the play-history columns as of the
 decision from the log (:func:`history_at_decision`), and fits
 :class:`~models.interventions.uplift.PlayEffects` on the decision context: the snapshot's features,
-the win model's probability for it, its segment."""
+the win model's probability for it, its segment.
+
+The step is optional: :func:`run_effects` never stops training. A kind logged too rarely, or one
+whose estimate or sensitivity analysis cannot be computed on this log, is left out with the
+reason logged; when no kind can be estimated, or the step fails, the win model is registered
+without an effect model and the reason travels with it (``plan`` says so)."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,8 @@ from models.interventions.uplift import (
 )
 from models.win.ensemble import HealthEnsemble
 from pipeline import io
-from pipeline.config import Params
+from pipeline.config import ConfigError, Params
+from pipeline.errors import INPUT_ERRORS, InputError
 from pipeline.io.engines import make_engine
 from pipeline.shared.asof import pinned_features
 
@@ -34,6 +40,11 @@ log = logging.getLogger("healthscore")
 
 HISTORY_FAMILY = "interventions"  # the catalog family whose columns count past plays
 HISTORY_TABLE = "interventions"  # and the contract table it is built from
+
+
+class NoEffects(InputError):
+    """Nothing to learn an effect model from (effects disabled, no play log, no play logged
+    often enough in a labelled snapshot's decision period): the message says which."""
 
 
 @dataclass
@@ -44,6 +55,18 @@ class EffectsFit:
     decisions: pd.DataFrame  # key, treatment, p0 of every decision row (for evaluation)
     metrics: dict[str, float]
     table: pd.DataFrame  # average effects, by segment and overlap, long form (an artifact)
+    skipped: dict[str, str] = field(default_factory=dict)  # kinds logged, not estimated: why
+
+
+@dataclass(frozen=True)
+class EffectsOutcome:
+    """What the effects step of training gave: the fit (None when there is none) and, in
+    words, what was estimated and what not and why (the run's ``effects`` tag, and the
+    model's, which ``plan`` repeats)."""
+
+    fit: EffectsFit | None
+    note: str
+    skipped: dict[str, str] = field(default_factory=dict)  # kind → why it has no estimate
 
 
 def read_plays(params: Params) -> pd.DataFrame | None:
@@ -90,33 +113,96 @@ def history_at_decision(
     return decisions.assign(**{c: rebuilt[c].to_numpy() for c in history})
 
 
+def check_modifiers(params: Params, names: list[str]) -> None:
+    """Refuse, before any work, ``effects.modifiers`` that are not features of the model.
+
+    Raises:
+        ConfigError: a modifier is not one of ``names``.
+    """
+    missing = [m for m in params.effects.modifiers if m not in names]
+    if missing:
+        raise ConfigError(f"effects.modifiers: not features of the model: {missing}")
+
+
+def run_effects(
+    params: Params,
+    table: pd.DataFrame,
+    names: list[str],
+    catalog: pd.DataFrame,
+    ensemble: HealthEnsemble,
+) -> EffectsOutcome:
+    """The effects step of training, which never stops it: the effect model where the data
+    gives one, else None and why (logged: INFO for nothing to learn from, WARNING for data
+    that cannot give an estimate, ERROR with the traceback for a library failure or a bug).
+
+    Raises:
+        ConfigError: ``effects.modifiers`` names a column that is not a feature.
+    """
+    if params.data.source == "table":
+        return EffectsOutcome(None, "no interventions log (data.source: table)")
+    try:
+        fit = fit_effects(params, table, names, catalog, ensemble)
+    except ConfigError:
+        raise
+    except NoEffects as exc:
+        log.info("effects: %s: no effect model, no plans", exc)
+        return EffectsOutcome(None, str(exc))
+    except INPUT_ERRORS as exc:
+        log.warning(
+            "effects: not estimated on this data: %s; the win model is registered without an "
+            "effect model, so plan has no play to recommend", exc,
+        )  # fmt: skip
+        return EffectsOutcome(None, f"not estimated on this data: {exc}")
+    except Exception as exc:  # a library failure or a bug: the win model still ships
+        log.error(
+            "effects: failed (%s: %s); the win model is registered without an effect model, "
+            "so plan has no play to recommend", type(exc).__name__, exc, exc_info=True,
+        )  # fmt: skip
+        return EffectsOutcome(None, f"failed: {type(exc).__name__}: {exc}")
+    estimated = ", ".join(fit.model.kinds_)
+    skipped = "; ".join(f"{kind} ({why})" for kind, why in fit.skipped.items())
+    note = f"estimated for {estimated}" + (f"; not estimated: {skipped}" if skipped else "")
+    return EffectsOutcome(fit, note, dict(fit.skipped))
+
+
 def fit_effects(
     params: Params,
     table: pd.DataFrame,
     names: list[str],
     catalog: pd.DataFrame,
     ensemble: HealthEnsemble,
-) -> EffectsFit | None:
-    """Fit the effect model on every labelled snapshot; None when there is nothing to learn from."""
+) -> EffectsFit:
+    """Fit the effect model on every labelled snapshot.
+
+    A kind logged fewer than ``effects.min_treated`` times is left out (INFO); one whose
+    estimate or sensitivity analysis cannot be computed is left out by the model (WARNING,
+    saying why); both are in :attr:`EffectsFit.skipped`.
+
+    Raises:
+        NoEffects: nothing to learn from (disabled, no log, no play in a decision period).
+        ConfigError: ``effects.modifiers`` names a column that is not a feature.
+        ModelInputError: no kind's effect can be estimated from the log.
+    """
     cfg = params.effects
     if not cfg.enabled:
-        log.info("effects: disabled (effects.enabled: false)")
-        return None
-    missing = [m for m in cfg.modifiers if m not in names]
-    if missing:
-        raise ValueError(f"effects.modifiers: not features of the model: {missing}")
+        raise NoEffects("disabled (effects.enabled: false)")
+    check_modifiers(params, names)
     history = catalog.loc[catalog["family"] == HISTORY_FAMILY, "name"].tolist()
     labelled = table[table["renewed"].notna()].reset_index(drop=True)
     with io.read_raw(params.data) as raw:  # once: validating the tables takes seconds
         plays = _plays(raw)
         if plays is None or plays.empty:
-            log.info("effects: no interventions log: no effect model, no plans")
-            return None
+            raise NoEffects("no interventions log")
         decisions = decision_table(labelled, plays, params.features.frequency, history=[])
         if history:
             decisions = history_at_decision(raw, params, catalog, decisions, history)
     counts = decisions["treatment"].value_counts()
     rare = [k for k, n in counts.items() if k != CONTROL and n < cfg.min_treated]
+    skipped = {
+        k: f"logged {counts[k]} times in decision periods, fewer than effects.min_treated "
+        f"{cfg.min_treated}"
+        for k in rare
+    }
     if rare:
         log.info(
             "effects: %s logged fewer than %d times in decision periods: not estimated",
@@ -124,8 +210,10 @@ def fit_effects(
         )  # fmt: skip
         decisions = decisions[~decisions["treatment"].isin(rare)].reset_index(drop=True)
     if (decisions["treatment"] != CONTROL).sum() == 0:
-        log.info("effects: no play falls in a labelled snapshot's decision period: no model")
-        return None
+        raise NoEffects(
+            "no play falls in a labelled snapshot's decision period"
+            + (f" often enough (effects.min_treated {cfg.min_treated})" if rare else "")
+        )
     context = context_frame(decisions, catalog, names)
     p0 = ensemble.predict_proba(context)[:, 1]
     model = PlayEffects(
@@ -145,6 +233,9 @@ def fit_effects(
         segments(decisions),
         decisions[cfg.modifiers] if cfg.modifiers else None,
     )
+    for kind, why in model.skipped_.items():
+        log.warning("effects: %s not estimated, the rest refitted without it: %s", kind, why)
+    skipped |= model.skipped_
     average = model.average_.join(model.overlap_).join(model.s_average_)
     metrics: dict[str, float] = {}
     for kind, row in average.iterrows():
@@ -165,7 +256,8 @@ def fit_effects(
         ],
         ignore_index=True,
     )
-    keep = decisions[
-        ["account_id", "contract_id", "as_of", "decided_at", "treatment", "renewed", *cfg.modifiers]
-    ]
-    return EffectsFit(model, keep.assign(p0=p0, segment=segments(decisions)), metrics, long)
+    learned = ~decisions["treatment"].isin(list(model.skipped_)).to_numpy()
+    columns = ["account_id", "contract_id", "as_of", "decided_at", "treatment", "renewed"]
+    keep = decisions.loc[learned, [*columns, *cfg.modifiers]]
+    rows = keep.assign(p0=p0[learned], segment=segments(decisions)[learned])
+    return EffectsFit(model, rows, metrics, long, skipped)

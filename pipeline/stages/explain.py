@@ -18,6 +18,7 @@ from rich.table import Table
 
 from models.interventions.plans import BUSINESS_AS_USUAL
 from pipeline.config import Params
+from pipeline.errors import InputError
 from pipeline.io import catalog
 from pipeline.io.catalog import plain
 
@@ -44,7 +45,7 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         [str(catalog.SCORED.path(params.output_dir, day)), account_id],
     ).df()
     if row.empty:
-        raise ValueError(f"account {account_id!r} is not in the run of {day}")
+        raise InputError(f"account {account_id!r} is not in the run of {day}")
     score = row.iloc[0]
     drivers = con.execute(
         "SELECT kind, rank, feature, component, value, points, text "

@@ -17,6 +17,7 @@ model; writes ``plans/as_of=DATE/`` atomically beside ``scores/as_of=DATE/``:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -33,19 +34,22 @@ from models.interventions.plans import Option
 from models.interventions.uplift import PERIODS, context_frame
 from pipeline import io
 from pipeline.config import Params
+from pipeline.errors import InputError
 from pipeline.io import catalog, registry
 from pipeline.shared.asof import features_as_of
 from pipeline.shared.experiment import Readout, read_experiment
+from pipeline.threads import thread_limits
 
 log = logging.getLogger("healthscore")
 
 
-class PlanError(RuntimeError):
+class PlanError(InputError):
     """The plan cannot be made (no scores for the date, no effect model, empty catalog)."""
 
 
 class NoEffectModel(PlanError):
-    """The model has no effect model (no play log at training, or effects disabled)."""
+    """The model has no effect model (no play log at training, effects disabled, or the log
+    could not give an estimate): the message says which, as training recorded it."""
 
 
 @dataclass
@@ -62,8 +66,11 @@ class PlanResult:
     seconds: float
 
 
-def catalog_options(cfg: PlanConfig, kinds: Sequence[str]) -> tuple[Option, ...]:
-    """The catalog's plays the effect model knows; the kinds only one side knows are logged.
+def catalog_options(
+    cfg: PlanConfig, kinds: Sequence[str], why: dict[str, str] | None = None
+) -> tuple[Option, ...]:
+    """The catalog's plays the effect model knows; the kinds only one side knows are logged,
+    with ``why`` training left a kind out where it says.
 
     Raises:
         PlanError: the catalog lists no kind the effect model estimated.
@@ -73,9 +80,10 @@ def catalog_options(cfg: PlanConfig, kinds: Sequence[str]) -> tuple[Option, ...]
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
     if offer.unknown:
+        reasons = why or {}
         log.warning(
             "plan: catalog kinds the effect model has no estimate for (never recommended): %s",
-            ", ".join(offer.unknown),
+            "; ".join(f"{k} ({reasons[k]})" if k in reasons else k for k in offer.unknown),
         )
     if offer.unlisted:
         log.info(
@@ -94,16 +102,27 @@ def read_scores(output_dir: Path, as_of: date) -> pd.DataFrame:
 
 
 def run_plan(params: Params, as_of: date) -> PlanResult:
-    """Recommend and allocate plays for every scored account; write the partition atomically."""
+    """Recommend and allocate plays for every scored account; write the partition atomically.
+
+    Every thread pool (the effect model's LightGBM, OpenMP, BLAS …) is held to ``train.n_jobs``.
+    """
+    with thread_limits(params.train.n_jobs):
+        return _plan(params, as_of)
+
+
+def _plan(params: Params, as_of: date) -> PlanResult:
     started = time.perf_counter()
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     model, version = registry.load_champion(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
     if model.effects is None:
+        why = model.trained.get(
+            registry.EFFECTS_NOTE, "no interventions log at training, or effects.enabled: false"
+        )
         raise NoEffectModel(
-            f"model {params.mlflow.model_name} v{version} has no effect model (no interventions "
-            "log at training, or effects.enabled: false): retrain with a play log"
+            f"model {params.mlflow.model_name} v{version} has no effect model ({why}): no plays "
+            "to recommend until a training run estimates one"
         )
     scores = read_scores(params.output_dir, as_of)
     scored_by = set(scores["model_version"].astype(str)) if "model_version" in scores else set()
@@ -122,7 +141,8 @@ def run_plan(params: Params, as_of: date) -> PlanResult:
         )
     snapshot = snapshot.copy().set_index("account_id").reindex(scores["account_id"]).reset_index()
     context = context_frame(snapshot, model.catalog, model.features)
-    options = catalog_options(params.plan, model.effects.kinds_)
+    skipped = json.loads(model.trained.get(registry.EFFECTS_SKIPPED, "{}"))
+    options = catalog_options(params.plan, model.effects.kinds_, skipped)
     readout, team = None, None
     if params.data.source != "table":  # a prebuilt table holds no play log nor experiment
         with io.read_raw(params.data) as raw:

@@ -25,8 +25,10 @@ from models.scoring import accounts, forecast, monitoring
 from models.scoring.accounts import Changes
 from pipeline import io
 from pipeline.config import Params
+from pipeline.errors import InputError
 from pipeline.io import catalog, registry
 from pipeline.shared import asof
+from pipeline.threads import thread_limits
 
 log = logging.getLogger("healthscore")
 
@@ -44,7 +46,7 @@ class ScoreResult:
     seconds: float
 
 
-class StaleAsOf(ValueError):
+class StaleAsOf(InputError):
     """The as-of date lies further after the data's end than ``score.stale_after_days``."""
 
 
@@ -94,10 +96,19 @@ def run_score(
     """Score every account active at ``as_of`` (default: the data's end) and write its
     partition, replacing a re-run.
 
+    Every thread pool (LightGBM, OpenMP, BLAS, joblib, numba) is held to ``train.n_jobs``.
+
     Raises:
         StaleAsOf: ``as_of`` is too far past the data's end and ``allow_stale`` is not set
             (:func:`scoring_date`); nothing is written.
     """
+    with thread_limits(params.train.n_jobs):
+        return _score(params, as_of, input_path, allow_stale)
+
+
+def _score(
+    params: Params, as_of: date | None, input_path: Path | None, allow_stale: bool
+) -> ScoreResult:
     started = time.perf_counter()
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     model, version = registry.load_champion(

@@ -41,13 +41,16 @@ from models.win.validation import holdout_split, out_of_time_split
 from pipeline.config import Params, flatten
 from pipeline.io import catalog, plots, registry
 from pipeline.io.catalog import KEY, TrainingSet, load_training_set
-from pipeline.shared.effects import EffectsFit, fit_effects
+from pipeline.shared.effects import EffectsFit, EffectsOutcome, check_modifiers, run_effects
+from pipeline.threads import thread_limits
 
 log = logging.getLogger("healthscore")
 
 SHAP_SAMPLE = 2000
 PROFILE_ROWS = 50_000  # training rows summarised for drift monitoring
 WINDOW_TAG = "oot_window"  # fingerprint of the out-of-time rows and labels a run was tested on
+EFFECTS_TAG = "effects"  # what the effect model estimated, what not and why
+MAX_TAG_CHARS = 5000  # MLflow refuses tag values over 8,000 characters
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,15 @@ class TrainResult:
 
 
 def run_train(params: Params, force: bool = False, judge: Judge | None = None) -> TrainResult:
-    """Tune, fit and evaluate the ensemble; log the run and register the model in MLflow."""
+    """Tune, fit and evaluate the ensemble; log the run and register the model in MLflow.
+
+    Every thread pool (LightGBM, OpenMP, BLAS, joblib, numba) is held to ``train.n_jobs``.
+    """
+    with thread_limits(params.train.n_jobs):
+        return _train(params, force, judge)
+
+
+def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     cfg = params.train
     timer = _Timer()
     # an unusable tracking store fails now, not after the tuning and fitting
@@ -83,6 +94,7 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
     with timer("load"):
         data = load_training_set(params.output_dir)
     table, names = data.table, data.features
+    check_modifiers(params, names)  # a params mistake fails now, not after the tuning
     labelled = table["renewed"].notna()
     train, test, split = _split(table, labelled, params)
     y_train, y_test = (
@@ -142,12 +154,9 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
         if cfg.refit_on_all:
             everything = table[labelled]
             deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
-    with timer("effects"):
-        effects = (
-            None
-            if params.data.source == "table"
-            else fit_effects(params, table, names, data.catalog, deployed)
-        )
+    with timer("effects"):  # optional: a failure leaves the win model without an effect model
+        outcome = run_effects(params, table, names, data.catalog, deployed)
+        effects = outcome.fit
         if effects is not None:
             metrics |= effects.metrics
             if judge is not None:
@@ -155,7 +164,7 @@ def run_train(params: Params, force: bool = False, judge: Judge | None = None) -
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics, leads, audit, tuned, force,
-            timer, effects,
+            timer, outcome,
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
@@ -318,9 +327,10 @@ def _log_run(
     params: Params, data: TrainingSet, deployed: HealthEnsemble, test: pd.DataFrame,
     p_test: np.ndarray, baselines: dict[str, np.ndarray], metrics: dict[str, float],
     leads: pd.DataFrame, audit: pd.DataFrame, tuned: Tuned, force: bool, timer: _Timer,
-    effects: EffectsFit | None,
+    outcome: EffectsOutcome,
 ) -> TrainResult:  # fmt: skip
     names = data.features
+    effects = outcome.fit
     window = _window(test)
     contest = _contest(params, test, p_test, window)
     sample = test.sample(min(SHAP_SAMPLE, len(test)), random_state=params.train.seed)
@@ -346,6 +356,8 @@ def _log_run(
                 WINDOW_TAG: window,
                 # studies the safety cap (train.tuning.timeout_s) cut short: not reproducible
                 "tuning_capped": ",".join(tuned.capped) or "none",
+                # what the effect model estimated, what not and why (plan repeats it)
+                EFFECTS_TAG: outcome.note[:MAX_TAG_CHARS],
             }
         )  # fmt: skip
         mlflow.log_metrics({f"tuning_trials_{k}": v for k, v in tuned.trials.items()})
@@ -383,6 +395,8 @@ def _log_run(
             {"run_id": run.info.run_id, "data_fingerprint": data.fingerprint,
              "trained_through": trained_through, "trained_at": _now(),
              "calibration": deployed.calibration_method_,
+             registry.EFFECTS_NOTE: outcome.note,
+             registry.EFFECTS_SKIPPED: json.dumps(outcome.skipped),
              **{k: f"{metrics[k]:.4f}" for k in ("oot_roc_auc", "oot_brier", "oot_ece")}},
             contraction_rates(
                 labelled.get("segment", None), labelled["arr"],

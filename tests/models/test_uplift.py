@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from econml.dr import DRLearner
 from scipy.special import expit
 
+from models.errors import ModelInputError
 from models.interventions.uplift import CONTROL, PlayEffects, decision_table
 
 
@@ -155,3 +157,59 @@ def test_overlap_flag_marks_accounts_no_comparable_decision_covers(fitted) -> No
     assert model.overlap_.loc["upsell", "share_outside_overlap"] == pytest.approx(
         flagged[:, upsell].mean()
     )
+
+
+SMALL = {"n_estimators": 30, "learning_rate": 0.1, "num_leaves": 7, "min_child_samples": 40}
+SENSITIVITY = (
+    "Invalid input: sigma and nu must be non-negative. Negative values may indicate issues "
+    "with the underlying nuisance model estimations."
+)  # econml's words when a few plays carry extreme inverse-propensity weights (small books)
+
+
+def _fit_failing(monkeypatch, failing: set[str]) -> tuple[PlayEffects, pd.DataFrame]:
+    """Fit on a small log where econml's sensitivity analysis fails for the ``failing`` kinds."""
+    original = DRLearner.robustness_value
+
+    def robustness_value(self, T, **kwargs):
+        if T in failing:
+            raise ValueError(SENSITIVITY)
+        return original(self, T, **kwargs)
+
+    monkeypatch.setattr(DRLearner, "robustness_value", robustness_value)
+    frame, _ = _confounded_log(3_000, seed=11)
+    model = PlayEffects(lightgbm=SMALL, min_propensity=0.01, seed=3)
+    return model.fit(
+        frame[["health_signal", "size", "noise", "region"]],
+        frame["treatment"].to_numpy(),
+        frame["renewed"].to_numpy(),
+        frame["account_id"].to_numpy(),
+        frame["p0"].to_numpy(),
+        frame["segment"].to_numpy(),
+    ), frame
+
+
+def test_a_kind_whose_sensitivity_analysis_fails_is_left_out_and_the_rest_refitted(monkeypatch):
+    # given a log on which econml's sensitivity analysis fails for upsell
+    # when the model is fitted
+    model, frame = _fit_failing(monkeypatch, {"upsell"})
+    # then upsell is left out, saying why in plain words, and rescue is estimated without it
+    assert model.kinds_ == ["rescue"]
+    assert list(model.skipped_) == ["upsell"]
+    assert "sensitivity analysis cannot be computed" in model.skipped_["upsell"]
+    assert "too few comparable logged decisions" in model.skipped_["upsell"]
+    assert list(model.average_.index) == ["rescue"] and model.average_["robustness"].notna().all()
+    assert model.counts_.index.tolist() == [CONTROL, "rescue"]
+    # and every output has one column per estimated kind
+    context = frame[["health_signal", "size", "noise", "region"]]
+    p0, segment = frame["p0"].to_numpy(), frame["segment"].to_numpy()
+    point, lo, hi = model.effects(p0, segment)
+    assert point.shape == lo.shape == hi.shape == (len(frame), 1)
+    assert model.propensity(context, p0, segment).shape == (len(frame), 2)
+    assert list(model.s_average_.index) == ["rescue"]
+
+
+def test_when_no_kind_can_be_estimated_the_fit_says_why_for_each(monkeypatch):
+    with pytest.raises(ModelInputError, match=r"no play's effect can be estimated") as caught:
+        _fit_failing(monkeypatch, {"rescue", "upsell"})
+    # one reason, said once for both
+    assert str(caught.value).count("rescue, upsell: its sensitivity analysis") == 1

@@ -8,9 +8,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from econml.dr import DRLearner
 from typer.testing import CliRunner
 
-from pipeline.cli import EXIT_DATA, EXIT_PARAMS, app
+from features.errors import FeatureInputError
+from models.errors import ModelInputError
+from pipeline.cli import EXIT_DATA, EXIT_FAILED, EXIT_PARAMS, app
+from pipeline.config import ConfigError
+from pipeline.errors import INPUT_ERRORS, InputError, MissingInput
+from pipeline.io import DataContractError
+from pipeline.io.catalog import MissingRun
+from pipeline.io.registry import ModelIntegrityError, TrackingError
+from pipeline.io.storage import OutputNotWritable
+from pipeline.shared.effects import NoEffects
+from pipeline.stages import validate as validate_stage
+from pipeline.stages.plan import NoEffectModel, PlanError
+from pipeline.stages.score import StaleAsOf
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -109,6 +122,52 @@ def test_score_without_a_model_exits_3_and_says_what_to_run(tmp_path):
     assert "run `healthscore train` first" in result.output
 
 
+def test_the_errors_raised_on_purpose_about_the_users_input_are_input_errors():
+    pipeline_own = [
+        ConfigError, DataContractError, MissingInput, MissingRun, ModelIntegrityError,
+        TrackingError, OutputNotWritable, StaleAsOf, PlanError, NoEffectModel, NoEffects,
+    ]  # fmt: skip
+    assert not [e for e in pipeline_own if not issubclass(e, InputError)]
+    # what used to be caught as FileNotFoundError still is
+    assert issubclass(MissingRun, FileNotFoundError) and issubclass(MissingInput, FileNotFoundError)
+    assert {InputError, FeatureInputError, ModelInputError} == set(INPUT_ERRORS)
+
+
+@pytest.mark.parametrize("error", [ModelInputError, FeatureInputError, InputError])
+def test_an_input_error_from_inside_a_stage_exits_3_with_its_message_alone(
+    generated, monkeypatch, error
+):
+    # given a stage that refuses the user's data on purpose, from any layer
+    def refuse(*args, **kwargs):
+        raise error("no labelled snapshots to split")
+
+    monkeypatch.setattr(validate_stage, "_write_profile", refuse)
+    # when it runs
+    result = runner.invoke(app, ["validate", *args_for(generated)])
+    # then: bad input, said plainly, no traceback
+    assert result.exit_code == EXIT_DATA, result.output
+    assert "no labelled snapshots to split" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_library_value_error_inside_a_stage_exits_1_naming_its_cause(generated, monkeypatch):
+    # given a library failing with a ValueError deep inside a stage (not a check on the input)
+    def library(*args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(validate_stage, "_write_profile", library)
+    # when the stage runs
+    result = runner.invoke(app, ["validate", *args_for(generated)])
+    # then it is not reported as bad input: exit 1, one line with the cause and where it was
+    # raised, then the traceback
+    assert result.exit_code == EXIT_FAILED, result.output
+    first = next(line for line in result.output.splitlines() if "boom" in line)
+    assert "failed: builtins.ValueError: boom (raised at" in first
+    assert "test_cli.py" in first and "not a problem with the input" in first
+    assert "Traceback (most recent call last)" in result.output
+    assert "invalid input" not in result.output
+
+
 def test_score_with_a_bad_date_exits_2(tmp_path):
     result = runner.invoke(app, ["score", "--as-of", "tomorrow", *args_for(tmp_path)])
     assert result.exit_code == EXIT_PARAMS
@@ -137,6 +196,58 @@ def test_all_runs_every_stage_and_ends_with_the_reports_path(tmp_path):
     # and ends with the recommendations
     assert (tmp_path / "out" / "plans" / "as_of=2026-11-01" / "plans.parquet").exists()
     assert "all: recommendations →" in result.output
+
+
+SENSITIVITY = "Invalid input: sigma and nu must be non-negative."  # econml, on small books
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimates", ["as they come", "all failing"])
+def test_all_runs_end_to_end_on_a_300_account_book_saying_what_it_could_not_estimate(
+    tmp_path, monkeypatch, estimates
+):
+    if estimates == "all failing":  # as econml's sensitivity analysis does on some small books
+
+        def robustness_value(self, T, **kwargs):
+            raise ValueError(SENSITIVITY)
+
+        monkeypatch.setattr(DRLearner, "robustness_value", robustness_value)
+    # given a small book: 300 accounts of the default world, trained as fast as settings allow
+    fast = [
+        "synthetic.accounts=300", f"data.raw_dir={tmp_path}/raw",
+        f"data.oracle_dir={tmp_path}/oracle", f"output_dir={tmp_path}/out",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db", "train.n_jobs=1",
+        "train.cv_folds=3", "train.tuning.trials=2", "train.tuning.folds=2",
+        "train.lightgbm.n_estimators=60", "train.additive.n_estimators=60",
+        "effects.lightgbm.n_estimators=40", "report.backfill_runs=0",
+    ]  # fmt: skip
+    # when the main job runs
+    result = runner.invoke(app, ["all", "--params", str(ROOT / "params.yaml"),
+                                 *(f"--set={kv}" for kv in fast)])  # fmt: skip
+    # then it ends well, with a champion and today's scores
+    assert result.exit_code == 0, result.output
+    assert "champion → version 1" in result.output
+    assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "scores.parquet").exists()
+    # and every logged kind of play is either estimated or said not to be, and why
+    lines = result.output.splitlines()
+    rare = next(line for line in lines if "fewer than 50 times in decision periods" in line)
+    assert "not estimated" in rare  # the kinds this book logs too rarely
+    for kind in ("exec_call", "strategic_review", "training", "csm_change", "discount"):
+        estimated = any(f"effects: {kind} " in line and "on P(renew)" in line for line in lines)
+        said = [line for line in lines if kind in line and "not estimated" in line]
+        assert estimated or said, f"{kind}: neither estimated nor said why not"
+    # and without an effect model there is no plan, and the log says why; else plans are made
+    plans = tmp_path / "out" / "plans" / "as_of=2026-11-01" / "plans.parquet"
+    if "has no effect model" in result.output:
+        no_plans = next(line for line in lines if "all: no plans:" in line)
+        assert "not estimated" in no_plans or "no play falls" in no_plans, no_plans
+        assert not plans.exists()
+    else:
+        assert plans.exists()
+    if estimates == "all failing":  # the win model still ships; the log says why no plans
+        assert "registered without an effect model" in result.output
+        assert "its sensitivity analysis cannot be computed" in result.output
+        assert not plans.exists()
 
 
 def test_features_writes_the_training_set_and_its_catalog(generated):
