@@ -36,6 +36,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import OneHotEncoder
 
 from models.config import TrainConfig
+from models.errors import ModelInputError
 from models.explain.treeshap import tree_contributions, tree_tables
 from models.win.calibration import Calibrator, Method, choose_calibration
 from models.win.stumps import stump_contributions, stump_tables
@@ -292,9 +293,9 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             The fitted ensemble.
 
         Raises:
-            ValueError: ``X`` is not a frame or has text columns that are not ``category``;
-                ``y`` is not one 0/1 label per row, or holds one class only; ``stacking`` is
-                not one of ``STACKINGS``.
+            ModelInputError: ``X`` is not a frame or has text columns that are not
+                ``category``; ``y`` is not one 0/1 label per row, or holds one class only.
+            ValueError: ``stacking`` is not one of ``STACKINGS``.
         """
         if self.stacking not in STACKINGS:
             raise ValueError(f"unknown stacking {self.stacking!r}; one of {STACKINGS}")
@@ -379,7 +380,9 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         """The training columns in order; text recoded to the training categories (unseen
         categories become missing)."""
         if not isinstance(X, pd.DataFrame):
-            raise ValueError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+            raise ModelInputError(
+                f"expected a pandas DataFrame of features, got {type(X).__name__}"
+            )
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise ValueError(f"features missing from the frame: {missing[:10]}")
@@ -598,7 +601,7 @@ def _cross_fit(
 
 def _check_frame(X: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(X, pd.DataFrame):
-        raise ValueError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
+        raise ModelInputError(f"expected a pandas DataFrame of features, got {type(X).__name__}")
     bad = [
         c
         for c in X.columns
@@ -606,16 +609,19 @@ def _check_frame(X: pd.DataFrame) -> pd.DataFrame:
         and not pd.api.types.is_numeric_dtype(X[c].dtype)
     ]
     if bad:
-        raise ValueError(f"non-numeric columns must be pandas 'category' dtype: {bad[:10]}")
+        raise ModelInputError(f"non-numeric columns must be pandas 'category' dtype: {bad[:10]}")
     return X
 
 
 def _check_label(y: np.ndarray | pd.Series, rows: int) -> np.ndarray:
     values = np.asarray(y, dtype=float)
     if values.shape != (rows,):
-        raise ValueError(f"label has shape {values.shape}, expected ({rows},)")
+        raise ModelInputError(f"label has shape {values.shape}, expected ({rows},)")
     if np.isnan(values).any() or not np.isin(values, [0, 1]).all():
-        raise ValueError("label must be 0/1 with no missing values (drop censored snapshots)")
+        raise ModelInputError("label must be 0/1 with no missing values (drop censored snapshots)")
     if values.min() == values.max():
-        raise ValueError(f"label has one class only ({int(values[0])}); cannot fit")
+        raise ModelInputError(
+            f"label has one class only ({int(values[0])}): every labelled snapshot "
+            f"{'renewed' if values[0] == 1 else 'churned'}; a win model needs both outcomes"
+        )
     return values.astype(int)

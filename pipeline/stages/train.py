@@ -117,6 +117,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
             "(train.min_member_weight); the rest restacked",
             ", ".join(ensemble.dropped_members_), 100 * cfg.min_member_weight,
         )  # fmt: skip
+    log.info("train: %s", ensemble.stack_reason_)
     log.info(
         "train: ensemble weights %s, intercept %.3f, calibration %s (out-of-fold log loss %s)",
         dict(zip(ensemble.member_names_, np.round(ensemble.weights_, 3).tolist(), strict=True)),
@@ -130,6 +131,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
             y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent))  # fmt: skip
         oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
         metrics |= _prefixed("oot", oot)
+        metrics |= _stack_metrics(ensemble)
         baselines = _baselines(train, test, names, data.catalog, cfg, tuned)
         for label, p in baselines.items():
             scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
@@ -256,6 +258,20 @@ def _audit(
 GAIN_NAMES = {"roc_auc": "auc", "brier": "brier"}  # gains named as before intervals existed
 
 
+def _stack_metrics(ensemble: HealthEnsemble) -> dict[str, float]:
+    """The stack against its best member (out-of-fold log loss gain per row, its 95 % interval
+    over accounts, and how far the weights moved toward the member): what ``stacking: auto``
+    decided on, logged so a run says why its champion is a stack, a blend or one member."""
+    choice = ensemble.stack_choice_
+    return {
+        "stack_gain_log_loss": choice.gain,
+        "stack_gain_log_loss_low": choice.low,
+        "stack_gain_log_loss_high": choice.high,
+        "stack_shrinkage": choice.shrinkage,
+        "stack_rarer_class_rows": float(choice.rarer),
+    }
+
+
 def _interval_metrics(intervals: pd.DataFrame) -> dict[str, float]:
     """The bootstrap's intervals as run metrics: ``oot_<metric>_low/high``,
     ``baseline_<name>_<metric>_low/high``, ``gain_<metric>_vs_<name>_low/high``, and the counts
@@ -350,6 +366,7 @@ def _log_run(
                 "git_commit": _git_commit(),
                 "trained_through": trained_through,
                 "calibration": deployed.calibration_method_,
+                "stacking": deployed.stack_reason_[:MAX_TAG_CHARS],
                 "stack_weights": json.dumps(
                     dict(zip(deployed.member_names_, np.round(deployed.weights_, 4).tolist(),
                              strict=True))),

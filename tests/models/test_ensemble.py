@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.errors import ModelInputError
 from models.win.calibration import Calibrator, choose_calibration
 from models.win.ensemble import HealthEnsemble, LinearMember
 
@@ -124,11 +125,12 @@ def test_unseen_categories_missing_values_and_column_order_are_handled(fitted):
 
 def test_bad_inputs_are_refused_with_a_message_naming_them():
     X, y, groups = accounts_frame(90)
-    with pytest.raises(ValueError, match="one class"):
+    # the user's data: ModelInputError, which the CLI turns into exit 3, not a crash (exit 1)
+    with pytest.raises(ModelInputError, match=r"one class only .* every labelled snapshot renewed"):
         HealthEnsemble(**SMALL).fit(X, pd.Series(np.ones(len(X))), groups=groups)
-    with pytest.raises(ValueError, match="missing values"):
+    with pytest.raises(ModelInputError, match="missing values"):
         HealthEnsemble(**SMALL).fit(X, y.astype(float).where(y.index > 0), groups=groups)
-    with pytest.raises(ValueError, match="segment"):
+    with pytest.raises(ModelInputError, match="segment"):
         HealthEnsemble(**SMALL).fit(X.assign(segment=X["segment"].astype(str)), y, groups=groups)
     with pytest.raises(ValueError, match="unknown ensemble member 'forest'"):
         HealthEnsemble(**{**SMALL, "members": ("forest",)}).fit(X, y, groups=groups)

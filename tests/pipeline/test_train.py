@@ -75,6 +75,10 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     assert metrics["oot_accounts"] >= metrics["oot_non_renewals"]
     assert run.data.params["train.tuning.trials"] == "2"
     assert len(run.data.tags["data_fingerprint"]) == 12
+    # what stacking: auto decided, and on what evidence
+    assert "out-of-fold log loss" in run.data.tags["stacking"]
+    low, gain, high = (metrics[f"stack_gain_log_loss{s}"] for s in ("_low", "", "_high"))
+    assert low <= gain <= high and 0 <= metrics["stack_shrinkage"] <= 1
     artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
         result.run_id, "plots")}  # fmt: skip
     assert artifacts == {f"plots/{n}.png" for n in ("reliability", "lift", "importance",
