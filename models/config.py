@@ -89,7 +89,7 @@ class TrainConfig(_Section):
     members: list[Literal["lightgbm", "linear", "additive"]] = Field(
         default_factory=lambda: ["lightgbm", "linear", "additive"]
     )
-    calibration: Literal["auto", "isotonic", "sigmoid", "venn_abers"] = "auto"
+    calibration: Literal["auto", "sigmoid", "beta", "isotonic", "venn_abers"] = "auto"
     min_member_weight: float = Field(default=0.01, ge=0, lt=1)  # share of the stack to keep one
     # auto: the stack when its out-of-fold log loss beats the best single member's beyond noise
     # (95 % interval over accounts), that member alone when it loses beyond noise, else a blend

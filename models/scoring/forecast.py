@@ -7,6 +7,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from models.scoring.monitoring import expected_auc
+from models.win.metrics import expected_calibration_error, rate_interval
 
 OVERALL = "(all)"
 FORECAST_DRAWS = 2000  # draws of the renewals due behind a forecast's interval
@@ -107,8 +108,9 @@ def realised(
     ``outcomes`` holds ``contract_id``, ``renewed`` (NaN = unknown) and ``renewal_arr``.
     Returns None while some renewal of the window has no outcome yet. The forecast's 95 %
     interval is what the run's own probabilities allow (each renewal an independent draw at its
-    win probability): a realised figure outside it says the forecast was off, not unlucky. The
-    realised AUC's interval is a bootstrap over the renewals due.
+    win probability): a realised figure outside it says the forecast was off, not unlucky; the
+    same holds for the renewal rate (calibration in the large, per run), beside the realised
+    ECE. The realised AUC's interval is a bootstrap over the renewals due.
     """
     due = scores[scores["days_to_renewal"] <= window_days].merge(
         outcomes[["contract_id", "renewed", "renewal_arr"]], on="contract_id", how="left"
@@ -121,6 +123,7 @@ def realised(
     total = pd.DataFrame({"group": ["total"], "value": [OVERALL]})
     (low,), (high,) = _churned_interval(due, total, [], seed)
     rng = np.random.default_rng(seed)
+    rate_low, rate_high = rate_interval(p)
     out = {
         "renewals_due": len(due),
         "non_renewals": int((renewed == 0).sum()),
@@ -130,7 +133,10 @@ def realised(
         "forecast_churned_arr_high": float(high),
         "realised_churned_arr": float(arr[renewed == 0].sum()),
         "forecast_renewal_rate": float(p.mean()),
+        "forecast_renewal_rate_low": rate_low,
+        "forecast_renewal_rate_high": rate_high,
         "realised_renewal_rate": float(renewed.mean()),
+        "realised_ece": expected_calibration_error(renewed, p),
         "realised_auc": float("nan"),
         "realised_auc_low": float("nan"),
         "realised_auc_high": float("nan"),

@@ -14,9 +14,9 @@ The stack is ``z = b + Σ_k w_k · z_k`` with non-negative weights fitted on out
 its own out-of-fold log loss (the weights cross-fitted too) beats the best single member's
 beyond noise (a paired bootstrap over accounts); when the member beats it, the member alone
 (weights ``(0, …, w, …, 0)``); in between, the weights shrunk toward the member's
-(:func:`choose_stacking`). A calibrator (isotonic, sigmoid or Venn-ABERS, chosen by
-out-of-fold log loss) then maps ``z`` to the win probability; Venn-ABERS also gives a
-probability interval.
+(:func:`choose_stacking`). A calibrator (sigmoid, beta, isotonic or Venn-ABERS, chosen by
+held-out log loss, out of time when the rows carry dates) then maps ``z`` to the win
+probability; Venn-ABERS also gives a probability interval.
 """
 
 from __future__ import annotations
@@ -225,11 +225,13 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
 class HealthEnsemble(ClassifierMixin, BaseEstimator):
     """Stacked, calibrated renewal classifier (scikit-learn API).
 
-    ``fit(X, y, groups=account_ids)``: X holds the readable features (categoricals as pandas
-    ``category``), y is 1 = renewed. Learned: ``members_``, ``weights_``, ``intercept_``,
-    ``calibrator_``, ``oof_proba_`` (out-of-fold calibrated probabilities, for CV metrics),
-    ``member_names_`` (the members kept: one whose stacking weight is below
-    ``min_member_weight`` of the total is dropped and the rest restacked, since it would cost
+    ``fit(X, y, groups=account_ids, times=as_of_dates)``: X holds the readable features
+    (categoricals as pandas ``category``), y is 1 = renewed. Learned: ``members_``,
+    ``weights_``, ``intercept_``, ``calibrator_``, ``calibration_choice_`` (which method, on
+    what evidence: :class:`~models.win.calibration.CalibrationChoice`), ``oof_proba_``
+    (out-of-fold calibrated probabilities, for CV metrics), ``member_names_`` (the members
+    kept: one whose stacking weight is below ``min_member_weight`` of the total is dropped and
+    the rest restacked, since it would cost
     its whole explanation time for next to no signal) and ``dropped_members_``.
 
     ``stacking="auto"`` keeps the stack only when its out-of-fold log loss beats the best single
@@ -280,6 +282,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         X: pd.DataFrame,
         y: np.ndarray | pd.Series,
         groups: np.ndarray | pd.Series | None = None,
+        times: np.ndarray | pd.Series | None = None,
     ) -> HealthEnsemble:
         """Fit the members out of fold, stack and calibrate them, then refit the kept ones on all.
 
@@ -288,6 +291,9 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             y: 1 = renewed, 0 = churned.
             groups: Account ids, so no account is on both sides of a fold; each row its own
                 group when None.
+            times: Each row's as-of date. When given (three dates or more), the calibration
+                method is chosen out of time (fitted on earlier dates, scored on later ones);
+                otherwise out of fold.
 
         Returns:
             The fitted ensemble.
@@ -345,14 +351,14 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.dropped_members_ = tuple(n for n, k in zip(self.members, kept, strict=True) if not k)
         self.intercept_, self.weights_ = intercept, weights[kept]
         stacked = self.intercept_ + oof[:, kept] @ self.weights_
+        choice, oof_proba = choose_calibration(stacked, y, groups, self.cv_folds, times)
         if self.calibration == "auto":
-            method, self.calibration_losses_, self.oof_proba_ = choose_calibration(
-                stacked, y, groups, folds=self.cv_folds
-            )
+            method, self.oof_proba_ = choice.method, oof_proba
         else:
             method = self.calibration
-            _, self.calibration_losses_, _ = choose_calibration(stacked, y, groups, self.cv_folds)
             self.oof_proba_ = _cross_fit(method, stacked, y, splits)
+        self.calibration_choice_ = choice
+        self.calibration_losses_ = choice.losses
         self.calibration_method_: Method = method
         self.calibrator_ = Calibrator(method).fit(stacked, y)
         self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]

@@ -180,3 +180,47 @@ def bootstrap_intervals(
     out["non_renewals"] = int((1 - renewed).sum())
     out["groups"] = int(uniques.size)
     return out
+
+
+def rate_interval(p: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """The range the realised rate of independent outcomes with probabilities ``p`` falls in
+    95 % of the time (normal approximation to the Poisson-binomial): a realised rate outside it
+    says the probabilities were off, not unlucky."""
+    p = np.asarray(p, dtype=float)
+    spread = z * float(np.sqrt(np.sum(p * (1 - p)))) / max(p.size, 1)
+    return float(p.mean()) - spread, float(p.mean()) + spread
+
+
+def calibration_by_period(
+    renewed: np.ndarray, p: np.ndarray, periods: np.ndarray | pd.Series
+) -> pd.DataFrame:
+    """Calibration per period (an as-of date): does it hold over time, or drift?
+
+    One row per period: ``snapshots``, ``non_renewals``, the mean ``predicted`` and the
+    ``realised`` renewal rate, the 95 % range the predictions allow for the realised rate
+    (``expected_low``/``expected_high``, :func:`rate_interval`), whether the realised rate is
+    ``within`` it, and the period's ``ece``. Sorted by period.
+    """
+    frame = pd.DataFrame(
+        {"period": np.asarray(periods), "renewed": np.asarray(renewed, int), "p": np.asarray(p)}
+    )
+    rows = []
+    for period, part in frame.groupby("period", sort=True):
+        low, high = rate_interval(part["p"].to_numpy())
+        realised = float(part["renewed"].mean())
+        rows.append({
+            "period": period,
+            "snapshots": len(part),
+            "non_renewals": int((part["renewed"] == 0).sum()),
+            "predicted": float(part["p"].mean()),
+            "realised": realised,
+            "expected_low": low,
+            "expected_high": high,
+            "within": bool(low <= realised <= high),
+            "ece": expected_calibration_error(part["renewed"].to_numpy(), part["p"].to_numpy()),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=PERIOD_COLUMNS)
+
+
+PERIOD_COLUMNS = ("period", "snapshots", "non_renewals", "predicted", "realised",
+                  "expected_low", "expected_high", "within", "ece")  # fmt: skip

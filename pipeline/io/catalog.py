@@ -132,6 +132,7 @@ REPORT_ACCOUNTS = "accounts"  # the folder of account files beside index.html
 RUN_EVALUATION = "evaluation"  # artifact folder of the run's tables
 RUN_PLOTS = "plots"  # artifact folder of the run's figures
 RUN_LEAD_TIME = "lead_time.csv"
+RUN_CALIBRATION = "calibration_by_period.csv"  # test calibration per as-of date
 # the Optuna studies (resumed when the data and search settings are unchanged)
 OPTUNA_STUDIES = "optuna.db"
 

@@ -492,6 +492,17 @@ def _forecast(folder: Path) -> dict[str, Any] | None:
     return {"window_days": int(forecast["window_days"].iloc[0]), "groups": groups}
 
 
+def _calibration_by_date(client: MlflowClient, run_id: str, tmp: str) -> list[dict[str, Any]]:
+    """The run's test calibration per as-of date, for the model page (none for a run before
+    it was logged, or a table without dates)."""
+    path = f"{catalog.RUN_EVALUATION}/{catalog.RUN_CALIBRATION}"
+    try:
+        frame = pd.read_csv(client.download_artifacts(run_id, path, tmp))
+    except (MlflowException, OSError, pd.errors.EmptyDataError):
+        return []
+    return [plain(r) for r in frame.to_dict("records")]
+
+
 def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dict[str, Any]:
     """Which model scored this run, its out-of-time figures and plots, and this run's drift.
 
@@ -508,6 +519,7 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
         "metrics": [],
         "baselines": [],
         "lead_time": [],
+        "calibration": [],
         "plots": {},
         "note": None,
         "drift": [plain(r) for r in drift.to_dict(orient="records")] if not drift.empty else [],
@@ -536,6 +548,7 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
                 )
             )
             model["lead_time"] = [plain(r) for r in pd.read_csv(leads).to_dict("records")]
+            model["calibration"] = _calibration_by_date(client, run_id, tmp)
     except (MlflowException, OSError) as exc:
         model["note"] = f"MLflow run {run_id} not readable at {params.mlflow.tracking_uri}: {exc}"
         log.warning("report: %s", model["note"])

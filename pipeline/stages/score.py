@@ -210,7 +210,8 @@ def _backtest(
     """
     columns = ["as_of", "model_version", "expected_auc", "renewals_due", "non_renewals",
                "forecast_churned_arr", "forecast_churned_arr_low", "forecast_churned_arr_high",
-               "realised_churned_arr", "forecast_renewal_rate", "realised_renewal_rate",
+               "realised_churned_arr", "forecast_renewal_rate", "forecast_renewal_rate_low",
+               "forecast_renewal_rate_high", "realised_renewal_rate", "realised_ece",
                "realised_auc", "realised_auc_low", "realised_auc_high"]  # fmt: skip
     if not previous or outcomes is None:
         return pd.DataFrame(columns=columns)

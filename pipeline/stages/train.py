@@ -34,7 +34,12 @@ from models.config import TrainConfig
 from models.scoring.forecast import contraction_rates
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
-from models.win.metrics import bootstrap_intervals, classification_metrics, lead_time
+from models.win.metrics import (
+    bootstrap_intervals,
+    calibration_by_period,
+    classification_metrics,
+    lead_time,
+)
 from models.win.scorecard import Scorecard, factor_audit
 from models.win.tuning import Tuned, tune
 from models.win.validation import holdout_split, out_of_time_split
@@ -110,7 +115,9 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     with timer("tune"):
         tuned = _tune(train[names], y_train, train["account_id"].to_numpy(), cfg, params, data)
     with timer("ensemble"):
-        ensemble = _ensemble(cfg, tuned).fit(train[names], y_train, groups=train["account_id"])
+        ensemble = _ensemble(cfg, tuned).fit(
+            train[names], y_train, groups=train["account_id"], times=train["as_of"]
+        )
     if ensemble.dropped_members_:
         log.info(
             "train: dropped %s: stacking weight below %.0f%% of the total "
@@ -119,10 +126,12 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         )  # fmt: skip
     log.info("train: %s", ensemble.stack_reason_)
     log.info(
-        "train: ensemble weights %s, intercept %.3f, calibration %s (out-of-fold log loss %s)",
+        "train: ensemble weights %s, intercept %.3f, calibration %s (%s log loss %s, %s rows)",
         dict(zip(ensemble.member_names_, np.round(ensemble.weights_, 3).tolist(), strict=True)),
         ensemble.intercept_, ensemble.calibration_method_,
+        ensemble.calibration_choice_.validation,
         {k: round(v, 4) for k, v in ensemble.calibration_losses_.items()},
+        f"{ensemble.calibration_choice_.rows:,}",
     )  # fmt: skip
 
     with timer("evaluate"):
@@ -132,6 +141,8 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
         metrics |= _prefixed("oot", oot)
         metrics |= _stack_metrics(ensemble)
+        periods = _calibration_by_period(test, y_test, p_test)
+        metrics |= _period_metrics(periods)
         baselines = _baselines(train, test, names, data.catalog, cfg, tuned)
         for label, p in baselines.items():
             scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
@@ -165,8 +176,9 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
                 metrics |= judge.effects(effects)
     with timer("log"):
         result = _log_run(
-            params, data, deployed, test, p_test, baselines, metrics, leads, audit, tuned, force,
-            timer, outcome,
+            params, data, deployed, test, p_test, baselines, metrics,
+            {catalog.RUN_LEAD_TIME: leads, catalog.RUN_CALIBRATION: periods}, audit, tuned,
+            force, timer, outcome,
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
@@ -258,6 +270,32 @@ def _audit(
 GAIN_NAMES = {"roc_auc": "auc", "brier": "brier"}  # gains named as before intervals existed
 
 
+def _calibration_by_period(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """The test's calibration per as-of date (empty for a table without dates), logged."""
+    if test["as_of"].isna().all():
+        return calibration_by_period(y[:0], p[:0], [])
+    periods = calibration_by_period(y, p, test["as_of"].dt.date.astype(str))
+    off = periods.loc[~periods["within"]]
+    log.info(
+        "train: calibration per as-of date on the test: %d of %d dates with the realised "
+        "renewal rate outside the 95 %% range its predictions allow%s",
+        len(off), len(periods),
+        "".join(f"; {r.period}: predicted {r.predicted:.3f}, realised {r.realised:.3f}"
+                for r in off.itertuples()),
+    )  # fmt: skip
+    return periods
+
+
+def _period_metrics(periods: pd.DataFrame) -> dict[str, float]:
+    if periods.empty:
+        return {}
+    return {
+        "oot_periods": float(len(periods)),
+        "oot_periods_outside": float((~periods["within"]).sum()),
+        "oot_period_gap_max": float((periods["predicted"] - periods["realised"]).abs().max()),
+    }
+
+
 def _stack_metrics(ensemble: HealthEnsemble) -> dict[str, float]:
     """The stack against its best member (out-of-fold log loss gain per row, its 95 % interval
     over accounts, and how far the weights moved toward the member): what ``stacking: auto``
@@ -342,8 +380,8 @@ def _report(
 def _log_run(
     params: Params, data: TrainingSet, deployed: HealthEnsemble, test: pd.DataFrame,
     p_test: np.ndarray, baselines: dict[str, np.ndarray], metrics: dict[str, float],
-    leads: pd.DataFrame, audit: pd.DataFrame, tuned: Tuned, force: bool, timer: _Timer,
-    outcome: EffectsOutcome,
+    tables: dict[str, pd.DataFrame], audit: pd.DataFrame, tuned: Tuned, force: bool,
+    timer: _Timer, outcome: EffectsOutcome,
 ) -> TrainResult:  # fmt: skip
     names = data.features
     effects = outcome.fit
@@ -400,7 +438,8 @@ def _log_run(
         folder = Path(tmp)
         catalog.FEATURE_CATALOG.write(folder, data.catalog)
         audit.to_csv(folder / "factor_audit.csv", index=False)
-        leads.to_csv(folder / catalog.RUN_LEAD_TIME, index=False)
+        for name, frame in tables.items():  # lead time, calibration per as-of date
+            frame.to_csv(folder / name, index=False)
         importance.rename("mean_abs_shap").to_csv(folder / "importance.csv")
         if effects is not None:
             effects.table.to_csv(folder / "effects.csv", index=False)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from models.errors import ModelInputError
-from models.win.calibration import Calibrator, choose_calibration
+from models.win.calibration import Calibrator, Recalibrated, choose_calibration, forward_folds
 from models.win.ensemble import HealthEnsemble, LinearMember
 
 SMALL = {
@@ -141,12 +141,83 @@ def test_calibration_is_chosen_by_out_of_fold_log_loss():
     score = rng.normal(0, 2, 3000)
     # the truth is a sigmoid of half the score: the sigmoid fits best, isotonic close
     y = (rng.random(3000) < 1 / (1 + np.exp(-0.5 * score))).astype(int)
-    method, losses, oof = choose_calibration(score, y, np.arange(3000) // 3, folds=3)
-    assert set(losses) == {"isotonic", "sigmoid", "venn_abers"}
-    assert losses[method] == min(losses.values())
-    assert oof.shape == (3000,)
+    choice, oof = choose_calibration(score, y, np.arange(3000) // 3, folds=3)
+    assert set(choice.losses) == {"sigmoid", "beta", "isotonic", "venn_abers"}
+    assert choice.losses[choice.method] == min(choice.losses.values())
+    assert choice.validation == "out of fold" and choice.rows == 3000
+    # the smooth maps beat the step functions on a smooth truth
+    assert max(choice.losses["sigmoid"], choice.losses["beta"]) < choice.losses["isotonic"]
+    assert oof.shape == (3000,) and np.isfinite(oof).all()
     p = Calibrator("sigmoid").fit(score, y).predict(np.array([0.0, 2.0]))
     np.testing.assert_allclose(p, [0.5, 1 / (1 + np.exp(-1.0))], atol=0.03)
+
+
+def test_beta_calibration_bends_where_a_sigmoid_cannot():
+    # given a score whose truth is asymmetric: ln-odds = 2·ln p − 0.5·ln(1 − p) (a beta map)
+    rng = np.random.default_rng(5)
+    score = rng.normal(0, 2, 20000)
+    p = 1 / (1 + np.exp(-score))
+    truth = 1 / (1 + np.exp(-(2 * np.log(p) - 0.5 * np.log(1 - p) + 0.3)))
+    y = (rng.random(score.size) < truth).astype(int)
+    beta = Calibrator("beta").fit(score, y)
+    sigmoid = Calibrator("sigmoid").fit(score, y)
+    grid = np.linspace(-4, 4, 81)
+    p_grid = 1 / (1 + np.exp(-grid))
+    true_grid = 1 / (1 + np.exp(-(2 * np.log(p_grid) - 0.5 * np.log(1 - p_grid) + 0.3)))
+    # then beta recovers the curve within 0.02 everywhere, and the sigmoid cannot
+    assert np.abs(beta.predict(grid) - true_grid).max() < 0.02
+    assert np.abs(sigmoid.predict(grid) - true_grid).max() > 0.05
+    # and it is monotone, as a calibrator must be
+    assert (np.diff(beta.predict(grid)) >= 0).all()
+
+
+def test_forward_folds_hold_out_later_dates_and_never_split_a_date():
+    dates = np.repeat(pd.date_range("2024-01-01", periods=10, freq="MS").to_numpy(), 30)
+    folds = forward_folds(dates, 5)
+    assert len(folds) == 4
+    for fit, held in folds:
+        # every fitted row is earlier than every held-out row: nothing from the future
+        assert dates[fit].max() < dates[held].min()
+        assert np.isin(dates[held], dates[fit]).sum() == 0
+    # each held-out block is two months of 30 rows
+    assert [held.size for _, held in folds] == [60, 60, 60, 60]
+    # too few dates, or a table without them: no out-of-time folds
+    assert forward_folds(dates[:60], 5) is None
+    assert forward_folds(np.full(10, np.datetime64("NaT", "D")), 5) is None
+
+
+def test_calibration_chosen_out_of_time_follows_a_drift():
+    # given log-odds whose meaning drifts: the later the date, the lower the renewal rate
+    rng = np.random.default_rng(11)
+    dates = np.repeat(pd.date_range("2024-01-01", periods=12, freq="MS").to_numpy(), 400)
+    score = rng.normal(1.0, 1.5, dates.size)
+    month = np.repeat(np.arange(12), 400)
+    y = (rng.random(dates.size) < 1 / (1 + np.exp(-(score - 0.08 * month)))).astype(int)
+    by_time, _ = choose_calibration(score, y, np.arange(dates.size), folds=4, times=dates)
+    by_fold, _ = choose_calibration(score, y, np.arange(dates.size), folds=4)
+    # then it is scored on later months, fitted on earlier ones, over 3 blocks of 1,200 rows
+    assert by_time.validation == "out of time" and by_time.folds == 3
+    assert by_time.rows == 3600
+    # and the out-of-time losses are worse than the out-of-fold ones: the drift is seen
+    assert min(by_time.losses.values()) > min(by_fold.losses.values())
+
+
+def test_recalibration_moves_the_point_and_its_interval_together():
+    rng = np.random.default_rng(2)
+    score = rng.normal(1, 2, 2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-score))).astype(int)
+    base = Calibrator("sigmoid").fit(score, y)
+    same = Recalibrated(base, 0.0, 1.0)
+    np.testing.assert_allclose(same.predict(score), base.predict(score), atol=1e-9)
+    lower = Recalibrated(base, -0.5, 0.8)
+    assert lower.method == "sigmoid, recalibrated"
+    assert (lower.predict(score) < base.predict(score) + 1e-12).mean() > 0.9
+    low, high = lower.interval(score)
+    assert (low <= high).all()
+    # the interval moves with the point: both are the same monotone map of the base's
+    b_low, b_high = base.interval(score)
+    np.testing.assert_allclose(low, lower._move(b_low))
+    np.testing.assert_allclose(high, lower._move(b_high))
 
 
 def test_linear_member_with_horizon_products_stays_exact():

@@ -121,4 +121,12 @@ def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
     assert back["renewals_due"] == 2 and back["non_renewals"] == 1
     # each renewal an independent draw: churned ARR is 0, 50, 100 or 150 (p 0.45, 0.45, 0.05, 0.05)
     assert back["forecast_churned_arr_low"] == 0 and back["forecast_churned_arr_high"] == 150
+    # calibration in the large per run: forecast 0.7 ± 1.96·√(0.09 + 0.25)/2, realised 0.5
+    assert back["forecast_renewal_rate"] == pytest.approx(0.7)
+    spread = 1.96 * np.sqrt(0.09 + 0.25) / 2
+    assert back["forecast_renewal_rate_low"] == pytest.approx(0.7 - spread)
+    assert back["forecast_renewal_rate_high"] == pytest.approx(0.7 + spread)
+    assert back["realised_renewal_rate"] == 0.5
+    # ECE over equal-count bins: one renewal each, |1 − 0.9| and |0 − 0.5| averaged
+    assert back["realised_ece"] == pytest.approx((0.1 + 0.5) / 2)
     assert realised(scores, outcomes, 365) is None, "c3 has no outcome yet"

@@ -121,3 +121,28 @@ def test_bootstrap_is_deterministic_under_its_seed():
     first = bootstrap_intervals(renewed, {"m": p}, groups, replicates=20, seed=3)
     again = bootstrap_intervals(renewed, {"m": p}, groups, replicates=20, seed=3)
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_calibration_by_period_flags_the_dates_whose_rate_drifted():
+    from models.win.metrics import calibration_by_period
+
+    # given two dates of 400 snapshots predicted at 0.9: one renews at 0.9, the other at 0.8
+    p = np.full(800, 0.9)
+    renewed = np.r_[np.arange(400) % 10 != 0, np.arange(400) % 5 != 0].astype(int)
+    periods = np.repeat(["2026-05-01", "2026-06-01"], 400)
+    out = calibration_by_period(renewed, p, periods).set_index("period")
+    # then the range the predictions allow is 0.9 ± 1.96·√(0.09/400)
+    spread = 1.96 * np.sqrt(400 * 0.09) / 400
+    assert out.loc["2026-05-01", "expected_low"] == pytest.approx(0.9 - spread)
+    assert out.loc["2026-05-01", "realised"] == pytest.approx(0.9)
+    assert bool(out.loc["2026-05-01", "within"]) is True
+    # and the drifted date falls outside it, with its counts
+    assert out.loc["2026-06-01", "realised"] == pytest.approx(0.8)
+    assert bool(out.loc["2026-06-01", "within"]) is False
+    assert out.loc["2026-06-01", "non_renewals"] == 80 and out.loc["2026-06-01", "snapshots"] == 400
+    assert out.loc["2026-06-01", "ece"] == pytest.approx(0.1)
+    # no rows, no periods, same columns
+    assert (
+        calibration_by_period(renewed[:0], p[:0], []).columns.tolist()
+        == out.reset_index().columns.tolist()
+    )

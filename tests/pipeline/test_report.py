@@ -455,3 +455,13 @@ def test_browser_under_the_reports_own_csp_loads_account_files_and_runs_nothing_
     assert tab.evaluate("typeof window.__pwned") == "undefined"
     assert problems == [], problems
     context.close()
+
+
+def test_the_model_page_shows_calibration_per_as_of_date(reported):
+    _, result, _ = reported
+    html = result.path.read_text(encoding="utf-8")
+    # one row per as-of date of the run's test, in words a CS leader reads
+    section = html.split("Calibration over time")[1].split("Drift against the training data")[0]
+    rows = re.findall(r"<tr(?: class=\"warn\")?><td>(\d{4}-\d{2}-\d{2})</td>", section)
+    assert len(rows) >= 2 and rows == sorted(rows)
+    assert "Range the predictions allow" in section and "_" not in section.split("<table")[1]

@@ -86,7 +86,14 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     names = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
         result.run_id, "evaluation")}  # fmt: skip
     assert {"evaluation/factor_audit.csv", "evaluation/lead_time.csv",
-            "evaluation/catalog.csv"} <= names  # fmt: skip
+            "evaluation/catalog.csv", "evaluation/calibration_by_period.csv"} <= names  # fmt: skip
+    # calibration per as-of date of the test: one row per date, counts that add up
+    periods = pd.read_csv(MlflowClient(params.mlflow.tracking_uri).download_artifacts(
+        result.run_id, "evaluation/calibration_by_period.csv"))  # fmt: skip
+    assert len(periods) == metrics["oot_periods"] >= 2
+    assert periods["non_renewals"].sum() == metrics["oot_non_renewals"]
+    assert (~periods["within"]).sum() == metrics["oot_periods_outside"]
+    assert (periods["expected_low"] < periods["predicted"]).all()
 
 
 def test_the_champion_pyfunc_scores_the_features(trained):
