@@ -41,6 +41,10 @@ features: setup
 train: setup
 	$(HS) train --params $(PARAMS) $(ARGS)
 
+## Correct the champion's probabilities from renewals closed since training (ARGS="--dry-run")
+recalibrate: setup
+	$(HS) recalibrate --params $(PARAMS) $(ARGS)
+
 ## Score every active account as of the data's end (or ARGS="--as-of DATE")
 score: setup
 	$(HS) score --params $(PARAMS) $(ARGS)
@@ -130,4 +134,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) .venv-featuretools data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train score report browser all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean
+.PHONY: help setup data validate features train recalibrate score report browser all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean

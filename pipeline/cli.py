@@ -254,6 +254,38 @@ def train(
 
 @app.command()
 @with_params()
+def recalibrate(
+    cfg: Params,
+    quiet: bool,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Register and promote the correction even if it does not help beyond noise.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Measure and log the correction; register nothing.")
+    ] = False,
+) -> None:
+    """Correct the champion's probabilities from renewals closed since it was trained, without
+    refitting its members.
+
+    Reads output_dir/features (run `healthscore features` on newer data first) and takes the
+    labelled snapshots dated after the model's last labelled date. Two numbers (a Platt map of
+    the model's calibrated log-odds) are fitted to them and their effect measured cross-fitted
+    over accounts, with a 95 % interval; one MLflow run logs the figures and the reliability
+    diagram before and after. When the gain in log loss is above 0 beyond noise (or --force),
+    the corrected model is registered as a new version and takes mlflow.alias. Exit 3 when too
+    few renewals have closed (recalibrate.min_rarer_outcome of each outcome).
+    """
+    result = _guard(stages.run_recalibrate, cfg, force, dry_run)
+    if result.version:
+        typer.echo(f"→ {cfg.mlflow.model_name} v{result.version} ({cfg.mlflow.alias})")
+
+
+@app.command()
+@with_params()
 def score(
     cfg: Params,
     quiet: bool,

@@ -149,6 +149,13 @@ class ScoreParams(ScoreConfig):
     stale_after_days: int = Field(default=3, ge=0)
 
 
+class RecalibrateParams(_Section):
+    """The ``recalibrate`` section: correcting the champion from renewals closed since training."""
+
+    # the fewest renewals and non-renewals each (since training) to fit the correction from
+    min_rarer_outcome: int = Field(default=30, ge=5)
+
+
 class Params(_Section):
     """The whole configuration; every path read or written comes from here."""
 
@@ -158,6 +165,7 @@ class Params(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreParams = Field(default_factory=ScoreParams)
+    recalibrate: RecalibrateParams = Field(default_factory=RecalibrateParams)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

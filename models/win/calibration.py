@@ -124,9 +124,13 @@ class Recalibrated:
         """The base method and the correction, e.g. ``"sigmoid, recalibrated"``."""
         return f"{self.base.method}, recalibrated"
 
-    def _move(self, p: np.ndarray) -> np.ndarray:
-        moved = expit(self.intercept + self.slope * logit(np.clip(p, EPS, 1 - EPS)))
+    @staticmethod
+    def _map(p: np.ndarray, intercept: float, slope: float) -> np.ndarray:
+        moved = expit(intercept + slope * logit(np.clip(p, EPS, 1 - EPS)))
         return np.clip(moved, EPS, 1 - EPS)
+
+    def _move(self, p: np.ndarray) -> np.ndarray:
+        return self._map(p, self.intercept, self.slope)
 
     def predict(self, score: np.ndarray) -> np.ndarray:
         """Recalibrated P(renewed) per row."""

@@ -1,10 +1,11 @@
 """The stages, one module each: data → validate → features → train → score → plan → report,
-and explain. A stage reads and writes through ``pipeline.io`` and calls pure code in
+explain, and recalibrate. A stage reads and writes through ``pipeline.io`` and calls pure code in
 ``features`` and ``models``; it never imports another stage or the lab."""
 
 from pipeline.stages.data import run_data
 from pipeline.stages.features import run_features
 from pipeline.stages.plan import run_plan
+from pipeline.stages.recalibrate import run_recalibrate
 from pipeline.stages.report import run_report
 from pipeline.stages.score import run_score
 from pipeline.stages.train import run_train
@@ -14,6 +15,7 @@ __all__ = [
     "run_data",
     "run_features",
     "run_plan",
+    "run_recalibrate",
     "run_report",
     "run_score",
     "run_train",
