@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
-from features.spine import as_of_grid, outcome_class
+from features.spine import FLAT_BAND, as_of_grid, outcome_class
 from pipeline.config import FeaturesConfig, SyntheticConfig
 from pipeline.synthetic.tables import Context
 from pipeline.synthetic.world import (
     BETA,
+    BUDGET_DECAY,
     BUDGET_HAZARD,
     BUDGET_SHOCK,
     CHAMPION_HAZARD,
     CHAMPION_SHOCK,
+    DISCOUNT_SHARE,
     EFFECT_LAG,
     GAMMA_ADOPTION,
     INTERVENTIONS,
@@ -37,6 +42,20 @@ from pipeline.synthetic.world import (
 SNAPSHOTS = "snapshots.parquet"  # the truth per snapshot: p_renew, contract_id, outcome …
 EFFECTS = "effects.parquet"  # the true effect of each play per account and snapshot
 
+QUADRATURE_NODES = 20  # Gauss–Hermite nodes over the end health: within 1e-7 of 120 nodes
+SHOCKED_NODES = 10  # … on the rare paths with a budget cut or a champion leaving (1e-7 lost)
+CHUNK_ROWS = 4096  # mixture rows per quadrature call: its (rows × nodes) arrays stay in cache
+# The resize at renewal as simulation._renewal_multiplier and simulation._Luck.draw make it
+# (tests/pipeline/test_oracle_renewal_arr.py checks these against that code):
+# u = health + 0.35·adoption − 1.2·budget + N(0, 0.45); a resized contract expands when
+# u > 0.95 and contracts when u < −0.35, with probability min(term / 12, 1) of being resized.
+RESIZE_ADOPTION, RESIZE_BUDGET, RESIZE_NOISE = 0.35, 1.2, 0.45
+EXPAND_ABOVE, CONTRACT_BELOW = 0.95, -0.35
+EXPANSION_LOG = (0.22, 0.12)  # expansion = exp(N(mean, sd))
+CONTRACTION_LOG = (0.2, 0.1)  # contraction = exp(−|N(mean, sd)|)
+FLAT_WIDTH = 0.025  # flat = 1 + U(0, width)
+DISCOUNT_MONTHS = 6  # a discount played within this many months of the end applies to the renewal
+
 
 def future_health(
     health_now: np.ndarray,
@@ -44,10 +63,12 @@ def future_health(
     steps: np.ndarray,
     pending: np.ndarray,
     has_champion: np.ndarray,
+    budget_cuts: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of health ``steps`` months ahead, with no new interventions.
 
-    Exact for the Gaussian innovations; future shocks enter by their mean and variance.
+    Exact for the Gaussian innovations; future shocks enter by their mean and variance
+    (budget cuts only when ``budget_cuts``: a caller that conditions on them leaves them out).
     ``pending`` is effect already decided that lands in the first of those months.
     """
     steps = np.maximum(steps, 0)
@@ -55,11 +76,9 @@ def future_health(
     geo1 = (1 - decay) / (1 - RHO)
     geo2 = (1 - RHO ** (2 * steps)) / (1 - RHO**2)
     lam_c = CHAMPION_HAZARD * has_champion
-    shock_mean = lam_c * CHAMPION_SHOCK + BUDGET_HAZARD * BUDGET_SHOCK
-    shock_var = (
-        lam_c * (1 - lam_c) * CHAMPION_SHOCK**2
-        + BUDGET_HAZARD * (1 - BUDGET_HAZARD) * BUDGET_SHOCK**2
-    )
+    lam_b = BUDGET_HAZARD if budget_cuts else 0.0
+    shock_mean = lam_c * CHAMPION_SHOCK + lam_b * BUDGET_SHOCK
+    shock_var = lam_c * (1 - lam_c) * CHAMPION_SHOCK**2 + lam_b * (1 - lam_b) * BUDGET_SHOCK**2
     landed = np.where(steps >= 1, RHO ** np.maximum(steps - 1, 0), 0.0) * pending
     mean = mu + decay * (health_now - mu) + landed - shock_mean * geo1
     var = SIGMA**2 * geo2 + shock_var * geo2
@@ -78,6 +97,215 @@ def renewal_probability(
     return ndtr(z / np.sqrt(1 + BETA**2 * var))
 
 
+@dataclass(frozen=True)
+class RenewalMoments:
+    """Renewal outcome probabilities and the expected renewal ARR ratio, one value per row.
+
+    Attributes:
+        p_renew: P(renewed).
+        p_expand: P(renewed and renewal ARR more than ``FLAT_BAND`` above today's ARR).
+        p_contract: P(renewed and renewal ARR more than ``FLAT_BAND`` below today's ARR).
+        expected_ratio: E[renewal ARR / ARR], 0 on churn.
+    """
+
+    p_renew: np.ndarray
+    p_expand: np.ndarray
+    p_contract: np.ndarray
+    expected_ratio: np.ndarray
+
+
+_MOMENTS = ("p_renew", "p_expand", "p_contract", "expected_ratio")
+
+
+def renewal_outcome_moments(
+    base: np.ndarray | float,
+    adoption: np.ndarray | float,
+    mean: np.ndarray | float,
+    var: np.ndarray | float,
+    budget: np.ndarray | float,
+    term: np.ndarray | float,
+    discounted: np.ndarray | bool,
+    nodes: int = QUADRATURE_NODES,
+) -> RenewalMoments:
+    """Renewal and resize outcomes when health at the contract's end is N(mean, var).
+
+    The renewal decision and the resize share that health, so both are integrated over it by
+    Gauss–Hermite quadrature; given the health they are independent. Which of the expansion,
+    contraction and flat draws, times the discount factor, lands beyond the ±``FLAT_BAND`` band is
+    exact (normal CDFs for the log-normal and folded draws, linear for the uniform flat one).
+    Rounding the renewal ARR to tens is ignored.
+
+    Args:
+        base: Segment renewal base plus the term offset.
+        adoption: Key-feature adoption.
+        mean: Mean of health at the end month.
+        var: Variance of health at the end month.
+        budget: Budget stress at the end month.
+        term: Contract term in months.
+        discounted: Whether a discount applies to the renewal.
+        nodes: Quadrature nodes.
+
+    Returns:
+        The outcome probabilities and the expected ratio, shaped like the broadcast inputs.
+    """
+    base, adoption, mean, var, budget, term, discounted = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (base, adoption, mean, var, budget, term)),
+        np.asarray(discounted, dtype=bool),
+    )
+    x, w = _standard_normal_nodes(nodes)
+    health = mean[..., None] + np.sqrt(var)[..., None] * x
+    renew = ndtr(base[..., None] + BETA * health + GAMMA_ADOPTION * adoption[..., None])
+    u = health + (RESIZE_ADOPTION * adoption - RESIZE_BUDGET * budget)[..., None]
+    resized = np.minimum(term / 12, 1.0)
+    p_renew = renew @ w
+    expand = resized * ((renew * ndtr((u - EXPAND_ABOVE) / RESIZE_NOISE)) @ w)
+    contract = resized * ((renew * ndtr((CONTRACT_BELOW - u) / RESIZE_NOISE)) @ w)
+    flat = p_renew - expand - contract
+    draws = np.where(discounted[..., None, None], _resize_draws(True), _resize_draws(False))
+    above, below, ratio = np.einsum(
+        "...ik,...k->i...", draws, np.stack([expand, contract, flat], -1)
+    )
+    return RenewalMoments(p_renew=p_renew, p_expand=above, p_contract=below, expected_ratio=ratio)
+
+
+def renewal_outcome_from_state(
+    base: np.ndarray,
+    adoption: np.ndarray,
+    health_now: np.ndarray,
+    mu: np.ndarray,
+    steps: np.ndarray,
+    pending: np.ndarray,
+    has_champion: np.ndarray,
+    budget_now: np.ndarray,
+    term: np.ndarray,
+    discounted: np.ndarray,
+) -> RenewalMoments:
+    """Renewal outcomes of contracts ending ``steps`` months ahead, from the hidden state now.
+
+    No new play. A budget cut or a champion leaving is a jump, and a cut moves health and budget
+    stress together, so the outcome is a mixture over the month of the first cut and the month
+    the champion leaves (each none, or month 1 … ``steps``): given them, health at the end is
+    N(mean, var) from :func:`future_health` (the Gaussian innovations) shifted by those shocks
+    decayed to the end, and budget stress is today's decayed by ``BUDGET_DECAY`` plus the cut's.
+    A second cut (about 0.1 % likely over seven months) and a champion who returns and leaves
+    again within the horizon are left out. The outcome shares of the renewed are then scaled to
+    the closed-form ``p_renew`` of :func:`renewal_probability`, which treats the shocks by their
+    moments (the mixture's differs by 2e-4 on average, 3e-3 at most, on the default dynamics),
+    so ``p_expand + p_contract <= p_renew`` holds and ``p_renew`` stays the oracle's.
+
+    Args:
+        base: Segment renewal base plus the term offset.
+        adoption: Key-feature adoption.
+        health_now: Health in the last full month.
+        mu: The account's mean health.
+        steps: Months from the last full month to the contract's end month.
+        pending: Effect decided in the last full month, landing in the next.
+        has_champion: Whether a champion is in place.
+        budget_now: Budget stress in the last full month.
+        term: Contract term in months.
+        discounted: Whether a discount applies to the renewal.
+
+    Returns:
+        The outcome probabilities and the expected ratio, one per contract.
+    """
+    steps = np.maximum(np.asarray(steps, dtype=int), 0)
+    has_champion = np.asarray(has_champion, dtype=bool)
+    # one row per (contract, month j of the first cut, month k the champion leaves); 0 = none
+    cuts, leaves = steps + 1, np.where(has_champion, steps, 0) + 1
+    row = np.repeat(np.arange(steps.size), cuts * leaves)
+    q = np.arange(row.size) - np.repeat(np.cumsum(cuts * leaves) - cuts * leaves, cuts * leaves)
+    j, k, s = q // leaves[row], q % leaves[row], steps[row]
+    weight = _first_event(j, s, BUDGET_HAZARD) * _first_event(
+        k, s, CHAMPION_HAZARD * has_champion[row]
+    )
+    mean, var = future_health(
+        health_now, mu, steps, pending, np.zeros(steps.size, dtype=bool), budget_cuts=False
+    )
+    shock = np.where(j > 0, BUDGET_SHOCK * RHO ** (s - j), 0.0) + np.where(
+        k > 0, CHAMPION_SHOCK * RHO ** (s - k), 0.0
+    )
+    inputs = (
+        base[row],
+        adoption[row],
+        mean[row] - shock,
+        var[row],
+        BUDGET_DECAY**s * budget_now[row] + np.where(j > 0, BUDGET_DECAY ** (s - j), 0.0),
+        term[row],
+        discounted[row],
+    )
+    totals = np.zeros((len(_MOMENTS), steps.size))
+    # the shocked components weigh a few per cent together, so fewer nodes do for them
+    shocked = (j > 0) | (k > 0)
+    for part, nodes in ((~shocked, QUADRATURE_NODES), (shocked, SHOCKED_NODES)):
+        idx = np.flatnonzero(part)
+        for chunk in np.array_split(idx, max(1, idx.size // CHUNK_ROWS)):
+            moments = renewal_outcome_moments(*(x[chunk] for x in inputs), nodes=nodes)
+            for i, name in enumerate(_MOMENTS):
+                totals[i] += np.bincount(
+                    row[chunk], weights=weight[chunk] * getattr(moments, name), minlength=steps.size
+                )
+    p_renew = renewal_probability(
+        base, adoption, *future_health(health_now, mu, steps, pending, has_champion)
+    )
+    mixed, p_expand, p_contract, ratio = totals
+    scale = np.divide(p_renew, mixed, out=np.zeros_like(p_renew), where=mixed > 0)
+    return RenewalMoments(
+        p_renew=p_renew,
+        p_expand=p_expand * scale,
+        p_contract=p_contract * scale,
+        expected_ratio=ratio * scale,
+    )
+
+
+def _first_event(month: np.ndarray, steps: np.ndarray, hazard: np.ndarray | float) -> np.ndarray:
+    """P(a monthly ``hazard`` first strikes in ``month`` of the next ``steps``; month 0: never)."""
+    return np.where(month > 0, (1 - hazard) ** (month - 1) * hazard, (1 - hazard) ** steps)
+
+
+@cache
+def _standard_normal_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes and weights for E[f(x)], x ~ N(0, 1)."""
+    x, w = hermegauss(nodes)
+    w = w / np.sqrt(2 * np.pi)
+    x.setflags(write=False)
+    w.setflags(write=False)
+    return x, w
+
+
+@cache
+def _resize_draws(discounted: bool) -> np.ndarray:
+    """How the renewal ARR of each draw lands against today's ARR, with or without a discount.
+
+    Returns:
+        Rows: P(ratio above ``1 + FLAT_BAND``), P(below ``1 - FLAT_BAND``), E[ratio]; columns:
+        the expansion, contraction and flat draws, each times the discount factor.
+    """
+    factor = 1 - DISCOUNT_SHARE if discounted else 1.0
+    hi, lo = np.log((1 + FLAT_BAND) / factor), np.log((1 - FLAT_BAND) / factor)
+    m, s = EXPANSION_LOG
+    expansion = (ndtr((m - hi) / s), ndtr((lo - m) / s), np.exp(m + s**2 / 2))
+    m, s = CONTRACTION_LOG
+    # factor·exp(−|y|) > 1 + band  ⇔  |y| < −hi;  < 1 − band  ⇔  |y| > −lo
+    contraction = (
+        _abs_below(-hi, m, s),
+        1 - _abs_below(-lo, m, s),
+        np.exp(-m + s**2 / 2) * ndtr((m - s**2) / s) + np.exp(m + s**2 / 2) * ndtr((-m - s**2) / s),
+    )
+    flat = (
+        np.clip(1 - ((1 + FLAT_BAND) / factor - 1) / FLAT_WIDTH, 0.0, 1.0),
+        np.clip(((1 - FLAT_BAND) / factor - 1) / FLAT_WIDTH, 0.0, 1.0),
+        1 + FLAT_WIDTH / 2,
+    )
+    table = np.array([expansion, contraction, flat], dtype=float).T * [[1.0], [1.0], [factor]]
+    table.setflags(write=False)
+    return table
+
+
+def _abs_below(k: float, m: float, s: float) -> float:
+    """P(|y| < k) for y ~ N(m, s²)."""
+    return float(ndtr((k - m) / s) - ndtr((-k - m) / s)) if k > 0 else 0.0
+
+
 def make_oracle(
     cfg: SyntheticConfig,
     features: FeaturesConfig,
@@ -87,13 +315,25 @@ def make_oracle(
     contract_ids: np.ndarray,
     account_ids: np.ndarray,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """True renewal probability per snapshot, and the true effect of each play at that as_of."""
+    """True renewal outcome per snapshot, and the true effect of each play at that as_of.
+
+    Everything is given the hidden state at as_of (the last full month before it) and no new
+    play. Health at the end month is N(mean, var) from :func:`future_health` (future champion
+    and budget shocks enter by their mean and variance); ``p_renew`` is its probit.
+    ``p_expand``, ``p_contract`` and ``expected_renewal_ratio`` (E[renewal ARR / ARR], 0 on churn;
+    ``expected_renewal_arr`` is ARR times it) come from :func:`renewal_outcome_from_state`.
+    Whether a discount applies (one played within ``DISCOUNT_MONTHS`` of the end month) is read
+    from the interventions logged up to as_of: the history keeps no ``last_discount`` but the log
+    holds every play's month. A discount played after as_of is not foreseen (no new play).
+    """
     con = hist.contracts
     horizon = np.timedelta64(features.horizon_days, "D")
     base_seg = np.array([s.renewal_base for s in cfg.segments.values()])
     term = (con["end"].astype("datetime64[M]") - con["start"].astype("datetime64[M]")).astype(int)
     term_offset = np.vectorize(lambda t: TERM_OFFSET.get(t, 0.0), otypes=[float])(term)
     inter = hist.interventions
+    is_discount = inter["kind"] == INTERVENTIONS.index("discount")
+    discount_account, discount_month = inter["account"][is_discount], inter["month"][is_discount]
     snapshots, effects = [], []
     grid = as_of_grid(pd.Timestamp(cal.start), pd.Timestamp(cal.end), features.frequency)
     for as_of in grid.to_numpy().astype("datetime64[D]"):
@@ -115,6 +355,14 @@ def make_oracle(
             h_now, acc.mu[a], end_m - known, hist.pending[a, known], has_champion
         )
         p = renewal_probability(base, acc.adoption[a], mean, var)
+        last_discount = np.full(acc.n, -999)
+        played = discount_month <= known
+        np.maximum.at(last_discount, discount_account[played], discount_month[played])
+        outcome = renewal_outcome_from_state(
+            base, acc.adoption[a], h_now, acc.mu[a], end_m - known, hist.pending[a, known],
+            has_champion, hist.budget[a, known], term[sel],
+            end_m - last_discount[a] <= DISCOUNT_MONTHS,
+        )  # fmt: skip
         ids = account_ids[a]
         as_of_col = np.full(sel.size, as_of)
         snapshots.append(
@@ -125,6 +373,10 @@ def make_oracle(
                     "contract_id": contract_ids[sel],
                     "end_date": con["end"][sel],
                     "p_renew": p,
+                    "p_expand": outcome.p_expand,
+                    "p_contract": outcome.p_contract,
+                    "expected_renewal_ratio": outcome.expected_ratio,
+                    "expected_renewal_arr": con["arr"][sel] * outcome.expected_ratio,
                     "renewed": con["renewed"][sel],
                     "arr": con["arr"][sel],
                     "renewal_arr": con["renewal_arr"][sel],
