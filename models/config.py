@@ -45,6 +45,16 @@ class AdditiveParams(_Section):
     min_child_samples: int = Field(default=100, ge=1)
 
 
+class RenewalSizeParams(_Section):
+    """The renewal in dollars: P(expansion) and P(contraction) given renewal, two calibrated
+    ensembles of ``members`` fitted on the renewed snapshots (the win model's settings)."""
+
+    enabled: bool = True
+    members: list[Literal["lightgbm", "linear", "additive"]] = Field(
+        default_factory=lambda: ["additive", "linear"]
+    )
+
+
 class TuningParams(_Section):
     """Optuna's budget: ``trials`` trials of the tree member (and a fifth as many of the linear
     member's ``C``), so the same data, params and seed give the same search on any machine.
@@ -99,6 +109,7 @@ class TrainConfig(_Section):
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     linear: LinearParams = Field(default_factory=LinearParams)
     additive: AdditiveParams = Field(default_factory=AdditiveParams)
+    renewal_size: RenewalSizeParams = Field(default_factory=RenewalSizeParams)
     tuning: TuningParams = Field(default_factory=TuningParams)
     scorecard: ScorecardParams = Field(default_factory=ScorecardParams)
     promotion: PromotionParams = Field(default_factory=PromotionParams)

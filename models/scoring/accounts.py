@@ -18,9 +18,11 @@ import pandas as pd
 
 from models.config import ScoreConfig
 from models.explain import drivers as explain
+from models.renewal.size import renewal_dollars
 from models.scoring.health import BAND_ORDER, health_band, health_score, priority_rank
 
 if TYPE_CHECKING:
+    from models.renewal.size import RenewalSize
     from models.win.ensemble import HealthEnsemble
 
 
@@ -65,6 +67,7 @@ def score_snapshot(
     version: str,
     as_of: date,
     account_columns: Sequence[str] = (),
+    size: RenewalSize | None = None,
 ) -> ScoredAccounts:
     """Scores, drivers and per-feature points of every account in ``snapshot``.
 
@@ -82,6 +85,8 @@ def score_snapshot(
         version: the model version written beside every score.
         as_of: the date of the run.
         account_columns: descriptive columns (name, segment, CSM) carried through when present.
+        size: the renewal-size model: when given, each account also gets its expected renewal
+            ARR, contraction and expansion, and P(renews and grows / shrinks).
 
     Returns:
         The scores ordered by priority, the drivers and the points.
@@ -96,6 +101,8 @@ def score_snapshot(
         frame, top, points = _score_chunk(
             chunk, ensemble, names, components, descriptions, cfg, horizon_days, account_columns
         )
+        if size is not None:
+            frame = frame.assign(**_dollars(size, chunk[names], frame))
         parts.append(frame)
         ids = chunk["account_id"].to_numpy()
         driver_parts.append(
@@ -113,6 +120,20 @@ def score_snapshot(
     drivers = pd.concat(driver_parts, ignore_index=True)
     drivers = drivers.assign(value=drivers["value"].map(_text))
     return ScoredAccounts(scores.reset_index(drop=True), drivers, pd.concat(point_parts))
+
+
+def _dollars(size: RenewalSize, X: pd.DataFrame, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The renewal in dollars of a chunk's accounts (columns to add to its scores)."""
+    dollars = renewal_dollars(
+        frame["arr"].to_numpy(), frame["win_probability"].to_numpy(), size.predict(X), size.means_
+    )
+    return {
+        "expected_renewal_arr": dollars.expected_renewal_arr,
+        "expected_contraction_arr": dollars.expected_contraction_arr,
+        "expected_expansion_arr": dollars.expected_expansion_arr,
+        "p_expand": dollars.p_expand,
+        "p_contract": dollars.p_contract,
+    }
 
 
 def _score_chunk(

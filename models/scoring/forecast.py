@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from models.renewal.size import RenewalSize
 from models.scoring.monitoring import expected_auc
 from models.win.metrics import expected_calibration_error, rate_interval
 
@@ -34,21 +35,38 @@ def contraction_rates(
 
 
 def renewal_forecast(
-    scores: pd.DataFrame, window_days: int, rates: dict[str, float], by: list[str], seed: int = 0
+    scores: pd.DataFrame,
+    window_days: int,
+    rates: dict[str, float],
+    by: list[str],
+    seed: int = 0,
+    size: RenewalSize | None = None,
 ) -> pd.DataFrame:
     """Per group of ``by`` (and in total): renewals due within ``window_days``, their ARR, the
     expected churned ARR (ARR × (1 − p)) with the 95 % interval the probabilities allow, and
-    expected contraction (ARR × p × rate)."""
+    expected contraction (ARR × p × rate).
+
+    With the size model (``size``, and the scores' ``expected_*`` columns it wrote), the
+    contraction is the model's, and the expected expansion, the expected renewal ARR and the
+    net and gross revenue retention (NRR = renewal ARR / ARR due; GRR = the same with each
+    renewal capped at its ARR) come with their 95 % intervals: every renewal due drawn from its
+    own mixture (churn at 1 − p; else contraction, flat or expansion at the model's
+    probabilities, the ratio drawn from that class's training ratios)."""
     due = scores[scores["days_to_renewal"].notna() & (scores["days_to_renewal"] <= window_days)]
     segment = due["segment"].astype(object) if "segment" in due else OVERALL
     rate = pd.Series(segment, index=due.index, dtype=object).map(rates).astype(float)
     rate = rate.fillna(rates.get(OVERALL, 0.0))
+    dollars = size is not None and "expected_renewal_arr" in due
     frame = due.assign(
         expected_churned_arr=due["arr"] * (1 - due["win_probability"]),
-        expected_contraction_arr=due["arr"] * due["win_probability"] * rate,
+        expected_contraction_arr=due["expected_contraction_arr"]
+        if dollars
+        else due["arr"] * due["win_probability"] * rate,
         expected_renewals=due["win_probability"],
     )
     values = ["arr", "expected_churned_arr", "expected_contraction_arr", "expected_renewals"]
+    if dollars:
+        values += ["expected_expansion_arr", "expected_renewal_arr"]
     parts = [frame[values].sum().to_frame().T.assign(group="total", value=OVERALL)]
     parts[0]["renewals_due"] = len(frame)
     for column in by:
@@ -64,7 +82,93 @@ def renewal_forecast(
     columns = ["group", "value", "renewals_due", "arr_due", "expected_churned_arr",
                "expected_churned_arr_low", "expected_churned_arr_high",
                "expected_contraction_arr", "expected_renewals"]  # fmt: skip
+    if dollars:
+        share = out["arr_due"].where(out["arr_due"] > 0)
+        out["forecast_nrr"] = out["expected_renewal_arr"] / share
+        out["forecast_grr"] = (
+            out["arr_due"] - out["expected_churned_arr"] - out["expected_contraction_arr"]
+        ) / share
+        for name, (low, high) in _retention_intervals(frame, out, by, seed, size).items():
+            out[f"{name}_low"], out[f"{name}_high"] = low / share, high / share
+        columns += ["expected_expansion_arr", "expected_renewal_arr", "forecast_nrr",
+                    "forecast_nrr_low", "forecast_nrr_high", "forecast_grr", "forecast_grr_low",
+                    "forecast_grr_high"]  # fmt: skip
     return out[columns].assign(window_days=window_days)
+
+
+def _realised_retention(
+    due: pd.DataFrame, renewed: np.ndarray, arr: np.ndarray, seed: int, size: RenewalSize
+) -> dict[str, float]:
+    total = pd.DataFrame({"group": ["total"], "value": [OVERALL]})
+    intervals = _retention_intervals(due, total, [], seed, size)
+    renewal = np.where(renewed == 1, due["renewal_arr"].fillna(0).to_numpy(dtype=float), 0.0)
+    base = max(float(arr.sum()), 1e-12)
+    contraction = due["expected_contraction_arr"].to_numpy(dtype=float).sum()
+    churned = (arr * (1 - due["win_probability"].to_numpy(dtype=float))).sum()
+    return {
+        "forecast_nrr": float(due["expected_renewal_arr"].sum() / base),
+        "forecast_nrr_low": float(intervals["forecast_nrr"][0][0] / base),
+        "forecast_nrr_high": float(intervals["forecast_nrr"][1][0] / base),
+        "realised_nrr": float(renewal.sum() / base),
+        "forecast_grr": float((base - churned - contraction) / base),
+        "forecast_grr_low": float(intervals["forecast_grr"][0][0] / base),
+        "forecast_grr_high": float(intervals["forecast_grr"][1][0] / base),
+        "realised_grr": float(np.minimum(renewal, arr).sum() / base),
+    }
+
+
+def _group_codes(
+    due: pd.DataFrame, groups: pd.DataFrame, by: list[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per grouping: each renewal's group code, and each code's row in ``groups``."""
+    rows = {"total": (np.zeros(len(due), dtype=int), np.array([0]))}
+    for column in by:
+        if column not in due:
+            continue
+        codes, values = pd.factorize(due[column].astype(object), sort=True)
+        at = groups.index[groups["group"] == column]
+        where = dict(zip(groups.loc[at, "value"], at, strict=True))
+        rows[column] = (codes, np.array([where[v] for v in values]))
+    return rows
+
+
+def _retention_intervals(
+    due: pd.DataFrame, groups: pd.DataFrame, by: list[str], seed: int, size: RenewalSize
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """95 % intervals of each group's renewal ARR (``forecast_nrr``) and of its renewal ARR
+    with each renewal capped at today's ARR (``forecast_grr``), as sums: each renewal due drawn
+    from its own mixture; one set of draws shared by every grouping, memory bounded."""
+    n = len(groups)
+    out = {"forecast_nrr": (np.zeros(n), np.zeros(n)), "forecast_grr": (np.zeros(n), np.zeros(n))}
+    if not len(due):
+        return out
+    p = due["win_probability"].to_numpy(dtype=float)
+    arr = due["arr"].to_numpy(dtype=float)
+    given = np.maximum(p, 1e-12)
+    down = np.clip(due["p_contract"].to_numpy(dtype=float) / given, 0, 1)
+    up = np.clip(due["p_expand"].to_numpy(dtype=float) / given, 0, 1 - down)
+    table = np.stack([size.quantiles_[c] for c in ("contraction", "flat", "expansion")])
+    rows = _group_codes(due, groups, by)
+    chunk = max(1, min(FORECAST_DRAWS, DRAWN_AT_ONCE // p.size))
+    rng = np.random.default_rng(seed)
+    sums: dict[str, dict[str, list[np.ndarray]]] = {k: {g: [] for g in rows} for k in out}
+    for start in range(0, FORECAST_DRAWS, chunk):
+        draws = min(chunk, FORECAST_DRAWS - start)
+        renews = rng.random((draws, p.size)) < p
+        u = rng.random((draws, p.size))
+        cls = np.where(u < down, 0, np.where(u < down + (1 - down - up), 1, 2))
+        ratio = table[cls, rng.integers(0, table.shape[1], (draws, p.size))]
+        renewal = np.where(renews, ratio * arr, 0.0)
+        for key, values in (("forecast_nrr", renewal),
+                            ("forecast_grr", np.minimum(renewal, arr))):  # fmt: skip
+            for name, (codes, _) in rows.items():
+                width = codes.max() + 1
+                sums[key][name].append(np.stack([np.bincount(codes, r, width) for r in values]))
+    for key, (low, high) in out.items():
+        for name, (_, positions) in rows.items():
+            drawn = np.concatenate(sums[key][name])
+            low[positions], high[positions] = np.quantile(drawn, [0.025, 0.975], axis=0)
+    return out
 
 
 def _churned_interval(
@@ -78,14 +182,7 @@ def _churned_interval(
         return low, high
     p = due["win_probability"].to_numpy(dtype=float)
     arr = due["arr"].to_numpy(dtype=float)
-    rows = {"total": (np.zeros(len(due), dtype=int), np.array([0]))}
-    for column in by:
-        if column not in due:
-            continue
-        codes, values = pd.factorize(due[column].astype(object), sort=True)
-        at = groups.index[groups["group"] == column]
-        where = dict(zip(groups.loc[at, "value"], at, strict=True))
-        rows[column] = (codes, np.array([where[v] for v in values]))
+    rows = _group_codes(due, groups, by)
     chunk = max(1, min(FORECAST_DRAWS, DRAWN_AT_ONCE // p.size))
     rng = np.random.default_rng(seed)
     sums: dict[str, list[np.ndarray]] = {name: [] for name in rows}
@@ -101,7 +198,11 @@ def _churned_interval(
 
 
 def realised(
-    scores: pd.DataFrame, outcomes: pd.DataFrame, window_days: int, seed: int = 0
+    scores: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    window_days: int,
+    seed: int = 0,
+    size: RenewalSize | None = None,
 ) -> dict[str, float] | None:
     """A past run's forecast beside what happened, once every renewal in its window is known.
 
@@ -110,7 +211,10 @@ def realised(
     interval is what the run's own probabilities allow (each renewal an independent draw at its
     win probability): a realised figure outside it says the forecast was off, not unlucky; the
     same holds for the renewal rate (calibration in the large, per run), beside the realised
-    ECE. The realised AUC's interval is a bootstrap over the renewals due.
+    ECE. The realised AUC's interval is a bootstrap over the renewals due. When the run wrote
+    the renewal in dollars (and ``size`` is given), its forecast NRR and GRR with their 95 %
+    intervals stand beside the realised ones (renewal ARR over the ARR due; GRR caps each
+    renewal at its ARR).
     """
     due = scores[scores["days_to_renewal"] <= window_days].merge(
         outcomes[["contract_id", "renewed", "renewal_arr"]], on="contract_id", how="left"
@@ -141,6 +245,8 @@ def realised(
         "realised_auc_low": float("nan"),
         "realised_auc_high": float("nan"),
     }
+    if size is not None and "expected_renewal_arr" in due:
+        out |= _realised_retention(due, renewed, arr, seed, size)
     if 0 < renewed.sum() < renewed.size:
         aucs = []
         for _ in range(AUC_REPLICATES):

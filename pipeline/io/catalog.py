@@ -133,6 +133,7 @@ RUN_EVALUATION = "evaluation"  # artifact folder of the run's tables
 RUN_PLOTS = "plots"  # artifact folder of the run's figures
 RUN_LEAD_TIME = "lead_time.csv"
 RUN_CALIBRATION = "calibration_by_period.csv"  # test calibration per as-of date
+RUN_NRR = "nrr_by_period.csv"  # the test's forecast against realised NRR per as-of date
 # the Optuna studies (resumed when the data and search settings are unchanged)
 OPTUNA_STUDIES = "optuna.db"
 

@@ -53,6 +53,7 @@ from pipeline.errors import InputError, MissingInput
 
 if TYPE_CHECKING:
     from models.interventions.uplift import PlayEffects
+    from models.renewal.size import RenewalSize
 
 log = logging.getLogger("healthscore")
 
@@ -102,6 +103,7 @@ with warnings.catch_warnings():
         trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
         contraction: dict[str, float] = {}  # noqa: RUF012
         effects: PlayEffects | None = None
+        size: RenewalSize | None = None  # the renewal in dollars; None: not estimated
 
         def __init__(
             self,
@@ -112,8 +114,10 @@ with warnings.catch_warnings():
             trained: dict[str, str] | None = None,
             contraction: dict[str, float] | None = None,
             effects: PlayEffects | None = None,
+            size: RenewalSize | None = None,
         ) -> None:
             self.ensemble = ensemble
+            self.size = size
             self.catalog = catalog
             self.profile = profile
             self.reference_scores = reference_scores

@@ -11,7 +11,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from models.win.metrics import classification_metrics
+from models.renewal.size import RenewalSize, renewal_dollars, size_class
+from models.win.metrics import classification_metrics, expected_calibration_error
 from models.win.validation import out_of_time_split
 from pipeline.config import Params
 from pipeline.io.catalog import load_training_set
@@ -42,7 +43,11 @@ def judge(params: Params) -> Judge | None:
         )  # fmt: skip
         return {f"oracle_{k}": v for k, v in figures.items()}
 
-    return Judge(win=win, effects=lambda fit: effects_vs_oracle(params, fit))
+    return Judge(
+        win=win,
+        effects=lambda fit: effects_vs_oracle(params, fit),
+        size=lambda test, model, p: size_vs_oracle(params, test, model, p),
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,64 @@ def oracle_comparison(
         out[f"oracle_{key}"] = truth[key]
         out[f"gap_{key}"] = truth[key] - model[key]
     return out
+
+
+def size_vs_oracle(
+    params: Params, test: pd.DataFrame, model: RenewalSize, p_win: np.ndarray
+) -> dict[str, float]:
+    """The renewal in dollars against the oracle's on the same test snapshots.
+
+    The oracle gives each snapshot's true expected renewal ARR and P(renews and expands) from
+    the world's hidden state. Keys (prefixed ``oracle_size_`` by the caller's log): the rank
+    correlation of the expected renewal ARR with the oracle's (``renewal_arr_spearman``), and
+    "expands" (renews above the flat band, churn counting as not) scored by the model's and
+    the oracle's probability: ROC AUC and ECE of each on the outcomes, and the AUC gap.
+    Empty when the oracle has no renewal-ARR columns (a world written before them).
+    """
+    path = params.data.oracle_dir / SNAPSHOTS
+    wanted = ["account_id", "as_of", "expected_renewal_arr", "p_expand"]
+    if not path.exists() or not set(wanted) <= set(pd.read_parquet(path).columns):
+        return {}
+    oracle = pd.read_parquet(path, columns=wanted)
+    rows = test.assign(p_win=p_win, row=np.arange(len(test)))
+    oracle = oracle.assign(as_of=oracle["as_of"].astype(rows["as_of"].dtype))
+    joined = rows.merge(oracle, on=["account_id", "as_of"], how="inner", suffixes=("", "_true"))
+    if joined.empty:
+        return {}
+    names = list(model.expand_.feature_names_in_)
+    dollars = renewal_dollars(
+        joined["arr"].to_numpy(float), joined["p_win"].to_numpy(float),
+        model.predict(joined[names]), model.means_,
+    )  # fmt: skip
+    out = {
+        "rows": float(len(joined)),
+        "renewal_arr_spearman": float(
+            spearmanr(dollars.expected_renewal_arr, joined["expected_renewal_arr"]).statistic
+        ),
+    }
+    known = (
+        joined["renewed"].notna().to_numpy()
+        & ((joined["renewed"] == 0) | joined["renewal_arr"].notna()).to_numpy()
+    )
+    arr = joined["arr"].to_numpy(float)
+    renewal = joined["renewal_arr"].fillna(0).to_numpy(float)
+    ratio = np.divide(renewal, arr, out=np.ones(len(joined)), where=arr > 0)
+    expands = ((joined["renewed"] == 1).to_numpy() & (size_class(ratio) == 2))[known].astype(int)
+    for who, p in (("model", dollars.p_expand[known]),
+                   ("oracle", joined["p_expand"].to_numpy(float)[known])):  # fmt: skip
+        out[f"{who}_expansion_auc"] = float(roc_auc_score(expands, p))
+        out[f"{who}_expansion_ece"] = expected_calibration_error(expands, p)
+    out["gap_expansion_auc"] = out["oracle_expansion_auc"] - out["model_expansion_auc"]
+    out["expansions"] = float(expands.sum())
+    log.info(
+        "train: renewal size against the oracle on %d snapshots: expected renewal ARR Spearman "
+        "%.3f with the truth; 'expands' AUC %.3f vs %.3f (gap %.3f), ECE %.3f vs %.3f "
+        "(%d expansions)",
+        len(joined), out["renewal_arr_spearman"], out["model_expansion_auc"],
+        out["oracle_expansion_auc"], out["gap_expansion_auc"], out["model_expansion_ece"],
+        out["oracle_expansion_ece"], out["expansions"],
+    )  # fmt: skip
+    return {f"oracle_size_{k}": v for k, v in out.items()}
 
 
 def true_effects(params: Params) -> pd.DataFrame | None:

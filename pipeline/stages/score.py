@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.config import ScoreConfig
+from models.renewal.size import RenewalSize
 from models.scoring import accounts, forecast, monitoring
 from models.scoring.accounts import Changes
 from pipeline import io
@@ -125,7 +126,7 @@ def _score(
     scored = accounts.score_snapshot(
         snapshot, model.ensemble, model.catalog, model.features, params.score,
         horizon_days=horizon, version=version, as_of=as_of,
-        account_columns=asof.ACCOUNT_COLUMNS,
+        account_columns=asof.ACCOUNT_COLUMNS, size=model.size,
     )  # fmt: skip
     scores = scored.scores
     previous = catalog.runs(catalog.SCORES, params.output_dir, before=as_of)
@@ -138,14 +139,18 @@ def _score(
     )  # fmt: skip
     window = params.score.forecast_days
     outlook = forecast.renewal_forecast(
-        scores, window, model.contraction, [c for c in ("segment", "csm_id") if c in scores]
+        scores,
+        window,
+        model.contraction,
+        [c for c in ("segment", "csm_id") if c in scores],
+        size=model.size,
     )
     # a table without renewal dates has no renewals due: no forecast rather than one of zeros
     dated = bool(scores["days_to_renewal"].notna().any())
     if not dated:
         log.info("score: no renewal dates in the input: no forecast of renewals due")
         outlook = outlook.iloc[0:0]
-    backtest = _backtest(params.output_dir, previous, window, outcomes)
+    backtest = _backtest(params.output_dir, previous, window, outcomes, model.size)
     alerts = None if changes is None else changes.alerts
     target = catalog.SCORES.path(params.output_dir, as_of)
     with catalog.publish(catalog.SCORES, params.output_dir, as_of) as tmp:
@@ -163,9 +168,12 @@ def _score(
         if dated:
             total = outlook[outlook["group"] == "total"].iloc[0]
             figures = ("arr_due", "expected_churned_arr", "expected_churned_arr_low",
-                       "expected_churned_arr_high", "expected_contraction_arr")  # fmt: skip
+                       "expected_churned_arr_high", "expected_contraction_arr",
+                       "expected_expansion_arr", "expected_renewal_arr", "forecast_nrr",
+                       "forecast_nrr_low", "forecast_nrr_high", "forecast_grr",
+                       "forecast_grr_low", "forecast_grr_high")  # fmt: skip
             summary["forecast"] = {"renewals_due": int(total["renewals_due"])} | {
-                k: float(total[k]) for k in figures
+                k: float(total[k]) for k in figures if k in total
             }
         catalog.SCORE_SUMMARY.write(tmp, summary)
     seconds = time.perf_counter() - started
@@ -201,8 +209,9 @@ def _compare(
 
 
 def _backtest(
-    output_dir: Path, previous: list[date], window: int, outcomes: pd.DataFrame | None
-) -> pd.DataFrame:
+    output_dir: Path, previous: list[date], window: int, outcomes: pd.DataFrame | None,
+    size: RenewalSize | None = None,
+) -> pd.DataFrame:  # fmt: skip
     """Past runs' forecasts beside what happened, for runs whose window has closed.
 
     A run scored with a model trained on its own period is in-sample: these figures are honest
@@ -212,7 +221,9 @@ def _backtest(
                "forecast_churned_arr", "forecast_churned_arr_low", "forecast_churned_arr_high",
                "realised_churned_arr", "forecast_renewal_rate", "forecast_renewal_rate_low",
                "forecast_renewal_rate_high", "realised_renewal_rate", "realised_ece",
-               "realised_auc", "realised_auc_low", "realised_auc_high"]  # fmt: skip
+               "realised_auc", "realised_auc_low", "realised_auc_high", "forecast_nrr",
+               "forecast_nrr_low", "forecast_nrr_high", "realised_nrr", "forecast_grr",
+               "forecast_grr_low", "forecast_grr_high", "realised_grr"]  # fmt: skip
     if not previous or outcomes is None:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -220,7 +231,7 @@ def _backtest(
         past = catalog.SCORED.read(output_dir, day)
         if "contract_id" not in past:
             continue
-        figures = forecast.realised(past, outcomes, window)
+        figures = forecast.realised(past, outcomes, window, size=size)
         if figures is None:
             continue
         rows.append({"as_of": str(day), "model_version": str(past["model_version"].iloc[0]),

@@ -31,6 +31,10 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from models.config import TrainConfig
+from models.errors import ModelInputError
+from models.renewal.size import RenewalSize
+from models.renewal.size import evaluate as size_evaluate
+from models.renewal.size import refit as refit_size
 from models.scoring.forecast import contraction_rates
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
@@ -64,11 +68,15 @@ class Judge:
     passes the oracle comparison on the synthetic world; real data has none.
 
     ``win`` gets the out-of-time predictions (``account_id``, ``as_of``, ``renewed``, ``arr``,
-    ``p``); ``effects`` the fitted effect model. Each returns metrics by name (empty: none).
+    ``p``); ``effects`` the fitted effect model; ``size`` the test rows, the size model and the
+    win probability of each row. Each returns metrics by name (empty: none).
     """
 
     win: Callable[[pd.DataFrame], dict[str, float]]
     effects: Callable[[EffectsFit], dict[str, float]]
+    size: Callable[[pd.DataFrame, RenewalSize, np.ndarray], dict[str, float]] = (
+        lambda *_: {}  # a default that judges nothing
+    )
 
 
 @dataclass
@@ -162,11 +170,19 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
     _report(metrics, leads, warning_days, baselines, split)
+    with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
+        size, nrr = _renewal_size(cfg, train, test, names, p_test)
+        metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
+        if size is not None and judge is not None:
+            metrics |= judge.size(test, size.model, p_test)
     with timer("refit"):
         deployed = ensemble
         if cfg.refit_on_all:
             everything = table[labelled]
             deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
+            if size is not None:
+                renewed = _renewals(everything)
+                refit_size(size.model, renewed[names], renewed["renewal_arr"] / renewed["arr"])
     with timer("effects"):  # optional: a failure leaves the win model without an effect model
         outcome = run_effects(params, table, names, data.catalog, deployed)
         effects = outcome.fit
@@ -177,8 +193,9 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics,
-            {catalog.RUN_LEAD_TIME: leads, catalog.RUN_CALIBRATION: periods}, audit, tuned,
-            force, timer, outcome,
+            {catalog.RUN_LEAD_TIME: leads, catalog.RUN_CALIBRATION: periods,
+             catalog.RUN_NRR: nrr}, audit, tuned, force, timer, outcome,
+            None if size is None else size.model,
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
@@ -268,6 +285,65 @@ def _audit(
 
 
 GAIN_NAMES = {"roc_auc": "auc", "brier": "brier"}  # gains named as before intervals existed
+
+
+@dataclass(frozen=True)
+class SizeFit:
+    """The size model fitted on the training period and its figures on the test."""
+
+    model: RenewalSize
+    metrics: dict[str, float]
+
+
+def _renewals(frame: pd.DataFrame) -> pd.DataFrame:
+    """The renewed snapshots whose renewal ARR is known (the size model's rows)."""
+    keep = (frame["renewed"] == 1) & (frame["arr"] > 0) & (frame["renewal_arr"] > 0)
+    return frame[keep]
+
+
+def _renewal_size(
+    cfg: TrainConfig, train: pd.DataFrame, test: pd.DataFrame, names: list[str],
+    p_test: np.ndarray,
+) -> tuple[SizeFit | None, pd.DataFrame]:  # fmt: skip
+    """Fit the size model on the training period's renewals and measure it on the test; None
+    (with a WARNING saying why) when it is off or cannot be estimated from the data."""
+    empty = pd.DataFrame(columns=["period", "arr", "forecast_nrr", "realised_nrr", "error",
+                                  "segment"])  # fmt: skip
+    if not cfg.renewal_size.enabled:
+        return None, empty
+    renewed = _renewals(train)
+    if renewed.empty:
+        log.warning("train: no renewal ARR in the data: the renewal in dollars (churn, shrink "
+                    "or grow) is not estimated; the win model stands alone")  # fmt: skip
+        return None, empty
+    settings = make_ensemble(cfg).get_params() | {"members": tuple(cfg.renewal_size.members)}
+    try:
+        model = RenewalSize(**settings).fit(
+            renewed[names], renewed["renewal_arr"] / renewed["arr"], renewed["account_id"],
+            renewed["as_of"],
+        )  # fmt: skip
+    except ModelInputError as exc:
+        log.warning("train: the renewal in dollars is not estimated: %s", exc)
+        return None, empty
+    labelled = test["renewal_arr"].notna() | (test["renewed"] == 0)
+    frame = test[labelled]
+    metrics, nrr = size_evaluate(
+        model, frame[names], frame, p_test[labelled.to_numpy()], cfg.bootstrap, cfg.seed
+    )
+    log.info(
+        "train: renewal size on the test (%s renewals of %s accounts: %s expansions, %s "
+        "contractions): expansion AUC %.3f [%.3f, %.3f], ECE %.3f; contraction AUC %.3f, ECE "
+        "%.3f; expected against realised renewal ARR, Spearman %.3f [%.3f, %.3f]; book NRR "
+        "off by %.1f points [%.1f, %.1f] per as-of date (ARR-weighted), worst segment %.1f",
+        f"{metrics['renewals']:,.0f}", f"{metrics['accounts']:,.0f}",
+        f"{metrics['expansions']:,.0f}", f"{metrics['contractions']:,.0f}",
+        metrics["expansion_auc"], metrics["expansion_auc_low"], metrics["expansion_auc_high"],
+        metrics["expansion_ece"], metrics["contraction_auc"], metrics["contraction_ece"],
+        metrics["renewal_arr_spearman"], metrics["renewal_arr_spearman_low"],
+        metrics["renewal_arr_spearman_high"], metrics["nrr_error"], metrics["nrr_error_low"],
+        metrics["nrr_error_high"], metrics.get("nrr_error_segment_max", float("nan")),
+    )  # fmt: skip
+    return SizeFit(model, metrics), nrr
 
 
 def _calibration_by_period(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -381,7 +457,7 @@ def _log_run(
     params: Params, data: TrainingSet, deployed: HealthEnsemble, test: pd.DataFrame,
     p_test: np.ndarray, baselines: dict[str, np.ndarray], metrics: dict[str, float],
     tables: dict[str, pd.DataFrame], audit: pd.DataFrame, tuned: Tuned, force: bool,
-    timer: _Timer, outcome: EffectsOutcome,
+    timer: _Timer, outcome: EffectsOutcome, size: RenewalSize | None,
 ) -> TrainResult:  # fmt: skip
     names = data.features
     effects = outcome.fit
@@ -460,6 +536,7 @@ def _log_run(
                 labelled["renewed"],
             ),
             None if effects is None else effects.model,
+            size,
         )  # fmt: skip
         version = registry.log_scoring_model(model, sample[names], params.mlflow.model_name)
         promotion = registry.promote(

@@ -187,6 +187,14 @@ def test_forecast_and_backtest_of_past_runs(scored):
         (due["arr"] * (1 - due["win_probability"])).sum()
     )
     assert set(outlook["group"]) == {"total", "segment", "csm_id"}
+    # the renewal in dollars: each account's expected renewal ARR, and the book's NRR and GRR
+    assert (scores["expected_renewal_arr"] <= scores["arr"] * 3).all()
+    assert (scores["p_expand"] + scores["p_contract"] <= scores["win_probability"] + 1e-9).all()
+    assert total["forecast_nrr"] == pytest.approx(
+        due["expected_renewal_arr"].sum() / due["arr"].sum()
+    )
+    assert total["forecast_nrr_low"] < total["forecast_nrr"] < total["forecast_nrr_high"]
+    assert total["forecast_grr_low"] <= total["forecast_grr"] <= total["forecast_grr_high"] <= 1
     # the first run's 90-day window has closed by the data's end: its forecast meets the outcome
     backtest = pd.read_csv(folder / "backtest.csv")
     assert backtest["as_of"].tolist() == [str(FIRST)]
@@ -206,6 +214,15 @@ def test_forecast_and_backtest_of_past_runs(scored):
     assert backtest["forecast_churned_arr"].iloc[0] == pytest.approx(
         (due["arr"] * (1 - due["win_probability"])).sum()
     )
+    # and its NRR forecast beside the realised one, by hand: renewal ARR of the renewed over ARR
+    outcome = contracts.set_index("contract_id")["renewal_arr"]
+    kept = due[due["contract_id"].isin(renewed)]
+    realised_nrr = kept["contract_id"].map(outcome).fillna(0).sum() / due["arr"].sum()
+    assert backtest["realised_nrr"].iloc[0] == pytest.approx(realised_nrr)
+    assert backtest["forecast_nrr"].iloc[0] == pytest.approx(
+        due["expected_renewal_arr"].sum() / due["arr"].sum()
+    )
+    assert backtest["forecast_nrr_low"].iloc[0] < backtest["forecast_nrr_high"].iloc[0]
 
 
 def test_drift_is_measured_per_feature_and_for_the_score(scored):

@@ -77,6 +77,10 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     assert len(run.data.tags["data_fingerprint"]) == 12
     # what stacking: auto decided, and on what evidence
     assert "out-of-fold log loss" in run.data.tags["stacking"]
+    # the renewal in dollars, measured on the same test with intervals and counts
+    for stem in ("size_expansion_auc", "size_renewal_arr_spearman", "size_nrr_error"):
+        assert metrics[f"{stem}_low"] <= metrics[stem] <= metrics[f"{stem}_high"], stem
+    assert 0.5 < metrics["size_expansion_auc"] <= 1 and metrics["size_expansions"] >= 10
     low, gain, high = (metrics[f"stack_gain_log_loss{s}"] for s in ("_low", "", "_high"))
     assert low <= gain <= high and 0 <= metrics["stack_shrinkage"] <= 1
     artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(

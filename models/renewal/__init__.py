@@ -1,0 +1,1 @@
+"""The renewal in dollars: churn, shrink or grow (:mod:`models.renewal.size`)."""
