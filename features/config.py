@@ -71,6 +71,9 @@ class PrebuiltTable(_Section):
     label_column: str = "renewed"
     churn_value: str | int | float | bool | None = None  # null: the label is 1 = renewed, 0 = not
     arr_column: str | None = None  # null: every row counts as 1 in ARR-weighted figures
+    # the ARR the renewal came in at (label side, never a feature): churn, shrink or grow;
+    # null: the win model alone
+    renewal_arr_column: str | None = None
     as_of_column: str | None = None  # null: no time; validation holds out whole ids instead
     drop_columns: list[str] = Field(default_factory=list)
     components: dict[str, str] = Field(default_factory=dict)  # column -> component (else profile)

@@ -131,6 +131,7 @@ def _require(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> None:
              "as_of_column": spec.as_of_column}  # fmt: skip
     if label:
         named["label_column"] = spec.label_column
+        named["renewal_arr_column"] = spec.renewal_arr_column
     missing = {k: v for k, v in named.items() if v is not None and v not in frame.columns}
     if missing:
         found = ", ".join(map(str, frame.columns[:20]))
@@ -171,12 +172,25 @@ def _base_columns(frame: pd.DataFrame, spec: PrebuiltTable, label: bool) -> pd.D
     renewed = (
         _renewed(frame[spec.label_column], spec) if label else pd.Series(np.nan, index=frame.index)
     )
-    return keys.assign(
+    out = keys.assign(
         renewed=renewed,
         arr=arr.astype(float),
         contract_id=ids,
         days_to_renewal=np.nan,
     )
+    if label and spec.renewal_arr_column is not None:
+        column = spec.renewal_arr_column
+        value = _require_finite(_as_number(frame[column]), column)
+        negative = value < 0
+        if negative.any():
+            rows = (np.flatnonzero(negative.to_numpy())[:SHOWN] + 1).tolist()
+            raise FeatureInputError(
+                f"prebuilt table: column {column!r} (data.prebuilt.renewal_arr_column) has "
+                f"negative renewal ARR in rows {rows}; expected the ARR the renewal came in at"
+            )
+        # a churn renewed at nothing; unknown where the outcome is
+        out["renewal_arr"] = np.where(renewed == 0, 0.0, value.where(renewed == 1)).astype(float)
+    return out
 
 
 def _renewed(label: pd.Series, spec: PrebuiltTable) -> pd.Series:
@@ -257,7 +271,8 @@ def _require_finite(values: pd.Series, column: str) -> pd.Series:
 
 
 def _feature_columns(frame: pd.DataFrame, spec: PrebuiltTable) -> list[str]:
-    roles = {spec.id_column, spec.label_column, spec.as_of_column, *spec.drop_columns}
+    roles = {spec.id_column, spec.label_column, spec.as_of_column, spec.renewal_arr_column,
+             *spec.drop_columns}  # fmt: skip
     unknown = [c for c in spec.drop_columns if c not in frame.columns]
     if unknown:
         raise FeatureInputError(

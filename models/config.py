@@ -142,6 +142,23 @@ class Bands(_Section):
         return self
 
 
+class PriorityWeights(_Section):
+    """The value of acting on an account, in currency, that orders the priority list.
+
+    The value is ``arr_at_risk`` × ARR × (1 − p) + ``expansion`` × the expected expansion ARR +
+    ``opportunity`` × the open opportunity ARR (the feature named ``opportunity_feature``),
+    times 0.5 ^ (days to renewal / ``half_life_days``) when that is set (a renewal sooner counts
+    more). Weights are currency per currency; the default (1, 0, 0, none) is ARR at risk alone.
+    Ties go to the larger ARR, then the account id, so the rank is unique.
+    """
+
+    arr_at_risk: float = Field(default=1.0, ge=0)
+    expansion: float = Field(default=0.0, ge=0)
+    opportunity: float = Field(default=0.0, ge=0)
+    opportunity_feature: str | None = "open_expansion_usd"
+    half_life_days: float | None = Field(default=None, gt=0)
+
+
 class ScoreConfig(_Section):
     """Batch scoring: bands, explanations, alerts, monitoring (the ``score`` section)."""
 
@@ -152,6 +169,7 @@ class ScoreConfig(_Section):
     alert_drop: int = Field(default=10, ge=1)  # health points lost since the previous run
     psi_threshold: float = Field(default=0.2, gt=0)
     forecast_days: int = Field(default=90, ge=1)  # "the coming quarter"
+    priority: PriorityWeights = Field(default_factory=PriorityWeights)
 
 
 class EffectsConfig(_Section):

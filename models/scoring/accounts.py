@@ -19,7 +19,13 @@ import pandas as pd
 from models.config import ScoreConfig
 from models.explain import drivers as explain
 from models.renewal.size import renewal_dollars
-from models.scoring.health import BAND_ORDER, health_band, health_score, priority_rank
+from models.scoring.health import (
+    BAND_ORDER,
+    health_band,
+    health_score,
+    priority_rank,
+    value_of_acting,
+)
 
 if TYPE_CHECKING:
     from models.renewal.size import RenewalSize
@@ -103,6 +109,9 @@ def score_snapshot(
         )
         if size is not None:
             frame = frame.assign(**_dollars(size, chunk[names], frame))
+        opportunity = cfg.priority.opportunity_feature
+        if opportunity and opportunity in chunk:
+            frame = frame.assign(open_opportunity_arr=chunk[opportunity].to_numpy(dtype=float))
         parts.append(frame)
         ids = chunk["account_id"].to_numpy()
         driver_parts.append(
@@ -110,10 +119,16 @@ def score_snapshot(
         )
         point_parts.append(points.astype("float32").set_index(pd.Index(ids, name="account_id")))
     scores = pd.concat(parts, ignore_index=True)
+    value = value_of_acting(
+        scores["arr_at_risk"].to_numpy(),
+        scores["expected_expansion_arr"].to_numpy() if "expected_expansion_arr" in scores else None,
+        scores["open_opportunity_arr"].to_numpy() if "open_opportunity_arr" in scores else None,
+        scores["days_to_renewal"].to_numpy(dtype=float),
+        cfg.priority,
+    )
     scores = scores.assign(
-        priority=priority_rank(
-            scores["arr_at_risk"].to_numpy(), scores["arr"].to_numpy(), scores["account_id"]
-        ),
+        value_of_acting=value,
+        priority=priority_rank(value, scores["arr"].to_numpy(), scores["account_id"]),
         model_version=version,
         as_of=pd.Timestamp(as_of),
     ).sort_values("priority", kind="stable")

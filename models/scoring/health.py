@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.config import ScoreConfig
+from models.config import PriorityWeights, ScoreConfig
 
 
 def health_score(win_probability: np.ndarray) -> np.ndarray:
@@ -29,10 +29,30 @@ def health_band(health: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
 BAND_ORDER = {"red": 0, "yellow": 1, "green": 2}
 
 
-def priority_rank(arr_at_risk: np.ndarray, arr: np.ndarray, account_id: np.ndarray) -> np.ndarray:
-    """A unique rank, 1 = act first: most ARR at risk, then most ARR, then account id."""
+def value_of_acting(
+    arr_at_risk: np.ndarray,
+    expansion: np.ndarray | None,
+    opportunity: np.ndarray | None,
+    days_to_renewal: np.ndarray,
+    weights: PriorityWeights,
+) -> np.ndarray:
+    """Each account's value of acting, in currency (:class:`~models.config.PriorityWeights`);
+    a missing expansion, opportunity or renewal date counts as 0 (no time weighting)."""
+    value = weights.arr_at_risk * np.asarray(arr_at_risk, dtype=float)
+    for weight, part in ((weights.expansion, expansion), (weights.opportunity, opportunity)):
+        if weight and part is not None:
+            value = value + weight * np.nan_to_num(np.asarray(part, dtype=float))
+    if weights.half_life_days:
+        days = np.clip(np.nan_to_num(np.asarray(days_to_renewal, dtype=float)), 0, None)
+        value = value * 0.5 ** (days / weights.half_life_days)
+    return value
+
+
+def priority_rank(value: np.ndarray, arr: np.ndarray, account_id: np.ndarray) -> np.ndarray:
+    """A unique rank, 1 = act first: most value (``arr_at_risk``, or any value of acting),
+    then most ARR, then account id."""
     frame = pd.DataFrame(
-        {"risk": np.asarray(arr_at_risk, float), "arr": np.asarray(arr, float),
+        {"risk": np.asarray(value, float), "arr": np.asarray(arr, float),
          "id": np.asarray(account_id).astype(str)}
     )  # fmt: skip
     order = frame.sort_values(

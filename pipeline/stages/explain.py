@@ -7,7 +7,7 @@ terminal page shows it as plain text: control characters out, Rich markup escape
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -85,6 +85,7 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         "arr_at_risk": float(score["arr_at_risk"]),
         "priority": int(score["priority"]),
         "days_to_renewal": plain(score.get("days_to_renewal")),
+        "renewal": _renewal(score, day),
         "model_version": str(score["model_version"]),
         "components": dict(sorted(components.items(), key=lambda kv: kv[1])),
         "risks": _drivers(drivers, "risk"),
@@ -157,6 +158,22 @@ def _shown(value: Any) -> Any:
     return value
 
 
+def _renewal(score: pd.Series, day: date) -> dict[str, Any] | None:
+    """The renewal in dollars (None when the model has no size part): its date, the expected
+    renewal ARR, and the chances it grows or shrinks."""
+    if "expected_renewal_arr" not in score or pd.isna(score.get("days_to_renewal")):
+        return None
+    return {
+        "date": str(day + timedelta(days=int(score["days_to_renewal"]))),
+        "expected_renewal_arr": float(score["expected_renewal_arr"]),
+        "expected_expansion_arr": float(score["expected_expansion_arr"]),
+        "expected_contraction_arr": float(score["expected_contraction_arr"]),
+        "p_grow": float(score["p_expand"]),
+        "p_shrink": float(score["p_contract"]),
+        "p_churn": 1 - float(score["win_probability"]),
+    }
+
+
 def render_page(page: dict[str, Any]) -> None:
     """The page in the terminal (rich); every text from the data is shown as plain text."""
     page = _shown(page)
@@ -173,6 +190,14 @@ def render_page(page: dict[str, Any]) -> None:
         f"priority #{page['priority']} · renewal in {page['days_to_renewal']} days · "
         f"model v{page['model_version']}"
     )
+    if page.get("renewal"):
+        r = page["renewal"]
+        console.print(
+            f"Renewal on {r['date']}: expected renewal ARR {r['expected_renewal_arr']:,.0f} "
+            f"(today {page['arr']:,.0f}) · chance it churns {r['p_churn']:.0%}, shrinks "
+            f"{r['p_shrink']:.0%}, grows {r['p_grow']:.0%} · expected growth "
+            f"{r['expected_expansion_arr']:,.0f}, shrinkage {r['expected_contraction_arr']:,.0f}"
+        )
     if len(page["history"]) > 1:
         trend = " → ".join(f"{h['health']}" for h in page["history"][-6:])
         console.print(f"Trend: {trend}")

@@ -201,20 +201,22 @@ def _accounts(
         scores["arr"], scores["health"], scores["band"],
         change.reindex(scores["account_id"]).to_numpy(), scores["arr_at_risk"],
         scores["priority"], column("top_risk_1"), play, note, saved, column("days_to_renewal"),
+        column("expected_renewal_arr"), column("expected_expansion_arr"),
         strict=True,
     )  # fmt: skip
     return [
         [
             _text(a), _text(nm) or _text(a), _text(s), _text(c), _round(arr), int(h), str(b),
-            _round(t), _round(risk), int(p), _text(d), pl, no, sv, _round(days),
+            _round(t), _round(risk), int(p), _text(d), pl, no, sv, _round(days), _round(ren),
+            _round(grow),
         ]
-        for a, nm, s, c, arr, h, b, t, risk, p, d, pl, no, sv, days in rows
+        for a, nm, s, c, arr, h, b, t, risk, p, d, pl, no, sv, days, ren, grow in rows
     ]  # fmt: skip
 
 
 ACCOUNT_FIELDS = [
     "id", "name", "segment", "csm", "arr", "health", "band", "trend", "at_risk", "priority",
-    "driver", "play", "play_note", "saved", "renewal_days",
+    "driver", "play", "play_note", "saved", "renewal_days", "renewal_arr", "growth",
 ]  # fmt: skip
 
 

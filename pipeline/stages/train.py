@@ -296,7 +296,10 @@ class SizeFit:
 
 
 def _renewals(frame: pd.DataFrame) -> pd.DataFrame:
-    """The renewed snapshots whose renewal ARR is known (the size model's rows)."""
+    """The renewed snapshots whose renewal ARR is known (the size model's rows; none when the
+    table has no renewal ARR)."""
+    if "renewal_arr" not in frame:
+        return frame.iloc[0:0]
     keep = (frame["renewed"] == 1) & (frame["arr"] > 0) & (frame["renewal_arr"] > 0)
     return frame[keep]
 

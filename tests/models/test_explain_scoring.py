@@ -64,6 +64,27 @@ def test_health_bands_and_priority():
     assert rank.tolist() == [4, 2, 3, 1]
 
 
+def test_the_value_of_acting_weighs_risk_growth_pipeline_and_time_as_set():
+    from models.config import PriorityWeights
+    from models.scoring.health import value_of_acting
+
+    risk, growth = np.array([100.0, 10.0, 50.0]), np.array([0.0, 300.0, np.nan])
+    pipeline, days = np.array([0.0, 0.0, 1000.0]), np.array([0.0, 180.0, np.nan])
+    # the default is ARR at risk alone
+    plain = value_of_acting(risk, growth, pipeline, days, PriorityWeights())
+    assert plain.tolist() == [100.0, 10.0, 50.0]
+    # growth and pipeline in currency, a missing value counting as none
+    mixed = PriorityWeights(expansion=0.5, opportunity=0.1)
+    assert value_of_acting(risk, growth, pipeline, days, mixed).tolist() == [100, 160, 150]
+    # a half-life of 180 days halves a renewal 180 days out; no date: no weighting
+    timed = PriorityWeights(expansion=0.5, half_life_days=180)
+    assert value_of_acting(risk, growth, pipeline, days, timed).tolist() == [100, 80, 50]
+    # and the rank stays unique and deterministic whatever the weights
+    value = value_of_acting(risk, growth, pipeline, days, mixed)
+    rank = priority_rank(value, np.array([5.0, 5.0, 5.0]), np.array(["a", "b", "c"]))
+    assert rank.tolist() == [3, 1, 2]
+
+
 def test_psi_is_zero_on_the_training_data_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     train = pd.DataFrame({"n": rng.normal(0, 1, 5000),

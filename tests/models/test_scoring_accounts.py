@@ -95,7 +95,7 @@ def test_scores_are_exact_and_ordered_by_a_unique_priority():
         "account_id", "contract_id", "segment", "arr", "days_to_renewal", "win_probability",
         "win_probability_low", "win_probability_high", "health", "band", "arr_at_risk",
         "within_horizon", "points_usage", "points_support", "top_risk_1", "top_strength_1",
-        "priority", "model_version", "as_of",
+        "value_of_acting", "priority", "model_version", "as_of",
     ]  # fmt: skip
     pd.testing.assert_frame_equal(snapshot, untouched, obj="the snapshot is not mutated")
 

@@ -133,3 +133,37 @@ def test_a_missing_table_exits_3(tmp_path):
     result = CliRunner().invoke(app, ["validate", *table_args(tmp_path, tmp_path / "no.csv")])
     assert result.exit_code == EXIT_DATA
     assert "no.csv not found" in result.output
+
+
+def test_a_prebuilt_table_with_renewal_arr_learns_churn_shrink_or_grow(tmp_path):
+    # given an export that also says what each renewal came in at: long tenure grows
+    table = churn_table(1500, seed=4)
+    rng = np.random.default_rng(4)
+    grow = rng.random(len(table)) < 1 / (1 + np.exp(-(table["tenure"] - 36) / 10))
+    shrink = ~grow & (rng.random(len(table)) < 0.3)
+    ratio = np.where(grow, rng.uniform(1.1, 1.4, len(table)),
+                     np.where(shrink, rng.uniform(0.6, 0.9, len(table)), 1.0))  # fmt: skip
+    table["RenewedAt"] = np.where(table["Churn"] == "Yes", np.nan,
+                                  np.round(table["MonthlyCharges"] * ratio, 2))  # fmt: skip
+    path = tmp_path / "telco.csv"
+    table.to_csv(path, index=False)
+    args = table_args(tmp_path, path, "data.prebuilt.renewal_arr_column=RenewedAt")
+    runner = CliRunner()
+    for command in ("features", "train"):
+        result = runner.invoke(app, [command, "--quiet", *args])
+        assert result.exit_code == 0, f"{command}: {result.output}"
+    # then the renewal ARR is never a feature, and the run measures the size model
+    catalog = pd.read_csv(tmp_path / "out/features/catalog.csv")
+    assert "RenewedAt" not in set(catalog["source_column"])
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    version = client.get_model_version_by_alias("telco", "champion")
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["size_expansion_auc"] > 0.7, metrics["size_expansion_auc"]
+    assert metrics["size_renewals"] > 0
+    # and a negative renewal ARR is refused, naming the column and the row
+    table.loc[3, "RenewedAt"] = -5
+    table.loc[3, "Churn"] = "No"
+    table.to_csv(path, index=False)
+    result = runner.invoke(app, ["features", "--quiet", *args])
+    assert result.exit_code == 3
+    assert "'RenewedAt'" in result.output and "rows [4]" in result.output

@@ -122,6 +122,9 @@ def test_report_lists_every_scored_account_in_priority_order(reported):
     assert rows["health"].tolist() == scores["health"].tolist()
     assert rows["priority"].tolist() == list(range(1, len(scores) + 1))
     assert rows["band"].tolist() == scores["band"].tolist()
+    # the renewal in dollars beside the health, rounded to whole currency
+    assert rows["renewal_arr"].tolist() == scores["expected_renewal_arr"].round().tolist()
+    assert rows["growth"].tolist() == scores["expected_expansion_arr"].round().tolist()
     assert data["runs"] == [str(FIRST), str(SECOND)]
     assert result.accounts == len(scores)
     before = scores_of(params, FIRST).set_index("account_id")["health"]

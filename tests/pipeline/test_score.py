@@ -187,6 +187,9 @@ def test_forecast_and_backtest_of_past_runs(scored):
         (due["arr"] * (1 - due["win_probability"])).sum()
     )
     assert set(outlook["group"]) == {"total", "segment", "csm_id"}
+    # the default value of acting is ARR at risk, and the priority follows it
+    assert scores["value_of_acting"].to_numpy() == pytest.approx(scores["arr_at_risk"].to_numpy())
+    assert scores.sort_values("priority")["value_of_acting"].is_monotonic_decreasing
     # the renewal in dollars: each account's expected renewal ARR, and the book's NRR and GRR
     assert (scores["expected_renewal_arr"] <= scores["arr"] * 3).all()
     assert (scores["p_expand"] + scores["p_contract"] <= scores["win_probability"] + 1e-9).all()
@@ -246,8 +249,13 @@ def test_explain_prints_one_account_page_and_json(scored):
     assert data["health"] == scores["health"].iloc[0] and data["priority"] == 1
     assert [h["as_of"] for h in data["history"]][-1] == str(SECOND)
     assert len(data["risks"]) >= 1 and data["risks"][0]["text"]
+    # the renewal in dollars beside the health, in words
+    renewal = data["renewal"]
+    assert renewal["expected_renewal_arr"] == pytest.approx(scores["expected_renewal_arr"].iloc[0])
+    assert renewal["p_churn"] + renewal["p_shrink"] + renewal["p_grow"] <= 1 + 1e-9
     shown = runner.invoke(app, ["explain", account, *args])
     assert shown.exit_code == 0 and "Top risks" in shown.output
+    assert f"Renewal on {renewal['date']}: expected renewal ARR" in shown.output
     missing = runner.invoke(app, ["explain", "nobody", *args])
     assert missing.exit_code == EXIT_DATA and "'nobody' is not in the run" in missing.output
 

@@ -123,6 +123,9 @@
         h("td", { "class": "num " + (trend > 0 ? "up" : trend < 0 ? "down" : ""),
                   text: trend === null ? "–" : signed(trend, 0) }),
         h("td", { "class": "num", text: money(r[F.at_risk]) }),
+        h("td", { "class": "num", text: r[F.renewal_days] === null ? "–" : r[F.renewal_days] + " days" }),
+        h("td", { "class": "num", text: r[F.renewal_arr] === null ? "–" : money(r[F.renewal_arr]) }),
+        h("td", { "class": "num", text: r[F.growth] === null ? "–" : money(r[F.growth]) }),
         h("td", { "class": "driver", text: r[F.driver] || "–" }),
         h("td", null, r[F.play] || "–",
           r[F.play_note] ? h("span", { "class": "flag", text: r[F.play_note] }) : null),
@@ -362,7 +365,10 @@
         h("div", null, dot(band), band + " · interval " + Math.round(d.p[0]) + "–" + Math.round(d.p[2]))),
       h("div", null,
         h("div", { text: "Win probability " + d.p[1].toFixed(1) + "% (" + d.p[0].toFixed(1) + "–" + d.p[2].toFixed(1) + "%)" }),
-        h("div", { text: "ARR at risk " + money(r[F.at_risk]) })));
+        h("div", { text: "ARR at risk " + money(r[F.at_risk]) }),
+        r[F.renewal_arr] === null ? null : h("div", { text: "Expected renewal ARR " +
+          money(r[F.renewal_arr]) + " (today " + money(r[F.arr]) + "), expected growth " +
+          money(r[F.growth]) })));
 
     var changed;
     if (d.change) {
