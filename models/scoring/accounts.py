@@ -109,6 +109,7 @@ def score_snapshot(
         )
         if size is not None:
             frame = frame.assign(**_dollars(size, chunk[names], frame))
+            frame = frame.join(_growth_reasons(size, chunk[names], descriptions, components, cfg))
         opportunity = cfg.priority.opportunity_feature
         if opportunity and opportunity in chunk:
             frame = frame.assign(open_opportunity_arr=chunk[opportunity].to_numpy(dtype=float))
@@ -149,6 +150,31 @@ def _dollars(size: RenewalSize, X: pd.DataFrame, frame: pd.DataFrame) -> dict[st
         "p_expand": dollars.p_expand,
         "p_contract": dollars.p_contract,
     }
+
+
+def _growth_reasons(
+    size: RenewalSize,
+    X: pd.DataFrame,
+    descriptions: dict[str, str],
+    components: dict[str, str],
+    cfg: ScoreConfig,
+) -> pd.DataFrame:
+    """``top_growth_1`` … ``top_growth_k``: what most raises each account's chance to grow at
+    renewal, in plain words (the expansion model's largest positive contributions, exact in
+    its log-odds and shown as points of P(grows | renews))."""
+    model = size.expand_
+    contributions = model.contributions(X)
+    log_odds = contributions.sum(axis=1).to_numpy()
+    p = model.calibrator_.predict(log_odds)
+    base = float(model.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
+    points = explain.health_points(contributions, p, base)
+    top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
+    grow = top[top["kind"] == "strength"]
+    out = pd.DataFrame(index=X.index)
+    for rank in range(1, cfg.top_drivers + 1):
+        chosen = grow[grow["rank"] == rank].set_index("row")["text"]
+        out[f"top_growth_{rank}"] = chosen.reindex(X.index)
+    return out
 
 
 def _score_chunk(

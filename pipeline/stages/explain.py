@@ -171,6 +171,11 @@ def _renewal(score: pd.Series, day: date) -> dict[str, Any] | None:
         "p_grow": float(score["p_expand"]),
         "p_shrink": float(score["p_contract"]),
         "p_churn": 1 - float(score["win_probability"]),
+        "why_grow": [
+            str(score[k])
+            for k in sorted(score.index)
+            if k.startswith("top_growth_") and isinstance(score[k], str)
+        ],
     }
 
 
@@ -198,6 +203,8 @@ def render_page(page: dict[str, Any]) -> None:
             f"{r['p_shrink']:.0%}, grows {r['p_grow']:.0%} · expected growth "
             f"{r['expected_expansion_arr']:,.0f}, shrinkage {r['expected_contraction_arr']:,.0f}"
         )
+        if r["why_grow"]:
+            console.print("Why it might grow: " + "; ".join(r["why_grow"]))
     if len(page["history"]) > 1:
         trend = " → ".join(f"{h['health']}" for h in page["history"][-6:])
         console.print(f"Trend: {trend}")

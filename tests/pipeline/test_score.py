@@ -253,6 +253,11 @@ def test_explain_prints_one_account_page_and_json(scored):
     renewal = data["renewal"]
     assert renewal["expected_renewal_arr"] == pytest.approx(scores["expected_renewal_arr"].iloc[0])
     assert renewal["p_churn"] + renewal["p_shrink"] + renewal["p_grow"] <= 1 + 1e-9
+    # why it might grow, in the catalog's words (a sentence, never a bare column name)
+    names = set(pd.read_csv(params.output_dir / "features" / "catalog.csv")["name"])
+    assert renewal["why_grow"] and not names & set(renewal["why_grow"])
+    assert all(" " in text for text in renewal["why_grow"])
+    assert renewal["why_grow"][0] == scores["top_growth_1"].iloc[0]
     shown = runner.invoke(app, ["explain", account, *args])
     assert shown.exit_code == 0 and "Top risks" in shown.output
     assert f"Renewal on {renewal['date']}: expected renewal ARR" in shown.output
