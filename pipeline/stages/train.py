@@ -32,10 +32,10 @@ from sklearn.linear_model import LogisticRegression
 
 from models.config import TrainConfig
 from models.errors import ModelInputError
-from models.renewal.size import RenewalSize
+from models.renewal.size import RenewalSize, renewal_dollars
 from models.renewal.size import evaluate as size_evaluate
 from models.renewal.size import refit as refit_size
-from models.scoring.forecast import contraction_rates
+from models.scoring.forecast import OVERALL, contraction_rates, renewal_forecast
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
 from models.win.metrics import (
@@ -311,7 +311,8 @@ def _renewal_size(
     """Fit the size model on the training period's renewals and measure it on the test; None
     (with a WARNING saying why) when it is off or cannot be estimated from the data."""
     empty = pd.DataFrame(columns=["period", "arr", "forecast_nrr", "realised_nrr", "error",
-                                  "segment"])  # fmt: skip
+                                  "segment", "forecast_nrr_low", "forecast_nrr_high",
+                                  "covered"])  # fmt: skip
     if not cfg.renewal_size.enabled:
         return None, empty
     renewed = _renewals(train)
@@ -330,14 +331,18 @@ def _renewal_size(
         return None, empty
     labelled = test["renewal_arr"].notna() | (test["renewed"] == 0)
     frame = test[labelled]
-    metrics, nrr = size_evaluate(
-        model, frame[names], frame, p_test[labelled.to_numpy()], cfg.bootstrap, cfg.seed
-    )
+    p_win = p_test[labelled.to_numpy()]
+    metrics, nrr = size_evaluate(model, frame[names], frame, p_win, cfg.bootstrap, cfg.seed)
+    nrr = _nrr_intervals(model, frame, names, p_win, nrr, cfg.seed)
+    book = nrr[nrr["segment"] == OVERALL]
+    metrics["nrr_dates"] = float(len(book))
+    metrics["nrr_dates_covered"] = float(book["covered"].sum())
     log.info(
         "train: renewal size on the test (%s renewals of %s accounts: %s expansions, %s "
         "contractions): expansion AUC %.3f [%.3f, %.3f], ECE %.3f; contraction AUC %.3f, ECE "
         "%.3f; expected against realised renewal ARR, Spearman %.3f [%.3f, %.3f]; book NRR "
-        "off by %.1f points [%.1f, %.1f] per as-of date (ARR-weighted), worst segment %.1f",
+        "off by %.1f points [%.1f, %.1f] per as-of date (ARR-weighted), worst segment %.1f; "
+        "the realised NRR inside the forecast's 95 %% interval on %d of %d dates",
         f"{metrics['renewals']:,.0f}", f"{metrics['accounts']:,.0f}",
         f"{metrics['expansions']:,.0f}", f"{metrics['contractions']:,.0f}",
         metrics["expansion_auc"], metrics["expansion_auc_low"], metrics["expansion_auc_high"],
@@ -345,8 +350,36 @@ def _renewal_size(
         metrics["renewal_arr_spearman"], metrics["renewal_arr_spearman_low"],
         metrics["renewal_arr_spearman_high"], metrics["nrr_error"], metrics["nrr_error_low"],
         metrics["nrr_error_high"], metrics.get("nrr_error_segment_max", float("nan")),
+        metrics["nrr_dates_covered"], metrics["nrr_dates"],
     )  # fmt: skip
     return SizeFit(model, metrics), nrr
+
+
+def _nrr_intervals(
+    model: RenewalSize, frame: pd.DataFrame, names: list[str], p_win: np.ndarray,
+    nrr: pd.DataFrame, seed: int,
+) -> pd.DataFrame:  # fmt: skip
+    """The book's NRR table per as-of date with the 95 % interval each date's forecast allows
+    (every renewal drawn from its own mixture) and whether the realised NRR is inside it."""
+    dollars = renewal_dollars(frame["arr"].to_numpy(float), p_win, model.predict(frame[names]),
+                              model.means_)  # fmt: skip
+    drawn = pd.DataFrame({
+        "arr": frame["arr"].to_numpy(float), "win_probability": p_win, "days_to_renewal": 0.0,
+        "period": frame["as_of"].astype(str).to_numpy(),
+        "expected_renewal_arr": dollars.expected_renewal_arr,
+        "expected_contraction_arr": dollars.expected_contraction_arr,
+        "expected_expansion_arr": dollars.expected_expansion_arr,
+        "p_expand": dollars.p_expand, "p_contract": dollars.p_contract,
+    })  # fmt: skip
+    outlook = renewal_forecast(drawn, 0, {}, ["period"], seed=seed, size=model)
+    per = outlook[outlook["group"] == "period"].set_index("value")
+    book = nrr["segment"] == OVERALL
+    low = nrr["period"].map(100 * per["forecast_nrr_low"]).where(book)
+    high = nrr["period"].map(100 * per["forecast_nrr_high"]).where(book)
+    return nrr.assign(
+        forecast_nrr_low=low, forecast_nrr_high=high,
+        covered=(low <= nrr["realised_nrr"]) & (nrr["realised_nrr"] <= high),
+    )  # fmt: skip
 
 
 def _calibration_by_period(test: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> pd.DataFrame:

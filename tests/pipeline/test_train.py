@@ -81,6 +81,13 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     for stem in ("size_expansion_auc", "size_renewal_arr_spearman", "size_nrr_error"):
         assert metrics[f"{stem}_low"] <= metrics[stem] <= metrics[f"{stem}_high"], stem
     assert 0.5 < metrics["size_expansion_auc"] <= 1 and metrics["size_expansions"] >= 10
+    nrr = pd.read_csv(MlflowClient(params.mlflow.tracking_uri).download_artifacts(
+        result.run_id, "evaluation/nrr_by_period.csv"))  # fmt: skip
+    book = nrr[nrr["segment"] == "(all)"]
+    assert len(book) == metrics["size_nrr_dates"] == metrics["oot_periods"]
+    assert (book["forecast_nrr_low"] <= book["forecast_nrr"]).all()
+    assert (book["forecast_nrr"] <= book["forecast_nrr_high"]).all()
+    assert book["covered"].sum() == metrics["size_nrr_dates_covered"]
     low, gain, high = (metrics[f"stack_gain_log_loss{s}"] for s in ("_low", "", "_high"))
     assert low <= gain <= high and 0 <= metrics["stack_shrinkage"] <= 1
     artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
