@@ -460,6 +460,15 @@ def test_browser_under_the_reports_own_csp_loads_account_files_and_runs_nothing_
     context.close()
 
 
+def test_the_forecast_shows_net_and_gross_revenue_retention(reported):
+    params, result, _ = reported
+    html = result.path.read_text(encoding="utf-8")
+    total = pd.read_csv(score_partition(params.output_dir, SECOND) / "forecast.csv").iloc[0]
+    assert "Net revenue retention (95 %)" in html
+    shown = f"{100 * total['forecast_nrr']:.0f} % ({100 * total['forecast_nrr_low']:.0f}–"
+    assert shown in html
+
+
 def test_the_model_page_shows_calibration_per_as_of_date(reported):
     _, result, _ = reported
     html = result.path.read_text(encoding="utf-8")
