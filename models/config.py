@@ -51,7 +51,7 @@ class RenewalSizeParams(_Section):
 
     enabled: bool = True
     members: list[Literal["lightgbm", "linear", "additive"]] = Field(
-        default_factory=lambda: ["additive", "linear"]
+        default_factory=lambda: ["additive"]
     )
 
 

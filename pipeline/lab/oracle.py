@@ -158,7 +158,7 @@ def size_vs_oracle(
     Empty when the oracle has no renewal-ARR columns (a world written before them).
     """
     path = params.data.oracle_dir / SNAPSHOTS
-    wanted = ["account_id", "as_of", "expected_renewal_arr", "p_expand"]
+    wanted = ["account_id", "as_of", "expected_renewal_arr", "expected_renewal_ratio", "p_expand"]
     if not path.exists() or not set(wanted) <= set(pd.read_parquet(path).columns):
         return {}
     oracle = pd.read_parquet(path, columns=wanted)
@@ -177,6 +177,13 @@ def size_vs_oracle(
         "renewal_arr_spearman": float(
             spearmanr(dollars.expected_renewal_arr, joined["expected_renewal_arr"]).statistic
         ),
+        # the same without ARR's scale, which dominates the figure above: the ratio to today
+        "renewal_ratio_spearman": float(
+            spearmanr(
+                dollars.expected_renewal_arr / np.maximum(joined["arr"].to_numpy(float), 1e-12),
+                joined["expected_renewal_ratio"],
+            ).statistic
+        ),
     }
     known = (
         joined["renewed"].notna().to_numpy()
@@ -194,9 +201,10 @@ def size_vs_oracle(
     out["expansions"] = float(expands.sum())
     log.info(
         "train: renewal size against the oracle on %d snapshots: expected renewal ARR Spearman "
-        "%.3f with the truth; 'expands' AUC %.3f vs %.3f (gap %.3f), ECE %.3f vs %.3f "
-        "(%d expansions)",
-        len(joined), out["renewal_arr_spearman"], out["model_expansion_auc"],
+        "%.3f with the truth (%.3f on its ratio to today's ARR); 'expands' AUC %.3f vs %.3f "
+        "(gap %.3f), ECE %.3f vs %.3f (%d expansions)",
+        len(joined), out["renewal_arr_spearman"], out["renewal_ratio_spearman"],
+        out["model_expansion_auc"],
         out["oracle_expansion_auc"], out["gap_expansion_auc"], out["model_expansion_ece"],
         out["oracle_expansion_ece"], out["expansions"],
     )  # fmt: skip

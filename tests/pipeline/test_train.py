@@ -83,6 +83,9 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     assert 0.5 < metrics["size_expansion_auc"] <= 1 and metrics["size_expansions"] >= 10
     nrr = pd.read_csv(MlflowClient(params.mlflow.tracking_uri).download_artifacts(
         result.run_id, "evaluation/nrr_by_period.csv"))  # fmt: skip
+    # and against the oracle's truth of the same snapshots
+    assert -1 <= metrics["oracle_size_renewal_ratio_spearman"] <= 1
+    assert metrics["oracle_size_model_expansion_auc"] > 0.5
     book = nrr[nrr["segment"] == "(all)"]
     assert len(book) == metrics["size_nrr_dates"] == metrics["oot_periods"]
     assert (book["forecast_nrr_low"] <= book["forecast_nrr"]).all()
