@@ -359,23 +359,29 @@ def _nrr_intervals(
     model: RenewalSize, frame: pd.DataFrame, names: list[str], p_win: np.ndarray,
     nrr: pd.DataFrame, seed: int,
 ) -> pd.DataFrame:  # fmt: skip
-    """The book's NRR table per as-of date with the 95 % interval each date's forecast allows
-    (every renewal drawn from its own mixture) and whether the realised NRR is inside it."""
+    """The NRR table per as-of date (the book's, and each segment's) with the 95 % interval each
+    forecast allows (every renewal drawn from its own mixture) and whether the realised NRR is
+    inside it."""
     dollars = renewal_dollars(frame["arr"].to_numpy(float), p_win, model.predict(frame[names]),
                               model.means_)  # fmt: skip
+    period = frame["as_of"].astype(str).to_numpy()
+    segment = frame["segment"].astype(str).to_numpy() if "segment" in frame else None
     drawn = pd.DataFrame({
         "arr": frame["arr"].to_numpy(float), "win_probability": p_win, "days_to_renewal": 0.0,
-        "period": frame["as_of"].astype(str).to_numpy(),
+        "cell": [f"{OVERALL}|{d}" for d in period],
         "expected_renewal_arr": dollars.expected_renewal_arr,
         "expected_contraction_arr": dollars.expected_contraction_arr,
         "expected_expansion_arr": dollars.expected_expansion_arr,
         "p_expand": dollars.p_expand, "p_contract": dollars.p_contract,
     })  # fmt: skip
-    outlook = renewal_forecast(drawn, 0, {}, ["period"], seed=seed, size=model)
-    per = outlook[outlook["group"] == "period"].set_index("value")
-    book = nrr["segment"] == OVERALL
-    low = nrr["period"].map(100 * per["forecast_nrr_low"]).where(book)
-    high = nrr["period"].map(100 * per["forecast_nrr_high"]).where(book)
+    by = ["cell"]
+    if segment is not None:
+        drawn["segment_cell"] = [f"{s}|{d}" for s, d in zip(segment, period, strict=True)]
+        by.append("segment_cell")
+    outlook = renewal_forecast(drawn, 0, {}, by, seed=seed, size=model)
+    per = outlook[outlook["group"] != "total"].set_index("value")
+    key = nrr["segment"].astype(str) + "|" + nrr["period"].astype(str)
+    low, high = key.map(100 * per["forecast_nrr_low"]), key.map(100 * per["forecast_nrr_high"])
     return nrr.assign(
         forecast_nrr_low=low, forecast_nrr_high=high,
         covered=(low <= nrr["realised_nrr"]) & (nrr["realised_nrr"] <= high),

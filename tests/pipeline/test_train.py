@@ -91,6 +91,10 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     assert (book["forecast_nrr_low"] <= book["forecast_nrr"]).all()
     assert (book["forecast_nrr"] <= book["forecast_nrr_high"]).all()
     assert book["covered"].sum() == metrics["size_nrr_dates_covered"]
+    # every segment's dates carry their own interval around their own forecast
+    assert nrr["forecast_nrr_low"].notna().all() and set(nrr["segment"]) > {"(all)"}
+    assert (nrr["forecast_nrr_low"] <= nrr["forecast_nrr"]).all()
+    assert (nrr["forecast_nrr"] <= nrr["forecast_nrr_high"]).all()
     low, gain, high = (metrics[f"stack_gain_log_loss{s}"] for s in ("_low", "", "_high"))
     assert low <= gain <= high and 0 <= metrics["stack_shrinkage"] <= 1
     artifacts = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
