@@ -242,6 +242,7 @@ def _details(
     plan_pages = _plan_pages(params, day, effects)
     footprint, activity, personas = _raw_pages(params, day, ids)
     names = [c.removeprefix("points_") for c in components.columns]
+    growth = sorted(c for c in scores.columns if c.startswith("top_growth_"))
     pages = []
     for i, account in enumerate(ids):
         row = scores.iloc[i]
@@ -257,6 +258,7 @@ def _details(
                 "history": trend.get(account, []),
                 "change": changes.get(account),
                 "plays": plan_pages.get(account),
+                "grow": [_text(row[c]) for c in growth if isinstance(row[c], str)],
                 "footprint": footprint.get(account, []),
                 "activity": activity.get(account, []),
                 "version": str(row["model_version"]),

@@ -460,6 +460,13 @@ def test_browser_under_the_reports_own_csp_loads_account_files_and_runs_nothing_
     context.close()
 
 
+def test_each_account_page_says_why_it_might_grow(reported):
+    params, result, _ = reported
+    pages = account_pages(result.path.parent)
+    scores = scores_of(params)
+    assert [p["grow"][0] for p in pages[:20]] == scores["top_growth_1"].head(20).tolist()
+
+
 def test_the_forecast_shows_net_and_gross_revenue_retention(reported):
     params, result, _ = reported
     html = result.path.read_text(encoding="utf-8")

@@ -407,6 +407,9 @@
         h("div", { "class": "panel" }, h("h3", { text: "History" }), sparkline(d.history)),
         h("div", { "class": "panel" }, h("h3", { text: "What changed since last time" }), changed)),
       h("div", { "class": "panel" }, h("h3", { text: "Recommended plays" }), plays(d.plays)),
+      d.grow && d.grow.length ? h("div", { "class": "panel" },
+        h("h3", { text: "Why it might grow at renewal" }),
+        h("ul", null, d.grow.map(function (t) { return h("li", { text: t }); }))) : null,
       h("div", { "class": "grid2" },
         h("div", { "class": "panel" }, h("h3", { text: "Stakeholder footprint" }), footprint(d.footprint)),
         h("div", { "class": "panel" }, h("h3", { text: "Recent activity" }), activity(d.activity))));
