@@ -41,6 +41,10 @@ features: setup
 train: setup
 	$(HS) train --params $(PARAMS) $(ARGS)
 
+## Publish the latest scoring run (and its plan) to the database in publish.url (ARGS="--as-of DATE")
+publish: setup
+	$(HS) publish --params $(PARAMS) $(ARGS)
+
 ## Correct the champion's probabilities from renewals closed since training (ARGS="--dry-run")
 recalibrate: setup
 	$(HS) recalibrate --params $(PARAMS) $(ARGS)
@@ -75,9 +79,17 @@ browser:
 	  $$SUDO apt-get update -qq || true; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@$(CHROMIUM) --version 2>/dev/null | head -1
 
-## Run the test suite (unit + slow end-to-end + headless Chromium + notebooks)
-test: setup browser
-	HEALTHSCORE_REQUIRE_BROWSER=1 HEALTHSCORE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 $(ARGS)
+## Install Debian's PostgreSQL server for the publish tests (apt-get; quick when present)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "make postgres: no PostgreSQL server and no apt-get; install one (initdb, pg_ctl)" >&2; exit 1; }; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq || true; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null | head -1
+
+## Run the test suite (unit + slow end-to-end + headless Chromium + PostgreSQL + notebooks)
+test: setup browser postgres
+	HEALTHSCORE_REQUIRE_BROWSER=1 HEALTHSCORE_REQUIRE_POSTGRES=1 HEALTHSCORE_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -n 2 $(ARGS)
 
 ## Lint and format-check with ruff
 lint: setup
@@ -134,4 +146,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) .venv-featuretools data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train recalibrate score report browser all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean
+.PHONY: help setup data validate features train recalibrate score report publish browser postgres all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean

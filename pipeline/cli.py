@@ -524,6 +524,27 @@ def report(
     typer.echo(str(result.path))
 
 
+@app.command()
+@with_params()
+def publish(
+    cfg: Params,
+    quiet: bool,
+    as_of: Annotated[
+        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+    ] = None,
+) -> None:
+    """Write a scoring run (and its plan) to a database teams read by SQL.
+
+    Tables account_health (history, keyed by account and as-of), the account_health_latest
+    view, account_drivers, account_plays and alerts, with a schema version. The date's rows
+    are replaced in one transaction: a re-run writes no duplicate, a failure leaves the
+    previous state. publish.url is any SQLAlchemy URL (HEALTHSCORE_PUBLISH_URL overrides it);
+    by default an embedded DuckDB file, output_dir/healthscore.duckdb.
+    """
+    result = _guard(stages.run_publish, cfg, _date(as_of) if as_of else None)
+    typer.echo(f"→ {result.url}")
+
+
 @app.command("all")
 @with_params()
 def run_all(

@@ -149,6 +149,17 @@ class ScoreParams(ScoreConfig):
     stale_after_days: int = Field(default=3, ge=0)
 
 
+PUBLISH_URL_ENV = "HEALTHSCORE_PUBLISH_URL"
+
+
+class PublishParams(_Section):
+    """The ``publish`` section: the database a scoring run is written to (SQLAlchemy URL)."""
+
+    # null: an embedded DuckDB file, output_dir/healthscore.duckdb; or any SQLAlchemy URL, e.g.
+    # postgresql+psycopg://user@host/db
+    url: str | None = None
+
+
 class RecalibrateParams(_Section):
     """The ``recalibrate`` section: correcting the champion from renewals closed since training."""
 
@@ -166,6 +177,7 @@ class Params(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     score: ScoreParams = Field(default_factory=ScoreParams)
     recalibrate: RecalibrateParams = Field(default_factory=RecalibrateParams)
+    publish: PublishParams = Field(default_factory=PublishParams)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
@@ -222,8 +234,8 @@ def notebook_params(path: Path | str, overrides: list[str] | None = None) -> Par
 def load_params(path: Path | str | None = None, overrides: list[str] | None = None) -> Params:
     """Read params.yaml, apply ``--set`` overrides and the environment, validate once.
 
-    ``MLFLOW_TRACKING_URI`` in the environment overrides ``mlflow.tracking_uri``; explicit
-    ``--set mlflow.tracking_uri=…`` wins over both.
+    ``MLFLOW_TRACKING_URI`` in the environment overrides ``mlflow.tracking_uri`` and
+    ``HEALTHSCORE_PUBLISH_URL`` overrides ``publish.url``; an explicit ``--set`` wins over both.
 
     Raises:
         ConfigError: missing file, bad YAML, unknown key or bad value, named by dotted path.
@@ -244,6 +256,9 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     if env_uri:
         tree = _apply_override(tree, ["mlflow", "tracking_uri"], env_uri)
+    env_publish = os.environ.get(PUBLISH_URL_ENV)  # credentials stay out of params.yaml
+    if env_publish:
+        tree = _apply_override(tree, ["publish", "url"], env_publish)
     for override in overrides or []:
         tree = _apply_override(tree, *parse_override(override))
 

@@ -9,7 +9,7 @@ import pandas as pd
 import features
 from pipeline import io
 from pipeline.config import Params
-from pipeline.stages import data, plan, report, score, train, validate
+from pipeline.stages import data, plan, publish, report, score, train, validate
 from pipeline.stages import features as features_stage
 from pipeline.stages.report import ReportResult
 from pipeline.stages.train import Judge
@@ -19,7 +19,7 @@ log = logging.getLogger("healthscore")
 
 def run_all(params: Params, quiet: bool = False, judge: Judge | None = None) -> ReportResult:
     """The main job on the embedded default: data → validate → features → train → score → plan
-    → report.
+    → report → publish.
 
     Scores as of the day after the data ends (the synthetic world's "today"), after
     ``report.backfill_runs`` earlier periods of the feature grid so the first report already has
@@ -52,5 +52,6 @@ def run_all(params: Params, quiet: bool = False, judge: Judge | None = None) -> 
         except plan.NoEffectModel as exc:
             log.warning("all: no plans: %s", exc)
     written = report.run_report(params, scored.as_of)
+    publish.run_publish(params, scored.as_of)
     log.info("all: done; open the report: %s", written.path)
     return written

@@ -1,10 +1,12 @@
 """The stages, one module each: data → validate → features → train → score → plan → report,
-explain, and recalibrate. A stage reads and writes through ``pipeline.io`` and calls pure code in
+explain, recalibrate and
+publish. A stage reads and writes through ``pipeline.io`` and calls pure code in
 ``features`` and ``models``; it never imports another stage or the lab."""
 
 from pipeline.stages.data import run_data
 from pipeline.stages.features import run_features
 from pipeline.stages.plan import run_plan
+from pipeline.stages.publish import run_publish
 from pipeline.stages.recalibrate import run_recalibrate
 from pipeline.stages.report import run_report
 from pipeline.stages.score import run_score
@@ -15,6 +17,7 @@ __all__ = [
     "run_data",
     "run_features",
     "run_plan",
+    "run_publish",
     "run_recalibrate",
     "run_report",
     "run_score",

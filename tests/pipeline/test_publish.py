@@ -1,0 +1,209 @@
+"""`healthscore publish`: a scoring run in a database, on DuckDB and on a real PostgreSQL server.
+
+The PostgreSQL server is Debian's package (``make postgres`` installs it), started here on a
+Unix socket in a temporary folder and stopped at the end; ``HEALTHSCORE_REQUIRE_POSTGRES=1``
+(``make test``) turns a missing server into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pipeline import stages
+from pipeline.cli import EXIT_DATA, app
+from pipeline.config import load_params
+from pipeline.io import catalog, warehouse
+from tests.pipeline.test_train import small
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST, SECOND = date(2026, 9, 1), date(2026, 10, 1)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """Two scoring runs and a plan on a small world."""
+    tmp = tmp_path_factory.mktemp("publish")
+    params = load_params(ROOT / "params.yaml", small(tmp))
+    stages.run_data(params, quiet=True)
+    stages.run_features(params, quiet=True)
+    stages.run_train(params)
+    for day in (FIRST, SECOND):
+        stages.run_score(params, day, allow_stale=True)
+    stages.run_plan(params, SECOND)
+    return params
+
+
+def _count(url: str, table: str, where: str = "") -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table} {where}")).scalar())
+    finally:
+        engine.dispose()
+
+
+def _check_publish(params, url: str) -> None:
+    """The contract on any database: history keyed by date, idempotent, latest view."""
+    moved = params.model_copy(update={"publish": params.publish.model_copy(update={"url": url})})
+    scores = catalog.SCORED.read(params.output_dir, SECOND)
+    first = stages.run_publish(moved, FIRST)
+    second = stages.run_publish(moved, SECOND)
+    # one row per account and date, every driver, the plan of the date that has one
+    assert second.rows["account_health"] == len(scores)
+    assert _count(url, "account_health") == first.rows["account_health"] + len(scores)
+    drivers = catalog.DRIVERS.read(params.output_dir, SECOND)
+    assert _count(url, "account_drivers", f"WHERE as_of = '{SECOND}'") == len(drivers)
+    assert second.rows["account_plays"] == len(catalog.PLANNED.read(params.output_dir, SECOND))
+    assert first.rows["account_plays"] == 0 and first.rows["alerts"] == 0
+    # a re-run replaces the date: no duplicate
+    again = stages.run_publish(moved, SECOND)
+    assert again.rows == second.rows
+    assert _count(url, "account_health") == first.rows["account_health"] + len(scores)
+    # the latest view holds the newest date only, the same health as the run
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        latest = pd.read_sql(sa.text(f"SELECT account_id, as_of, health FROM "
+                                     f"{warehouse.LATEST_VIEW}"), conn)  # fmt: skip
+        version = conn.execute(sa.text("SELECT version FROM healthscore_schema")).scalar()
+    engine.dispose()
+    assert len(latest) == len(scores) and {str(d)[:10] for d in latest["as_of"]} == {str(SECOND)}
+    by_id = scores.set_index("account_id")["health"]
+    assert (latest.set_index("account_id")["health"] == by_id.reindex(latest["account_id"])).all()
+    assert version == warehouse.SCHEMA_VERSION
+
+
+def _check_crash(params, url: str, monkeypatch) -> None:
+    """A failure half-way through leaves the previous state whole (one transaction)."""
+    moved = params.model_copy(update={"publish": params.publish.model_copy(update={"url": url})})
+    stages.run_publish(moved, SECOND)
+    before = {t: _count(url, t) for t in warehouse.TABLES}
+    real = warehouse._records
+    calls = {"n": 0}
+
+    def failing(table, frame):
+        calls["n"] += 1
+        if calls["n"] == 3:  # after two tables were deleted and rewritten
+            raise RuntimeError("the connection dropped")
+        return real(table, frame)
+
+    monkeypatch.setattr(warehouse, "_records", failing)
+    with pytest.raises(RuntimeError, match="dropped"):
+        stages.run_publish(moved, SECOND)
+    monkeypatch.setattr(warehouse, "_records", real)
+    assert {t: _count(url, t) for t in warehouse.TABLES} == before
+
+
+def test_publish_to_duckdb_by_default(scored, monkeypatch):
+    params = scored
+    # the default: an embedded DuckDB file in output_dir, through the CLI
+    args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
+    out = CliRunner().invoke(app, ["publish", "--as-of", str(SECOND), *args])
+    assert out.exit_code == 0, out.output
+    path = params.output_dir / "healthscore.duckdb"
+    assert path.exists() and str(path) in out.output
+    url = f"duckdb:///{path}"
+    assert _count(url, "account_health") == len(catalog.SCORED.read(params.output_dir, SECOND))
+    _check_publish(params, f"duckdb:///{params.output_dir}/contract.duckdb")
+    _check_crash(params, f"duckdb:///{params.output_dir}/crash.duckdb", monkeypatch)
+    # a date with no scoring run exits 3 naming the runs there are
+    missing = CliRunner().invoke(app, ["publish", "--as-of", "2020-01-01", *args])
+    assert missing.exit_code == EXIT_DATA and str(SECOND) in missing.output
+
+
+def test_a_database_of_another_schema_version_is_refused(scored, monkeypatch):
+    params = scored
+    url = f"duckdb:///{params.output_dir}/old.duckdb"
+    moved = params.model_copy(update={"publish": params.publish.model_copy(update={"url": url})})
+    stages.run_publish(moved, SECOND)
+    monkeypatch.setattr(warehouse, "SCHEMA_VERSION", warehouse.SCHEMA_VERSION + 1)
+    with pytest.raises(warehouse.SchemaMismatch, match="schema version"):
+        stages.run_publish(moved, SECOND)
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(versions[-1]).parent if versions else None
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL server on a Unix socket in a temporary folder, for this module."""
+    binaries = _postgres_bin()
+    if binaries is None:
+        if os.environ.get("HEALTHSCORE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required (make postgres installs Debian's package)")
+        pytest.skip("no PostgreSQL server installed (make postgres)")
+    folder = Path(tempfile.mkdtemp(prefix="healthscore-pg-", dir="/tmp"))
+    data = folder / "data"
+    run: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+        shutil.chown(folder, "postgres")
+        run = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*run, str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                    "healthscore"], check=True, capture_output=True)  # fmt: skip
+    options = f"-k {folder} -c listen_addresses='' -p 5439"
+    log = str(folder / "log")
+    subprocess.run([*run, str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", log,
+                    "-w", "start"], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://healthscore@/postgres?host={folder}&port=5439"
+    finally:
+        subprocess.run([*run, str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast",
+                        "stop"], capture_output=True)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_publish_to_a_real_postgresql_server(scored, postgres, monkeypatch):
+    params = scored
+    _check_publish(params, postgres)
+    _check_crash(params, postgres, monkeypatch)
+
+
+def test_readers_never_see_half_a_run_on_postgresql(scored, postgres):
+    params = scored
+    moved = params.model_copy(
+        update={"publish": params.publish.model_copy(update={"url": postgres})}
+    )
+    stages.run_publish(moved, SECOND)
+    whole = _count(postgres, "account_health", f"WHERE as_of = '{SECOND}'")
+    seen, done = [], threading.Event()
+
+    def read() -> None:
+        engine = sa.create_engine(postgres)
+        with engine.connect() as conn:
+            while not done.is_set():
+                seen.append(int(conn.execute(sa.text(
+                    f"SELECT count(*) FROM account_health WHERE as_of = '{SECOND}'"
+                )).scalar()))  # fmt: skip
+                conn.commit()
+                time.sleep(0.005)
+        engine.dispose()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(3):
+            stages.run_publish(moved, SECOND)
+    finally:
+        done.set()
+        reader.join()
+    # every read saw the date whole: the delete and the inserts commit together
+    assert seen and set(seen) == {whole}
