@@ -216,7 +216,8 @@ def evaluate(
     cls = size_class(ratio)
     outlook = model.predict(X)
     dollars = renewal_dollars(arr, p_win, outlook, model.means_)
-    periods = frame["as_of"].astype(str).to_numpy()
+    # a table without as-of dates is one period: its whole test
+    periods = frame["as_of"].astype(str).where(frame["as_of"].notna(), "all").to_numpy()
     segments = frame["segment"].astype(str).to_numpy() if "segment" in frame else None
     codes, uniques = pd.factorize(frame["account_id"], sort=True)
 

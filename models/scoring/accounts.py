@@ -140,11 +140,16 @@ def score_snapshot(
 
 def _dollars(size: RenewalSize, X: pd.DataFrame, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The renewal in dollars of a chunk's accounts (columns to add to its scores)."""
+    outlook = size.predict(X)
     dollars = renewal_dollars(
-        frame["arr"].to_numpy(), frame["win_probability"].to_numpy(), size.predict(X), size.means_
+        frame["arr"].to_numpy(), frame["win_probability"].to_numpy(), outlook, size.means_
     )
+    # the interval the win probability's own (Venn-ABERS) interval gives the expectation
+    per_renewal = frame["arr"].to_numpy() * outlook.expected_ratio
     return {
         "expected_renewal_arr": dollars.expected_renewal_arr,
+        "expected_renewal_arr_low": per_renewal * frame["win_probability_low"].to_numpy(),
+        "expected_renewal_arr_high": per_renewal * frame["win_probability_high"].to_numpy(),
         "expected_contraction_arr": dollars.expected_contraction_arr,
         "expected_expansion_arr": dollars.expected_expansion_arr,
         "p_expand": dollars.p_expand,

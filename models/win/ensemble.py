@@ -339,6 +339,8 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             intercept = (1 - lam) * intercept + lam * b
             weights = (1 - lam) * weights + lam * _spread(w, np.arange(len(self.members)) == alone)
             kept = (weights > 0) | (self.min_member_weight == 0)
+            if not kept.any():  # no member carries signal: keep the best, at weight 0
+                kept = np.arange(len(self.members)) == alone
         self.stack_choice_ = choice
         self.stack_mode_ = choice.mode if guarded else "stack"
         self.stack_reason_ = (

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
@@ -166,6 +167,10 @@ def _renewal(score: pd.Series, day: date) -> dict[str, Any] | None:
     return {
         "date": str(day + timedelta(days=int(score["days_to_renewal"]))),
         "expected_renewal_arr": float(score["expected_renewal_arr"]),
+        "expected_renewal_arr_interval": [
+            float(score.get("expected_renewal_arr_low", np.nan)),
+            float(score.get("expected_renewal_arr_high", np.nan)),
+        ],
         "expected_expansion_arr": float(score["expected_expansion_arr"]),
         "expected_contraction_arr": float(score["expected_contraction_arr"]),
         "p_grow": float(score["p_expand"]),
@@ -199,7 +204,9 @@ def render_page(page: dict[str, Any]) -> None:
         r = page["renewal"]
         console.print(
             f"Renewal on {r['date']}: expected renewal ARR {r['expected_renewal_arr']:,.0f} "
-            f"(today {page['arr']:,.0f}) · chance it churns {r['p_churn']:.0%}, shrinks "
+            f"({r['expected_renewal_arr_interval'][0]:,.0f}–"
+            f"{r['expected_renewal_arr_interval'][1]:,.0f}; today {page['arr']:,.0f}) · "
+            f"chance it churns {r['p_churn']:.0%}, shrinks "
             f"{r['p_shrink']:.0%}, grows {r['p_grow']:.0%} · expected growth "
             f"{r['expected_expansion_arr']:,.0f}, shrinkage {r['expected_contraction_arr']:,.0f}"
         )

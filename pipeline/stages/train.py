@@ -364,7 +364,7 @@ def _nrr_intervals(
     inside it."""
     dollars = renewal_dollars(frame["arr"].to_numpy(float), p_win, model.predict(frame[names]),
                               model.means_)  # fmt: skip
-    period = frame["as_of"].astype(str).to_numpy()
+    period = frame["as_of"].astype(str).where(frame["as_of"].notna(), "all").to_numpy()
     segment = frame["segment"].astype(str).to_numpy() if "segment" in frame else None
     drawn = pd.DataFrame({
         "arr": frame["arr"].to_numpy(float), "win_probability": p_win, "days_to_renewal": 0.0,
@@ -381,10 +381,12 @@ def _nrr_intervals(
     outlook = renewal_forecast(drawn, 0, {}, by, seed=seed, size=model)
     per = outlook[outlook["group"] != "total"].set_index("value")
     key = nrr["segment"].astype(str) + "|" + nrr["period"].astype(str)
-    low, high = key.map(100 * per["forecast_nrr_low"]), key.map(100 * per["forecast_nrr_high"])
+    low = pd.to_numeric(key.map(100 * per["forecast_nrr_low"].astype(float)), errors="coerce")
+    high = pd.to_numeric(key.map(100 * per["forecast_nrr_high"].astype(float)), errors="coerce")
+    realised = nrr["realised_nrr"].astype(float)
     return nrr.assign(
         forecast_nrr_low=low, forecast_nrr_high=high,
-        covered=(low <= nrr["realised_nrr"]) & (nrr["realised_nrr"] <= high),
+        covered=(low <= realised) & (realised <= high),
     )  # fmt: skip
 
 

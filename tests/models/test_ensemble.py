@@ -239,3 +239,16 @@ def test_linear_member_with_horizon_products_stays_exact():
         X.drop(columns="days_to_renewal"), y.to_numpy()
     )
     assert absent.interact_ is None
+
+
+def test_a_label_no_member_can_predict_gives_the_base_rate_not_a_crash():
+    # given one member and a label drawn independently of every feature
+    X, _, groups = accounts_frame(600, seed=3)
+    # (this draw leaves the member a stacking weight of 0 out of fold: it once dropped them all)
+    y = pd.Series((np.random.default_rng(5).random(600) < 0.3).astype(int))
+    model = HealthEnsemble(**{**SMALL, "members": ("additive",), "min_member_weight": 0.01})
+    model.fit(X, y, groups=groups)
+    # then the member is kept (at whatever weight) and the probability stays near the base rate
+    assert model.member_names_ == ("additive",)
+    p = model.predict_proba(X)[:, 1]
+    assert abs(p.mean() - y.mean()) < 0.05 and p.std() < 0.1

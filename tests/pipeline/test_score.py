@@ -192,6 +192,8 @@ def test_forecast_and_backtest_of_past_runs(scored):
     assert scores.sort_values("priority")["value_of_acting"].is_monotonic_decreasing
     # the renewal in dollars: each account's expected renewal ARR, and the book's NRR and GRR
     assert (scores["expected_renewal_arr"] <= scores["arr"] * 3).all()
+    assert (scores["expected_renewal_arr_low"] <= scores["expected_renewal_arr"] + 1e-6).all()
+    assert (scores["expected_renewal_arr"] <= scores["expected_renewal_arr_high"] + 1e-6).all()
     assert (scores["p_expand"] + scores["p_contract"] <= scores["win_probability"] + 1e-9).all()
     assert total["forecast_nrr"] == pytest.approx(
         due["expected_renewal_arr"].sum() / due["arr"].sum()
