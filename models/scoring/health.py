@@ -29,6 +29,17 @@ def health_band(health: np.ndarray, cfg: ScoreConfig) -> np.ndarray:
 BAND_ORDER = {"red": 0, "yellow": 1, "green": 2}
 
 
+def health_interval(
+    low: np.ndarray, high: np.ndarray, health: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The win probability's interval in health points, rounded once as the health is and
+    widened to hold the health itself (rounding each end apart could leave it outside)."""
+    lo = np.rint(100 * np.asarray(low, dtype=float)).astype("int64")
+    hi = np.rint(100 * np.asarray(high, dtype=float)).astype("int64")
+    health = np.asarray(health, dtype="int64")
+    return np.minimum(lo, health), np.maximum(hi, health)
+
+
 def value_of_acting(
     arr_at_risk: np.ndarray,
     expansion: np.ndarray | None,

@@ -70,6 +70,7 @@ def shap_summary(contributions: pd.DataFrame, features: pd.DataFrame, top: int =
     numeric = features.apply(
         lambda c: c.cat.codes.where(c.notna()) if isinstance(c.dtype, pd.CategoricalDtype) else c
     ).astype(float)
+    plt.figure()  # a figure of its own: shap draws on the current one, which may be another plot
     shap.summary_plot(
         contributions[features.columns].to_numpy(), numeric, max_display=top, show=False
     )

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from models.interventions.plans import BUSINESS_AS_USUAL
+from models.scoring.health import health_interval
 from pipeline.config import Params
 from pipeline.errors import InputError
 from pipeline.io import catalog
@@ -189,7 +190,8 @@ def render_page(page: dict[str, Any]) -> None:
     page = _shown(page)
     console = Console(emoji=False)
     band = page["band"]
-    low, high = (round(100 * x) for x in page["interval"])
+    (low,), (high,) = health_interval([page["interval"][0]], [page["interval"][1]],
+                                      [page["health"]])  # fmt: skip
     console.print(
         f"[bold]{page['name'] or page['account_id']}[/] ({page['account_id']}) · "
         f"{page['segment'] or '-'} · CSM {page['csm_id'] or '-'} · as of {page['as_of']}"

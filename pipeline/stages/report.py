@@ -39,6 +39,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.interventions.plans import BUSINESS_AS_USUAL
+from models.scoring.health import health_interval
 from pipeline import io
 from pipeline.config import Params
 from pipeline.io import catalog
@@ -243,6 +244,9 @@ def _details(
     footprint, activity, personas = _raw_pages(params, day, ids)
     names = [c.removeprefix("points_") for c in components.columns]
     growth = sorted(c for c in scores.columns if c.startswith("top_growth_"))
+    interval_low, interval_high = health_interval(
+        scores["win_probability_low"], scores["win_probability_high"], scores["health"]
+    )
     pages = []
     for i, account in enumerate(ids):
         row = scores.iloc[i]
@@ -251,6 +255,7 @@ def _details(
                 "p": [round(float(row["win_probability_low"]) * 100, 1),
                       round(float(row["win_probability"]) * 100, 1),
                       round(float(row["win_probability_high"]) * 100, 1)],
+                "interval": [int(interval_low[i]), int(interval_high[i])],
                 "base": round(float(base.iloc[i]), 1),
                 "components": [[n, round(float(v), 1)] for n, v in zip(
                     names, components.iloc[i], strict=True)],

@@ -151,3 +151,13 @@ def test_forecast_sums_expected_losses_of_renewals_due_in_the_window():
     # ECE over equal-count bins: one renewal each, |1 − 0.9| and |0 − 0.5| averaged
     assert back["realised_ece"] == pytest.approx((0.1 + 0.5) / 2)
     assert realised(scores, outcomes, 365) is None, "c3 has no outcome yet"
+
+
+def test_the_interval_in_health_points_always_holds_the_health():
+    from models.scoring.health import health_interval, health_score
+
+    # p = 0.745 reads 74 (half to even); its interval [0.745, 0.80] must not read 75–80
+    p, low, high = np.array([0.745, 0.5]), np.array([0.745, 0.4951]), np.array([0.80, 0.5049])
+    lo, hi = health_interval(low, high, health_score(p))
+    assert health_score(p).tolist() == [74, 50]
+    assert lo.tolist() == [74, 50] and hi.tolist() == [80, 50]

@@ -460,6 +460,14 @@ def test_browser_under_the_reports_own_csp_loads_account_files_and_runs_nothing_
     context.close()
 
 
+def test_every_page_shows_its_health_inside_its_interval(reported):
+    params, result, _ = reported
+    pages = account_pages(result.path.parent)
+    scores = scores_of(params)
+    shown = pd.DataFrame([p["interval"] for p in pages], columns=["low", "high"])
+    assert (shown["low"] <= scores["health"]).all() and (scores["health"] <= shown["high"]).all()
+
+
 def test_each_account_page_says_why_it_might_grow(reported):
     params, result, _ = reported
     pages = account_pages(result.path.parent)

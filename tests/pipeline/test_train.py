@@ -101,6 +101,11 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
         result.run_id, "plots")}  # fmt: skip
     assert artifacts == {f"plots/{n}.png" for n in ("reliability", "lift", "importance",
                                                     "shap_summary")}  # fmt: skip
+    # each plot its own picture (the SHAP summary was once drawn over the importance chart)
+    client = MlflowClient(params.mlflow.tracking_uri)
+    pictures = [Path(client.download_artifacts(result.run_id, f"plots/{n}.png")).read_bytes()
+                for n in ("importance", "shap_summary")]  # fmt: skip
+    assert pictures[0] != pictures[1]
     names = {a.path for a in MlflowClient(params.mlflow.tracking_uri).list_artifacts(
         result.run_id, "evaluation")}  # fmt: skip
     assert {"evaluation/factor_audit.csv", "evaluation/lead_time.csv",

@@ -362,7 +362,7 @@
           "priority #" + r[F.priority], "model v" + d.version].filter(Boolean).join(" · ") })),
       h("div", null,
         h("div", { "class": "big " + band, id: "account-health", text: r[F.health] }),
-        h("div", null, dot(band), band + " · interval " + Math.round(d.p[0]) + "–" + Math.round(d.p[2]))),
+        h("div", null, dot(band), band + " · interval " + d.interval[0] + "–" + d.interval[1])),
       h("div", null,
         h("div", { text: "Win probability " + d.p[1].toFixed(1) + "% (" + d.p[0].toFixed(1) + "–" + d.p[2].toFixed(1) + "%)" }),
         h("div", { text: "ARR at risk " + money(r[F.at_risk]) }),
