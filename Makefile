@@ -45,6 +45,10 @@ train: setup
 publish: setup
 	$(HS) publish --params $(PARAMS) $(ARGS)
 
+## Send each CSM a digest of the latest run's alerts to notify.webhook_url (ARGS="--dry-run")
+notify: setup
+	$(HS) notify --params $(PARAMS) $(ARGS)
+
 ## Correct the champion's probabilities from renewals closed since training (ARGS="--dry-run")
 recalibrate: setup
 	$(HS) recalibrate --params $(PARAMS) $(ARGS)
@@ -146,4 +150,4 @@ lock: setup
 clean:
 	rm -rf $(VENV) .venv-featuretools data outputs reports mlruns mlflow.db .pytest_cache
 
-.PHONY: help setup data validate features train recalibrate score report publish browser postgres all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean
+.PHONY: help setup data validate features train recalibrate score report publish notify browser postgres all test lint format bench bench-tables bench-featuretools-env bench-score bench-plan bench-report plan evaluate-plays lock clean

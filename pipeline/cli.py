@@ -545,6 +545,30 @@ def publish(
     typer.echo(f"→ {result.url}")
 
 
+@app.command()
+@with_params()
+def notify(
+    cfg: Params,
+    quiet: bool,
+    as_of: Annotated[
+        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the payloads; send nothing.")
+    ] = False,
+) -> None:
+    """Send each CSM a digest of their accounts whose health fell or band worsened: the change,
+    the top reasons in plain words and the recommended play.
+
+    To notify.webhook_url (a Slack incoming webhook, or any webhook taking JSON with
+    notify.style json; HEALTHSCORE_WEBHOOK_URL overrides it), retried with backoff. Every
+    payload is written to output_dir/notifications/ first; with no URL (or --dry-run) nothing
+    is sent. A digest that went out is recorded, so a re-run never sends it twice.
+    """
+    result = _guard(stages.run_notify, cfg, _date(as_of) if as_of else None, dry_run)
+    typer.echo(f"→ {result.payloads} ({result.sent} sent, {result.skipped} sent before)")
+
+
 @app.command("all")
 @with_params()
 def run_all(

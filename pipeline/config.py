@@ -150,6 +150,18 @@ class ScoreParams(ScoreConfig):
 
 
 PUBLISH_URL_ENV = "HEALTHSCORE_PUBLISH_URL"
+WEBHOOK_URL_ENV = "HEALTHSCORE_WEBHOOK_URL"
+
+
+class NotifyParams(_Section):
+    """The ``notify`` section: per-CSM digests of a scoring run's alerts, to a webhook."""
+
+    # Slack incoming webhook or any URL taking JSON; null: a dry run (payloads written only)
+    webhook_url: str | None = None
+    style: Literal["slack", "json"] = "slack"  # Slack blocks, or the digest as plain JSON
+    max_accounts: int = Field(default=10, ge=1)  # accounts per digest, by priority
+    timeout_s: int = Field(default=10, ge=1)
+    retries: int = Field(default=3, ge=0)  # on connection errors, 429 and 5xx, with backoff
 
 
 class PublishParams(_Section):
@@ -178,6 +190,7 @@ class Params(_Section):
     score: ScoreParams = Field(default_factory=ScoreParams)
     recalibrate: RecalibrateParams = Field(default_factory=RecalibrateParams)
     publish: PublishParams = Field(default_factory=PublishParams)
+    notify: NotifyParams = Field(default_factory=NotifyParams)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
@@ -235,7 +248,8 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
     """Read params.yaml, apply ``--set`` overrides and the environment, validate once.
 
     ``MLFLOW_TRACKING_URI`` in the environment overrides ``mlflow.tracking_uri`` and
-    ``HEALTHSCORE_PUBLISH_URL`` overrides ``publish.url``; an explicit ``--set`` wins over both.
+    ``HEALTHSCORE_PUBLISH_URL`` overrides ``publish.url`` and ``HEALTHSCORE_WEBHOOK_URL``
+    ``notify.webhook_url``; an explicit ``--set`` wins over both.
 
     Raises:
         ConfigError: missing file, bad YAML, unknown key or bad value, named by dotted path.
@@ -256,9 +270,10 @@ def load_params(path: Path | str | None = None, overrides: list[str] | None = No
     env_uri = os.environ.get("MLFLOW_TRACKING_URI")
     if env_uri:
         tree = _apply_override(tree, ["mlflow", "tracking_uri"], env_uri)
-    env_publish = os.environ.get(PUBLISH_URL_ENV)  # credentials stay out of params.yaml
-    if env_publish:
-        tree = _apply_override(tree, ["publish", "url"], env_publish)
+    for env, key in ((PUBLISH_URL_ENV, ["publish", "url"]),
+                     (WEBHOOK_URL_ENV, ["notify", "webhook_url"])):  # fmt: skip
+        if os.environ.get(env):  # secrets stay out of params.yaml
+            tree = _apply_override(tree, key, os.environ[env])
     for override in overrides or []:
         tree = _apply_override(tree, *parse_override(override))
 

@@ -98,6 +98,7 @@ VALIDATION = Stage("validation", partitioned=False)
 SCORES = Stage("scores")
 PLANS = Stage("plans")
 REPORTS = Stage("reports")
+NOTIFICATIONS = Stage("notifications", partitioned=False)  # digests sent, per as-of date
 
 # validate: a profile of every raw table
 PROFILE = Output(VALIDATION, "profile.csv")

@@ -1,10 +1,11 @@
 """The stages, one module each: data → validate → features → train → score → plan → report,
-explain, recalibrate and
-publish. A stage reads and writes through ``pipeline.io`` and calls pure code in
+explain, recalibrate,
+publish and notify. A stage reads and writes through ``pipeline.io`` and calls pure code in
 ``features`` and ``models``; it never imports another stage or the lab."""
 
 from pipeline.stages.data import run_data
 from pipeline.stages.features import run_features
+from pipeline.stages.notify import run_notify
 from pipeline.stages.plan import run_plan
 from pipeline.stages.publish import run_publish
 from pipeline.stages.recalibrate import run_recalibrate
@@ -16,6 +17,7 @@ from pipeline.stages.validate import run_validate
 __all__ = [
     "run_data",
     "run_features",
+    "run_notify",
     "run_plan",
     "run_publish",
     "run_recalibrate",

@@ -1,4 +1,5 @@
-"""`healthscore publish`: a scoring run in a database, on DuckDB and on a real PostgreSQL server.
+"""`healthscore publish` and `notify`: a scoring run in a database (DuckDB and a real PostgreSQL
+server) and per-CSM digests to a webhook (a local HTTP receiver).
 
 The PostgreSQL server is Debian's package (``make postgres`` installs it), started here on a
 Unix socket in a temporary folder and stopped at the end; ``HEALTHSCORE_REQUIRE_POSTGRES=1``
@@ -207,3 +208,92 @@ def test_readers_never_see_half_a_run_on_postgresql(scored, postgres):
         reader.join()
     # every read saw the date whole: the delete and the inserts commit together
     assert seen and set(seen) == {whole}
+
+
+class _Receiver:
+    """A local webhook: records each POSTed JSON; answers ``fail_first`` requests with 500,
+    or every one with ``always`` when set."""
+
+    def __init__(self, fail_first: int = 0, always: int | None = None) -> None:
+        import http.server
+        import json as _json
+
+        self.bodies: list[dict] = []
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = outer.always or (500 if outer.requests <= fail_first else 200)
+                if status == 200:
+                    outer.bodies.append(_json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok" if status == 200 else b"no")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.always = always
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _with_hook(params, url, folder):
+    return params.model_copy(update={
+        "notify": params.notify.model_copy(update={"webhook_url": url, "retries": 2}),
+        "output_dir": folder,
+    })  # fmt: skip
+
+
+def test_digests_go_once_per_csm_with_retries_and_a_dry_run_first(scored, tmp_path):
+    params = scored
+    alerts = catalog.ALERTS.read(params.output_dir, SECOND)
+    scores = catalog.SCORED.read(params.output_dir, SECOND).set_index("account_id")
+    assert len(alerts) > 0, "the small world's second run has alerts"
+    # a dry run: every CSM with an alert gets a payload, written, nothing sent
+    dry = stages.run_notify(params, SECOND)
+    assert dry.dry_run and dry.sent == 0
+    messages = __import__("json").loads(dry.payloads.read_text())
+    csms = set(scores.loc[alerts["account_id"], "csm_id"].fillna("(no CSM)"))
+    assert set(messages) == csms and dry.digests == len(csms)
+    text = " ".join(b["text"]["text"] for m in messages.values() for b in m["blocks"])
+    assert "top_risk" not in text and "health" in text
+    # then to a webhook that fails once: retried, each digest received exactly once
+    receiver = _Receiver(fail_first=1)
+    try:
+        live = _with_hook(params, receiver.url, params.output_dir)
+        first = stages.run_notify(live, SECOND)
+        assert first.sent == len(csms) and receiver.requests == len(csms) + 1
+        assert sorted(b["text"] for b in receiver.bodies) == sorted(
+            m["text"] for m in messages.values()
+        )
+        # a re-run of the same date sends nothing again
+        again = stages.run_notify(live, SECOND)
+        assert again.sent == 0 and again.skipped == len(csms)
+        assert receiver.requests == len(csms) + 1
+    finally:
+        receiver.close()
+
+
+def test_a_webhook_that_refuses_is_a_clear_error_and_nothing_is_recorded(scored, tmp_path):
+    params = scored
+    ledger = params.output_dir / "notifications" / f"sent_{SECOND}.json"
+    ledger.unlink(missing_ok=True)  # whatever an earlier test sent
+    receiver = _Receiver(always=404)
+    try:
+        args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
+        out = CliRunner().invoke(app, ["notify", "--as-of", str(SECOND), *args,
+                                       f"--set=notify.webhook_url={receiver.url}"])  # fmt: skip
+        assert out.exit_code == EXIT_DATA and "answered 404" in out.output
+        assert receiver.requests == 1  # a 404 is not retried: it will not get better
+    finally:
+        receiver.close()
+    assert not ledger.exists(), "nothing went out, so nothing is recorded"
