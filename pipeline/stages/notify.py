@@ -18,7 +18,6 @@ import pandas as pd
 
 from models.scoring.digests import csm_digests
 from pipeline.config import Params
-from pipeline.errors import MissingInput
 from pipeline.io import catalog, notify
 
 log = logging.getLogger("healthscore")
@@ -39,17 +38,13 @@ def run_notify(params: Params, as_of: date | None = None, dry_run: bool = False)
     """Build and send the digests of the scoring run of ``as_of`` (default the latest).
 
     Raises:
-        MissingInput: no scoring run on that date.
+        MissingRun: no scoring run on that date.
         WebhookError: the webhook refused a digest after the retries (those sent before it
             stay recorded: a re-run sends only the rest).
     """
-    runs = catalog.runs(catalog.SCORES, params.output_dir)
-    as_of = as_of or (runs[-1] if runs else None)
-    if as_of is None or not catalog.SCORED.exists(params.output_dir, as_of):
-        raise MissingInput(
-            f"no scoring run on {as_of or 'any date'} in {params.output_dir}/scores: run "
-            "`healthscore score` first"
-        )
+    as_of = catalog.pick_run(
+        catalog.SCORES, params.output_dir, as_of, "run `healthscore score --as-of DATE` first"
+    )
     folder = catalog.SCORES.path(params.output_dir, as_of)
     alerts_path = folder / catalog.ALERTS.file
     alerts = catalog.ALERTS.read_from(folder) if alerts_path.exists() else pd.DataFrame()

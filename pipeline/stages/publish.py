@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Params
-from pipeline.errors import MissingInput
 from pipeline.io import catalog, warehouse
 
 log = logging.getLogger("healthscore")
 
+SCORE_FIRST = "run `healthscore score --as-of DATE` first"
 DEFAULT_FILE = "healthscore.duckdb"  # in output_dir, when publish.url is not set
 
 
@@ -28,22 +28,10 @@ def run_publish(params: Params, as_of: date | None = None) -> warehouse.Publishe
     an embedded DuckDB file in ``output_dir``).
 
     Raises:
-        MissingInput: no scoring run on that date (or none at all).
+        MissingRun: no scoring run on that date (or none at all).
         SchemaMismatch: the database holds another schema version.
     """
-    runs = catalog.runs(catalog.SCORES, params.output_dir)
-    if as_of is None:
-        if not runs:
-            raise MissingInput(
-                f"no scoring run in {params.output_dir}/scores: run `healthscore score` first"
-            )
-        as_of = runs[-1]
-    if not catalog.SCORED.exists(params.output_dir, as_of):
-        raise MissingInput(
-            f"no scoring run on {as_of} in {params.output_dir}/scores (runs: "
-            f"{', '.join(map(str, runs[-5:])) or 'none'}): run `healthscore score --as-of "
-            f"{as_of}` first"
-        )
+    as_of = catalog.pick_run(catalog.SCORES, params.output_dir, as_of, SCORE_FIRST)
     folder = catalog.SCORES.path(params.output_dir, as_of)
     frames = {
         "account_health": catalog.SCORED.read_from(folder),
