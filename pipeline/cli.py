@@ -569,6 +569,30 @@ def notify(
     typer.echo(f"→ {result.payloads} ({result.sent} sent, {result.skipped} sent before)")
 
 
+@app.command()
+@with_params()
+def tasks(
+    cfg: Params,
+    quiet: bool,
+    as_of: Annotated[
+        str | None, typer.Option(help="Which plan run (YYYY-MM-DD); default the latest.")
+    ] = None,
+    due_within_days: Annotated[
+        int, typer.Option(min=0, help="Days to do a play after it may start (its due date).")
+    ] = 7,
+) -> None:
+    """Write a plan run's funded plays as CRM tasks, and the scores as CRM account fields.
+
+    output_dir/crm/: tasks_DATE.json and .csv (owner, account, play, due date, expected lift
+    and ARR saved, the reason), tasks_DATE_salesforce.csv (Task fields) and
+    tasks_DATE_hubspot.csv (task properties) for the CRMs' importers, and
+    account_fields_DATE.csv (health, band, top reasons). Owners and accounts are healthscore's
+    ids: map them to the CRM's on import.
+    """
+    result = _guard(stages.run_tasks, cfg, _date(as_of) if as_of else None, due_within_days)
+    typer.echo(f"→ {result.folder} ({result.tasks} tasks for {result.accounts} accounts)")
+
+
 @app.command("all")
 @with_params()
 def run_all(

@@ -99,6 +99,7 @@ SCORES = Stage("scores")
 PLANS = Stage("plans")
 REPORTS = Stage("reports")
 NOTIFICATIONS = Stage("notifications", partitioned=False)  # digests sent, per as-of date
+CRM = Stage("crm", partitioned=False)  # plays as CRM tasks and score fields, per as-of date
 
 # validate: a profile of every raw table
 PROFILE = Output(VALIDATION, "profile.csv")

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -297,3 +297,38 @@ def test_a_webhook_that_refuses_is_a_clear_error_and_nothing_is_recorded(scored,
     finally:
         receiver.close()
     assert not ledger.exists(), "nothing went out, so nothing is recorded"
+
+
+def test_funded_plays_become_crm_tasks_in_each_shape(scored):
+    params = scored
+    result = stages.run_tasks(params, SECOND, due_within_days=7)
+    plans = catalog.PLANNED.read(params.output_dir, SECOND)
+    funded = plans[plans["arm"] == "plan"]
+    plays = sum(len(str(p).split(" + ")) for p in funded["recommended"])
+    assert result.tasks == plays > 0 and result.accounts == funded["account_id"].nunique()
+    task = pd.read_csv(result.folder / f"tasks_{SECOND}.csv")
+    # owner, account, play in words, a due date from the play's timing, lift and ARR saved
+    assert set(task["account_id"]) == set(funded["account_id"])
+    assert not task["play"].str.contains("_").any()
+    offsets = funded["recommended"].str.extract(r"\+(\d+)d")[0].dropna().astype(int)
+    earliest = str(SECOND + timedelta(days=7))
+    assert task["due"].min() == earliest
+    if len(offsets):
+        latest = SECOND + timedelta(days=7 + int(offsets.max()))
+        assert task["due"].max() == str(latest)
+    owner = funded.set_index("account_id")["csm_id"]
+    assert (task["owner"] == task["account_id"].map(owner)).all()
+    # the same tasks in Salesforce's and HubSpot's import columns
+    sf = pd.read_csv(result.folder / f"tasks_{SECOND}_salesforce.csv")
+    assert list(sf.columns) == ["Subject", "Description", "ActivityDate", "OwnerId", "WhatId",
+                                "Status", "Priority"] and len(sf) == len(task)  # fmt: skip
+    assert sf["Description"].str.startswith("Why: ").all()
+    hub = pd.read_csv(result.folder / f"tasks_{SECOND}_hubspot.csv")
+    assert {"hs_task_subject", "hs_timestamp", "hubspot_owner_id"} <= set(hub.columns)
+    fields = pd.read_csv(result.folder / f"account_fields_{SECOND}.csv")
+    assert len(fields) == len(catalog.SCORED.read(params.output_dir, SECOND))
+    assert fields["priority"].is_monotonic_increasing
+    # a date without a plan run exits 3 saying what to run
+    args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
+    out = CliRunner().invoke(app, ["tasks", "--as-of", str(FIRST), *args])
+    assert out.exit_code == EXIT_DATA and "healthscore plan" in out.output

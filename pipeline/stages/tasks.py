@@ -1,0 +1,63 @@
+"""``healthscore tasks``: a plan run's funded plays as CRM tasks, and the scores as CRM account
+fields, in a neutral form and in Salesforce's and HubSpot's import shapes.
+
+Flow: the scoring run and the plan of the date (default the latest plan) → one task per play of
+every funded plan (:mod:`pipeline.io.crm`) → ``output_dir/crm/``: ``tasks_DATE.json`` and
+``.csv``, ``tasks_DATE_salesforce.csv``, ``tasks_DATE_hubspot.csv`` and
+``account_fields_DATE.csv``, each written whole or not at all. Completed or declined tasks read
+back from the CRM are what the interventions log is made of (README, data contract).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pipeline.config import Params
+from pipeline.io import catalog, crm
+
+log = logging.getLogger("healthscore")
+
+
+@dataclass(frozen=True)
+class TasksResult:
+    """Tasks written, for how many accounts, and where."""
+
+    tasks: int
+    accounts: int
+    folder: Path
+
+
+def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 7) -> TasksResult:
+    """Write the funded plays of the plan of ``as_of`` (default the latest) as CRM tasks.
+
+    Raises:
+        MissingRun: no plan run on that date (run `healthscore plan` first).
+    """
+    as_of = catalog.pick_run(
+        catalog.PLANS, params.output_dir, as_of, "run `healthscore plan --as-of DATE` first"
+    )
+    scores = catalog.SCORED.read(params.output_dir, as_of)
+    plans = catalog.PLANNED.read(params.output_dir, as_of)
+    task = crm.tasks(plans, scores, as_of, due_within_days)
+    currency = params.report.currency
+    folder = catalog.CRM.path(params.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"tasks_{as_of}"
+    written = {
+        f"{stem}.json": json.dumps(task.to_dict(orient="records"), indent=2, default=str),
+        f"{stem}.csv": task.to_csv(index=False),
+        f"{stem}_salesforce.csv": crm.salesforce_tasks(task, currency).to_csv(index=False),
+        f"{stem}_hubspot.csv": crm.hubspot_tasks(task, currency).to_csv(index=False),
+        f"account_fields_{as_of}.csv": crm.account_fields(scores).to_csv(index=False),
+    }
+    for name, text in written.items():
+        scratch = folder / f".{name}.tmp"
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(folder / name)
+    accounts = task["account_id"].nunique()
+    log.info("tasks: %d plays of %d funded plans for %s → %s", len(task), accounts, as_of, folder)
+    return TasksResult(len(task), accounts, folder)
