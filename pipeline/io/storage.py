@@ -208,6 +208,17 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (beside it first, then one rename)."""
+    scratch = path.with_name(f".{path.name}.tmp-{_tag()}")
+    try:
+        scratch.write_text(text, encoding="utf-8")
+        scratch.replace(path)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return path
+
+
 def partition(root: Path, as_of: date) -> Path:
     """One as-of date's folder under a stage's root, Hive-style: ``root/as_of=YYYY-MM-DD``."""
     return root / f"as_of={as_of.isoformat()}"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from models.scoring.digests import csm_digests
 from pipeline.config import Params
-from pipeline.io import catalog, notify
+from pipeline.io import catalog, notify, storage
 
 log = logging.getLogger("healthscore")
 
@@ -85,6 +85,5 @@ def run_notify(params: Params, as_of: date | None = None, dry_run: bool = False)
 
 
 def _write_json(path: Path, value: object) -> None:
-    scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-    scratch.replace(path)
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n"
+    storage.write_text_atomic(path, text)

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.config import Params
-from pipeline.io import catalog, crm
+from pipeline.io import catalog, crm, storage
 
 log = logging.getLogger("healthscore")
 
@@ -55,9 +55,7 @@ def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 
         f"account_fields_{as_of}.csv": crm.account_fields(scores).to_csv(index=False),
     }
     for name, text in written.items():
-        scratch = folder / f".{name}.tmp"
-        scratch.write_text(text, encoding="utf-8")
-        scratch.replace(folder / name)
+        storage.write_text_atomic(folder / name, text)
     accounts = task["account_id"].nunique()
     log.info("tasks: %d plays of %d funded plans for %s → %s", len(task), accounts, as_of, folder)
     return TasksResult(len(task), accounts, folder)
