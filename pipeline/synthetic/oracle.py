@@ -23,12 +23,21 @@ from pipeline.synthetic.world import (
     BUDGET_SHOCK,
     CHAMPION_HAZARD,
     CHAMPION_SHOCK,
+    CONTRACT_BELOW,
+    CONTRACTION_LOG,
+    DISCOUNT_MONTHS,
     DISCOUNT_SHARE,
     EFFECT_LAG,
+    EXPAND_ABOVE,
+    EXPANSION_LOG,
+    FLAT_WIDTH,
     GAMMA_ADOPTION,
     INTERVENTIONS,
     KEY_EVENT_TYPES,
     RECENT_MONTHS,
+    RESIZE_ADOPTION,
+    RESIZE_BUDGET,
+    RESIZE_NOISE,
     RHO,
     SIGMA,
     TERM_OFFSET,
@@ -45,16 +54,8 @@ EFFECTS = "effects.parquet"  # the true effect of each play per account and snap
 QUADRATURE_NODES = 20  # Gauss–Hermite nodes over the end health: within 1e-7 of 120 nodes
 SHOCKED_NODES = 10  # … on the rare paths with a budget cut or a champion leaving (1e-7 lost)
 CHUNK_ROWS = 4096  # mixture rows per quadrature call: its (rows × nodes) arrays stay in cache
-# The resize at renewal as simulation._renewal_multiplier and simulation._Luck.draw make it
-# (tests/pipeline/test_oracle_renewal_arr.py checks these against that code):
-# u = health + 0.35·adoption − 1.2·budget + N(0, 0.45); a resized contract expands when
-# u > 0.95 and contracts when u < −0.35, with probability min(term / 12, 1) of being resized.
-RESIZE_ADOPTION, RESIZE_BUDGET, RESIZE_NOISE = 0.35, 1.2, 0.45
-EXPAND_ABOVE, CONTRACT_BELOW = 0.95, -0.35
-EXPANSION_LOG = (0.22, 0.12)  # expansion = exp(N(mean, sd))
-CONTRACTION_LOG = (0.2, 0.1)  # contraction = exp(−|N(mean, sd)|)
-FLAT_WIDTH = 0.025  # flat = 1 + U(0, width)
-DISCOUNT_MONTHS = 6  # a discount played within this many months of the end applies to the renewal
+# the resize at renewal (world.RESIZE_* …) as simulation._renewal_multiplier and _Luck.draw
+# make it; tests/pipeline/test_oracle_renewal_arr.py checks the oracle against that code
 
 
 def future_health(

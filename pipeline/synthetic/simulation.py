@@ -31,11 +31,20 @@ from pipeline.synthetic.world import (
     BUDGET_SHOCK,
     CHAMPION_HAZARD,
     CHAMPION_SHOCK,
+    CONTRACT_BELOW,
+    CONTRACTION_LOG,
+    DISCOUNT_MONTHS,
     DISCOUNT_SHARE,
+    EXPAND_ABOVE,
+    EXPANSION_LOG,
+    FLAT_WIDTH,
     GAMMA_ADOPTION,
     INTERVENTIONS,
     KIND_GIVEN_REASON,
     RECENT_MONTHS,
+    RESIZE_ADOPTION,
+    RESIZE_BUDGET,
+    RESIZE_NOISE,
     RHO,
     SIGMA,
     TERM_OFFSET,
@@ -121,10 +130,10 @@ class _Luck:
             day=rng.integers(0, 28, n),
             aware=rng.random(n),
             renewal=rng.normal(0, 1, n),
-            resize_noise=rng.normal(0, 0.45, n),
-            expansion=np.exp(rng.normal(0.22, 0.12, n)),
-            contraction=np.exp(-np.abs(rng.normal(0.2, 0.1, n))),
-            flat=1 + rng.uniform(0, 0.025, n),
+            resize_noise=rng.normal(0, RESIZE_NOISE, n),
+            expansion=np.exp(rng.normal(*EXPANSION_LOG, n)),
+            contraction=np.exp(-np.abs(rng.normal(*CONTRACTION_LOG, n))),
+            flat=1 + rng.uniform(0, FLAT_WIDTH, n),
             resized=rng.random(n),
             gap_late=rng.random(n),
             gap_days=rng.integers(1, 15, n),
@@ -420,7 +429,7 @@ class World:
             + GAMMA_ADOPTION * self.acc.adoption[i] + luck.renewal[i]
         )  # fmt: skip
         renewed = z > 0
-        discounted = m - self.last_discount[i] <= 6
+        discounted = m - self.last_discount[i] <= DISCOUNT_MONTHS
         mult = _renewal_multiplier(
             self.health[i], self.acc.adoption[i], self.budget[i], discounted, renewed,
             self.term[i], luck, i,
@@ -545,12 +554,12 @@ def _renewal_multiplier(
 
     Short terms change size as often per year as annual ones, not at every renewal.
     """
-    u = health + 0.35 * adoption - 1.2 * budget + luck.resize_noise[i]
+    u = health + RESIZE_ADOPTION * adoption - RESIZE_BUDGET * budget + luck.resize_noise[i]
     resized = luck.resized[i] < np.minimum(term / 12, 1.0)
     mult = np.where(
-        resized & (u > 0.95),
+        resized & (u > EXPAND_ABOVE),
         luck.expansion[i],
-        np.where(resized & (u < -0.35), luck.contraction[i], luck.flat[i]),
+        np.where(resized & (u < CONTRACT_BELOW), luck.contraction[i], luck.flat[i]),
     )
     mult = mult * np.where(discounted, 1 - DISCOUNT_SHARE, 1.0)
     return np.where(renewed, mult, 0.0)

@@ -42,6 +42,15 @@ INTERVENTIONS = ("exec_call", "strategic_review", "training", "csm_change", "dis
 INTERVENTION_COST = {"exec_call": 800.0, "strategic_review": 2500.0, "training": 1200.0}
 CSM_CHANGE_COST = 3000.0
 DISCOUNT_SHARE = 0.12  # a discount gives this share of ARR away at renewal
+DISCOUNT_MONTHS = 6  # a discount played within this many months of the end applies to the renewal
+# The resize at renewal: u = health + RESIZE_ADOPTION·adoption − RESIZE_BUDGET·budget +
+# N(0, RESIZE_NOISE); a resized contract (probability min(term / 12, 1)) expands when
+# u > EXPAND_ABOVE and contracts when u < CONTRACT_BELOW; else it renews flat.
+RESIZE_ADOPTION, RESIZE_BUDGET, RESIZE_NOISE = 0.35, 1.2, 0.45
+EXPAND_ABOVE, CONTRACT_BELOW = 0.95, -0.35
+EXPANSION_LOG = (0.22, 0.12)  # expansion = exp(N(mean, sd))
+CONTRACTION_LOG = (0.2, 0.1)  # contraction = exp(−|N(mean, sd)|)
+FLAT_WIDTH = 0.025  # flat = 1 + U(0, width)
 REASONS = (
     "champion_left",
     "budget_cut",
