@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -77,8 +76,7 @@ class Output:
         """Write ``value`` (frame, dict or text) into ``folder``, usually a run being published;
         the file appears whole or not at all (written beside, then renamed)."""
         path = Path(folder) / self.file
-        scratch = path.with_name(f".{self.file}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
+        with storage.atomic_file(path) as scratch:
             if self.file.endswith(".parquet"):
                 value.to_parquet(scratch, index=False)
             elif self.file.endswith(".csv"):
@@ -87,9 +85,6 @@ class Output:
                 scratch.write_text(json.dumps(value, indent=2, default=str) + "\n")
             else:
                 scratch.write_text(value, encoding="utf-8")
-            scratch.replace(path)
-        finally:
-            scratch.unlink(missing_ok=True)
         return path
 
 

@@ -60,29 +60,24 @@ def _body(task: pd.DataFrame, currency: str) -> pd.Series:
     )  # fmt: skip
 
 
-def salesforce_tasks(task: pd.DataFrame, currency: str = "$") -> pd.DataFrame:
-    """The tasks as Salesforce Task rows (Data Import Wizard / Data Loader)."""
-    return pd.DataFrame({
-        "Subject": task["play"].str.capitalize() + ": " + task["account"].astype(str),
-        "Description": _body(task, currency),
-        "ActivityDate": task["due"],
-        "OwnerId": task["owner"],
-        "WhatId": task["account_id"],
-        "Status": "Not Started",
-        "Priority": "High",
-    })  # fmt: skip
+# each CRM's import columns for: subject, body, due date, owner, account, status, priority
+SALESFORCE = ("Subject", "Description", "ActivityDate", "OwnerId", "WhatId", "Status",
+              "Priority", "Not Started", "High")  # fmt: skip
+HUBSPOT = ("hs_task_subject", "hs_task_body", "hs_timestamp", "hubspot_owner_id", "company_id",
+           "hs_task_status", "hs_task_priority", "NOT_STARTED", "HIGH")  # fmt: skip
 
 
-def hubspot_tasks(task: pd.DataFrame, currency: str = "$") -> pd.DataFrame:
-    """The tasks as HubSpot task rows (the import's internal property names)."""
+def crm_tasks(task: pd.DataFrame, shape: tuple[str, ...], currency: str = "$") -> pd.DataFrame:
+    """The tasks in one CRM's import columns (:data:`SALESFORCE`, :data:`HUBSPOT`)."""
+    subject, body, due, owner, account, status, priority, not_started, high = shape
     return pd.DataFrame({
-        "hs_task_subject": task["play"].str.capitalize() + ": " + task["account"].astype(str),
-        "hs_task_body": _body(task, currency),
-        "hs_timestamp": task["due"],
-        "hubspot_owner_id": task["owner"],
-        "company_id": task["account_id"],
-        "hs_task_status": "NOT_STARTED",
-        "hs_task_priority": "HIGH",
+        subject: task["play"].str.capitalize() + ": " + task["account"].astype(str),
+        body: _body(task, currency),
+        due: task["due"],
+        owner: task["owner"],
+        account: task["account_id"],
+        status: not_started,
+        priority: high,
     })  # fmt: skip
 
 

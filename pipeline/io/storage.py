@@ -208,14 +208,22 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` whole or not at all (beside it first, then one rename)."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A scratch path beside ``path`` to write; renamed onto ``path`` when the block ends
+    without error, removed otherwise: the file appears whole or not at all."""
     scratch = path.with_name(f".{path.name}.tmp-{_tag()}")
     try:
-        scratch.write_text(text, encoding="utf-8")
+        yield scratch
         scratch.replace(path)
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (:func:`atomic_file`)."""
+    with atomic_file(path) as scratch:
+        scratch.write_text(text, encoding="utf-8")
     return path
 
 

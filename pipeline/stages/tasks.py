@@ -50,8 +50,8 @@ def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 
     written = {
         f"{stem}.json": json.dumps(task.to_dict(orient="records"), indent=2, default=str),
         f"{stem}.csv": task.to_csv(index=False),
-        f"{stem}_salesforce.csv": crm.salesforce_tasks(task, currency).to_csv(index=False),
-        f"{stem}_hubspot.csv": crm.hubspot_tasks(task, currency).to_csv(index=False),
+        f"{stem}_salesforce.csv": crm.crm_tasks(task, crm.SALESFORCE, currency).to_csv(index=False),
+        f"{stem}_hubspot.csv": crm.crm_tasks(task, crm.HUBSPOT, currency).to_csv(index=False),
         f"account_fields_{as_of}.csv": crm.account_fields(scores).to_csv(index=False),
     }
     for name, text in written.items():
