@@ -100,8 +100,13 @@ class RenewalSize:
 
     def predict(self, X: pd.DataFrame) -> SizeOutlook:
         """P(expansion), P(contraction) and the expected ratio, each given renewal."""
-        up = self.expand_.predict_proba(X)[:, 1]
-        down = self.contract_.predict_proba(X)[:, 1]
+        return self.outlook(
+            self.expand_.predict_proba(X)[:, 1], self.contract_.predict_proba(X)[:, 1]
+        )
+
+    def outlook(self, up: np.ndarray, down: np.ndarray) -> SizeOutlook:
+        """The outlook from the two class models' probabilities (given renewal), when the
+        caller already has them (scoring gets P(expansion) from its exact contributions)."""
         # two separate models: their sum can pass 1 where both are sure; scale them back
         total = up + down
         scale = np.where(total > 1, 1 / np.maximum(total, 1e-12), 1.0)

@@ -108,8 +108,9 @@ def score_snapshot(
             chunk, ensemble, names, components, descriptions, cfg, horizon_days, account_columns
         )
         if size is not None:
-            frame = frame.assign(**_dollars(size, chunk[names], frame))
-            frame = frame.join(_growth_reasons(size, chunk[names], descriptions, components, cfg))
+            frame = frame.join(
+                _renewal_columns(size, chunk[names], frame, descriptions, components, cfg)
+            )
         opportunity = cfg.priority.opportunity_feature
         if opportunity and opportunity in chunk:
             frame = frame.assign(open_opportunity_arr=chunk[opportunity].to_numpy(dtype=float))
@@ -138,44 +139,43 @@ def score_snapshot(
     return ScoredAccounts(scores.reset_index(drop=True), drivers, pd.concat(point_parts))
 
 
-def _dollars(size: RenewalSize, X: pd.DataFrame, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The renewal in dollars of a chunk's accounts (columns to add to its scores)."""
-    outlook = size.predict(X)
-    dollars = renewal_dollars(
-        frame["arr"].to_numpy(), frame["win_probability"].to_numpy(), outlook, size.means_
-    )
-    # the interval the win probability's own (Venn-ABERS) interval gives the expectation
-    per_renewal = frame["arr"].to_numpy() * outlook.expected_ratio
-    return {
-        "expected_renewal_arr": dollars.expected_renewal_arr,
-        "expected_renewal_arr_low": per_renewal * frame["win_probability_low"].to_numpy(),
-        "expected_renewal_arr_high": per_renewal * frame["win_probability_high"].to_numpy(),
-        "expected_contraction_arr": dollars.expected_contraction_arr,
-        "expected_expansion_arr": dollars.expected_expansion_arr,
-        "p_expand": dollars.p_expand,
-        "p_contract": dollars.p_contract,
-    }
-
-
-def _growth_reasons(
+def _renewal_columns(
     size: RenewalSize,
     X: pd.DataFrame,
+    frame: pd.DataFrame,
     descriptions: dict[str, str],
     components: dict[str, str],
     cfg: ScoreConfig,
 ) -> pd.DataFrame:
-    """``top_growth_1`` … ``top_growth_k``: what most raises each account's chance to grow at
-    renewal, in plain words (the expansion model's largest positive contributions, exact in
-    its log-odds and shown as points of P(grows | renews))."""
+    """The renewal in dollars of a chunk's accounts, and ``top_growth_1`` … ``top_growth_k``:
+    what most raises each one's chance to grow at renewal, in plain words (the expansion
+    model's largest positive contributions, exact in its log-odds, shown as points of
+    P(grows | renews)). The expansion model runs once: its probability is its contributions'
+    sum, calibrated."""
     model = size.expand_
     contributions = model.contributions(X)
-    log_odds = contributions.sum(axis=1).to_numpy()
-    p = model.calibrator_.predict(log_odds)
+    up = model.calibrator_.predict(contributions.sum(axis=1).to_numpy())
     base = float(model.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
-    points = explain.health_points(contributions, p, base)
+    points = explain.health_points(contributions, up, base)
     top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
+    outlook = size.outlook(up, size.contract_.predict_proba(X)[:, 1])
+    arr, p = frame["arr"].to_numpy(), frame["win_probability"].to_numpy()
+    dollars = renewal_dollars(arr, p, outlook, size.means_)
+    # the interval the win probability's own (Venn-ABERS) interval gives the expectation
+    per_renewal = arr * outlook.expected_ratio
+    out = pd.DataFrame(
+        {
+            "expected_renewal_arr": dollars.expected_renewal_arr,
+            "expected_renewal_arr_low": per_renewal * frame["win_probability_low"].to_numpy(),
+            "expected_renewal_arr_high": per_renewal * frame["win_probability_high"].to_numpy(),
+            "expected_contraction_arr": dollars.expected_contraction_arr,
+            "expected_expansion_arr": dollars.expected_expansion_arr,
+            "p_expand": dollars.p_expand,
+            "p_contract": dollars.p_contract,
+        },
+        index=X.index,
+    )
     grow = top[top["kind"] == "strength"]
-    out = pd.DataFrame(index=X.index)
     for rank in range(1, cfg.top_drivers + 1):
         chosen = grow[grow["rank"] == rank].set_index("row")["text"]
         out[f"top_growth_{rank}"] = chosen.reindex(X.index)

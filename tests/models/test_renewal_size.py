@@ -110,3 +110,14 @@ def test_the_nrr_forecast_and_its_interval_come_from_each_renewals_mixture():
     # a segment's interval is wider than the book's (fewer renewals)
     width = out["forecast_nrr_high"] - out["forecast_nrr_low"]
     assert (width.loc[["a", "b"]] > width.loc["(all)"]).all()
+
+
+def test_the_outlook_from_contributions_equals_the_outlook_from_the_models():
+    # scoring gets P(expansion) from the expansion model's exact contributions (one pass)
+    X, ratio, groups = renewals(600, seed=3)
+    model = RenewalSize(**SMALL).fit(X, ratio, groups)
+    up = model.expand_.calibrator_.predict(model.expand_.contributions(X).sum(axis=1).to_numpy())
+    one_pass = model.outlook(up, model.contract_.predict_proba(X)[:, 1])
+    two_pass = model.predict(X)
+    np.testing.assert_allclose(one_pass.p_expand, two_pass.p_expand, atol=1e-9)
+    np.testing.assert_allclose(one_pass.expected_ratio, two_pass.expected_ratio, atol=1e-9)
