@@ -17,20 +17,22 @@ import logging
 import traceback
 from collections.abc import Callable
 from datetime import date
+from importlib import metadata
 from inspect import Parameter, Signature
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import pandas as pd
 import typer
 
-from pipeline import flow, stages
 from pipeline.config import DEFAULT_PARAMS, ConfigError, Params, flatten, load_params
 from pipeline.errors import INPUT_ERRORS
-from pipeline.io import DataContractError, catalog
-from pipeline.io.storage import OutputNotWritable
-from pipeline.lab import oracle
 from pipeline.logs import setup_logging
+
+if TYPE_CHECKING:
+    from pipeline.io import catalog
+
+# The stages (pandas, LightGBM, MLflow …) are imported inside each command, not here: `--help`,
+# `--version` and a mistyped option answer at once, before the heavy libraries load.
 
 T = TypeVar("T")
 
@@ -51,6 +53,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"healthscore {metadata.version('healthscore')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options that come before the command."""
+
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", "-p", help="Params file (YAML).", show_default=True)
@@ -124,6 +145,9 @@ def _guard(func: Callable[..., T], *args: object) -> T:
     one ERROR line naming the exception and where it was raised (what a scheduler's alert
     shows), then the traceback, which whoever fixes it needs and a nightly run cannot give twice.
     """
+    from pipeline.io import DataContractError
+    from pipeline.io.storage import OutputNotWritable
+
     try:
         return func(*args)
     except DataContractError as exc:
@@ -177,7 +201,17 @@ def _short(filename: str) -> str:
 def _writable(cfg: Params, *outputs: catalog.Stage) -> None:
     """Before any work: exit 2, naming the path, when these stages' runs cannot be written
     under output_dir (a file in the way, a folder not writable)."""
+    from pipeline.io import catalog
+
     _guard(catalog.check_writable, cfg.output_dir, *outputs)
+
+
+def _parse_date(text: str) -> date:
+    """An ``--as-of`` value, refused while the options are read (before any library loads)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"expects a date as YYYY-MM-DD, got {text!r}") from None
 
 
 @app.command()
@@ -192,6 +226,8 @@ def data(
     renewal probabilities and intervention effects) goes to data.oracle_dir, apart from the
     raw tables, for evaluation code only.
     """
+    from pipeline import stages
+
     _guard(stages.run_data, cfg, quiet)
 
 
@@ -207,6 +243,9 @@ def validate(
     remaps, and exits 3 naming the table, column and offending rows when anything is off.
     Nothing is written on failure.
     """
+    from pipeline import stages
+    from pipeline.io import catalog
+
     _writable(cfg, catalog.VALIDATION)
     _guard(stages.run_validate, cfg)
 
@@ -223,6 +262,9 @@ def features(
     features.horizon_days, each with the features of ten families computed from rows strictly
     before its as-of date, the renewal label beside them (empty when not known yet).
     """
+    from pipeline import stages
+    from pipeline.io import catalog
+
     _writable(cfg, catalog.FEATURES)
     _guard(stages.run_features, cfg, quiet)
 
@@ -248,6 +290,9 @@ def train(
     is registered as mlflow.model_name and takes the alias mlflow.alias only if it beats the
     current holder on train.promotion.metric, unless --force.
     """
+    from pipeline import stages
+    from pipeline.lab import oracle
+
     _writable(cfg)  # the Optuna studies
     _guard(stages.run_train, cfg, force, oracle.judge(cfg))
 
@@ -279,6 +324,8 @@ def recalibrate(
     the corrected model is registered as a new version and takes mlflow.alias. Exit 3 when too
     few renewals have closed (recalibrate.min_rarer_outcome of each outcome).
     """
+    from pipeline import stages
+
     result = _guard(stages.run_recalibrate, cfg, force, dry_run)
     if result.version:
         typer.echo(f"→ {cfg.mlflow.model_name} v{result.version} ({cfg.mlflow.alias})")
@@ -290,10 +337,11 @@ def score(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None,
+        date | None,
         typer.Option(
+            parser=_parse_date,
             help="Scoring date (YYYY-MM-DD); default the data's end: the day after its latest "
-            "row, or after data.cutoff (today, UTC, for data.source table)."
+            "row, or after data.cutoff (today, UTC, for data.source table).",
         ),
     ] = None,
     input_path: Annotated[
@@ -321,9 +369,11 @@ def score(
     more than score.stale_after_days after the data's end (the days without data would read as
     silence and put accounts at risk) unless --allow-stale.
     """
-    day = _date(as_of) if as_of else None
+    from pipeline import stages
+    from pipeline.io import catalog
+
     _writable(cfg, catalog.SCORES)
-    _guard(stages.run_score, cfg, day, input_path, allow_stale)
+    _guard(stages.run_score, cfg, as_of, input_path, allow_stale)
 
 
 @app.command()
@@ -332,8 +382,10 @@ def plan(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None,
-        typer.Option(help="The scoring run to plan for (YYYY-MM-DD); default the latest."),
+        date | None,
+        typer.Option(
+            parser=_parse_date, help="The scoring run to plan for (YYYY-MM-DD); default the latest."
+        ),
     ] = None,
 ) -> None:
     """Recommend plays per account and allocate the period's capacity; write plans/as_of=DATE/.
@@ -347,7 +399,10 @@ def plan(
     the learning loop's randomised holdout (plan.epsilon) with the propensity of every action.
     Written atomically, replacing a re-run. Exit 3 when the scores or the effect model are missing.
     """
-    day = _date(as_of) if as_of else None
+    from pipeline import stages
+    from pipeline.io import catalog
+
+    day = as_of
     _writable(cfg, catalog.PLANS)
     if day is None:
         hint = "run `healthscore score` first"
@@ -358,7 +413,9 @@ def plan(
 @app.command("plan-eval")
 @with_params()
 def plan_eval(
-    as_of: Annotated[str, typer.Argument(help="The plan run to evaluate (YYYY-MM-DD).")],
+    as_of: Annotated[
+        date, typer.Argument(parser=_parse_date, help="The plan run to evaluate (YYYY-MM-DD).")
+    ],
     cfg: Params,
     quiet: bool,
 ) -> None:
@@ -369,11 +426,11 @@ def plan_eval(
     business-as-usual accounts (with a 95% CI), uplift@k, the Qini coefficient and the
     inverse-propensity value of the recommendations; written to plans/as_of=DATE/evaluation.json.
     """
+    from pipeline.io import catalog
     from pipeline.stages.plan import evaluate_plan
 
-    day = _date(as_of)
     _writable(cfg, catalog.PLANS)
-    result = _guard(evaluate_plan, cfg, day)
+    result = _guard(evaluate_plan, cfg, as_of)
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -382,8 +439,10 @@ def plan_eval(
 def evaluate_plays(
     cfg: Params,
     as_of: Annotated[
-        str | None,
-        typer.Option(help="The plan run to evaluate (YYYY-MM-DD); default the latest."),
+        date | None,
+        typer.Option(
+            parser=_parse_date, help="The plan run to evaluate (YYYY-MM-DD); default the latest."
+        ),
     ] = None,
     seeds: Annotated[
         str | None,
@@ -404,6 +463,8 @@ def evaluate_plays(
     of cost) of the shipped plans beside the oracle's best (with and without the capacity),
     the same play for everyone, random plays and the naive re-prediction; logged to MLflow.
     """
+    import pandas as pd
+
     from pipeline.lab import evaluate_plays as ev
 
     if seeds:
@@ -412,7 +473,7 @@ def evaluate_plays(
         return
     from pipeline.stages.plan import latest_plan
 
-    day = _date(as_of) if as_of else _guard(latest_plan, cfg)
+    day = as_of or _guard(latest_plan, cfg)
     figures = _guard(ev.report, cfg, day)
     typer.echo(ev.render(pd.DataFrame([{"seed": cfg.synthetic.seed, **figures}])))
 
@@ -446,6 +507,8 @@ def simulate_loop(
     each kind's estimate, interval and truth) and OUT/loop.png. About 30 s per period and 1 min
     per training at 3,000 accounts on 2 cores.
     """
+    import pandas as pd
+
     from pipeline.lab.loop import LoopSettings, run_loop, summarise
 
     shares = (0.0, epsilon) if epsilon > 0 else (0.0,)
@@ -474,7 +537,10 @@ def explain(
     account_id: Annotated[str, typer.Argument(help="The account to explain.")],
     cfg: Params,
     as_of: Annotated[
-        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+        date | None,
+        typer.Option(
+            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a page.")] = False,
 ) -> None:
@@ -482,19 +548,11 @@ def explain(
     words, and what changed since the previous run."""
     from pipeline.stages.explain import account_page, render_page
 
-    page = _guard(account_page, cfg, account_id, _date(as_of) if as_of else None)
+    page = _guard(account_page, cfg, account_id, as_of)
     if as_json:
         typer.echo(json.dumps(page, indent=2, default=str))
     else:
         render_page(page)
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        log.error("--as-of expects a date as YYYY-MM-DD, got %r", text)
-        raise typer.Exit(EXIT_PARAMS) from None
 
 
 @app.command()
@@ -503,8 +561,11 @@ def report(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None,
-        typer.Option(help="The scoring run to report on (YYYY-MM-DD); default the latest."),
+        date | None,
+        typer.Option(
+            parser=_parse_date,
+            help="The scoring run to report on (YYYY-MM-DD); default the latest.",
+        ),
     ] = None,
 ) -> None:
     """Write the CS leader's HTML report: reports/as_of=DATE/index.html (prints its path).
@@ -518,9 +579,11 @@ def report(
     reliability diagram, lead time, drift). Written atomically, replacing a re-run. Exit 3 when
     there is no scoring run on that date.
     """
-    day = _date(as_of) if as_of else None
+    from pipeline import stages
+    from pipeline.io import catalog
+
     _writable(cfg, catalog.REPORTS)
-    result = _guard(stages.run_report, cfg, day)
+    result = _guard(stages.run_report, cfg, as_of)
     typer.echo(str(result.path))
 
 
@@ -530,7 +593,10 @@ def publish(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+        date | None,
+        typer.Option(
+            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
+        ),
     ] = None,
 ) -> None:
     """Write a scoring run (and its plan) to a database teams read by SQL.
@@ -541,7 +607,9 @@ def publish(
     previous state. publish.url is any SQLAlchemy URL (HEALTHSCORE_PUBLISH_URL overrides it);
     by default an embedded DuckDB file, output_dir/healthscore.duckdb.
     """
-    result = _guard(stages.run_publish, cfg, _date(as_of) if as_of else None)
+    from pipeline import stages
+
+    result = _guard(stages.run_publish, cfg, as_of)
     typer.echo(f"→ {result.url}")
 
 
@@ -551,7 +619,10 @@ def notify(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None, typer.Option(help="Which scoring run (YYYY-MM-DD); default the latest.")
+        date | None,
+        typer.Option(
+            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write the payloads; send nothing.")
@@ -565,7 +636,9 @@ def notify(
     payload is written to output_dir/notifications/ first; with no URL (or --dry-run) nothing
     is sent. A digest that went out is recorded, so a re-run never sends it twice.
     """
-    result = _guard(stages.run_notify, cfg, _date(as_of) if as_of else None, dry_run)
+    from pipeline import stages
+
+    result = _guard(stages.run_notify, cfg, as_of, dry_run)
     typer.echo(f"→ {result.payloads} ({result.sent} sent, {result.skipped} sent before)")
 
 
@@ -575,7 +648,8 @@ def tasks(
     cfg: Params,
     quiet: bool,
     as_of: Annotated[
-        str | None, typer.Option(help="Which plan run (YYYY-MM-DD); default the latest.")
+        date | None,
+        typer.Option(parser=_parse_date, help="Which plan run (YYYY-MM-DD); default the latest."),
     ] = None,
     due_within_days: Annotated[
         int, typer.Option(min=0, help="Days to do a play after it may start (its due date).")
@@ -589,7 +663,9 @@ def tasks(
     account_fields_DATE.csv (health, band, top reasons). Owners and accounts are healthscore's
     ids: map them to the CRM's on import.
     """
-    result = _guard(stages.run_tasks, cfg, _date(as_of) if as_of else None, due_within_days)
+    from pipeline import stages
+
+    result = _guard(stages.run_tasks, cfg, as_of, due_within_days)
     typer.echo(f"→ {result.folder} ({result.tasks} tasks for {result.accounts} accounts)")
 
 
@@ -604,6 +680,10 @@ def run_all(
     Scores report.backfill_runs earlier periods first so the report has trends and alerts, and
     ends by printing the report's path.
     """
+    from pipeline import flow
+    from pipeline.io import catalog
+    from pipeline.lab import oracle
+
     outputs = (catalog.VALIDATION, catalog.FEATURES, catalog.SCORES, catalog.PLANS)
     _writable(cfg, *outputs, catalog.REPORTS)
     result = _guard(flow.run_all, cfg, quiet, oracle.judge(cfg))
@@ -787,6 +867,8 @@ def signal_check(
     Reads output_dir/features (run `healthscore features` first) and data.oracle_dir, and prints
     both ROC AUCs on the same test snapshots.
     """
+    from pipeline.lab import oracle
+
     result = _guard(oracle.run_signal_check, cfg, test_days)
     typer.echo(
         f"model AUC {result.model_auc:.3f}  oracle AUC {result.oracle_auc:.3f}  "

@@ -29,9 +29,6 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-import joblib
-from threadpoolctl import threadpool_limits
-
 WAIT_POLICY = "OMP_WAIT_POLICY"
 
 
@@ -52,9 +49,11 @@ def thread_limits(n_jobs: int) -> Iterator[None]:
         n_jobs: threads for BLAS, OpenMP, LightGBM, joblib and numba (``train.n_jobs``).
     """
     # imported here, not at the top: ``pipeline`` imports this module before anything loads
-    # OpenMP (see wait_passively)
+    # OpenMP (see wait_passively), and every command, `--help` too, imports ``pipeline``
+    import joblib
     import numba
     from lightgbm.basic import _LIB
+    from threadpoolctl import threadpool_limits
 
     n_jobs = max(1, int(n_jobs))
     with ExitStack() as stack:

@@ -16,6 +16,9 @@ after training, without refitting the members.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,7 +52,8 @@ class Calibrator:
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}; one of {METHODS}")
         score, y = np.asarray(score, dtype=float), np.asarray(y, dtype=int)
-        self.venn_abers_ = VennAbers().fit(_two_columns(expit(score)), y)
+        with _venn_abers_quietly():
+            self.venn_abers_ = VennAbers().fit(_two_columns(expit(score)), y)
         if self.method == "isotonic":
             self.isotonic_ = IsotonicRegression(y_min=EPS, y_max=1 - EPS, out_of_bounds="clip")
             self.isotonic_.fit(score, y)
@@ -69,12 +73,14 @@ class Calibrator:
         elif self.method == "beta":
             p = self.beta_.predict(score)
         else:
-            p = self.venn_abers_.predict_proba(_two_columns(expit(score)))[0][:, 1]
+            with _venn_abers_quietly():
+                p = self.venn_abers_.predict_proba(_two_columns(expit(score)))[0][:, 1]
         return np.clip(p, EPS, 1 - EPS)
 
     def interval(self, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Venn-ABERS lower and upper probabilities per row."""
-        _, p01 = self.venn_abers_.predict_proba(_two_columns(expit(np.asarray(score, float))))
+        with _venn_abers_quietly():
+            _, p01 = self.venn_abers_.predict_proba(_two_columns(expit(np.asarray(score, float))))
         return p01[:, 0], p01[:, 1]
 
 
@@ -235,6 +241,16 @@ def _held_out(
 def _beta_columns(score: np.ndarray) -> np.ndarray:
     # ln p and −ln(1 − p) of p = sigmoid(score), computed stably from the log-odds
     return np.column_stack([log_expit(score), -log_expit(-score)])
+
+
+@contextmanager
+def _venn_abers_quietly() -> Iterator[None]:
+    """venn-abers takes the minimum of a slope that is undefined on a stretch of tied scores
+    and tests the result for NaN itself: numpy's "All-NaN slice" warning there is its normal
+    path, not a fault, and would print in every training log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        yield
 
 
 def _two_columns(p: np.ndarray) -> np.ndarray:

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -88,63 +87,63 @@ class ModelIntegrityError(InputError):
     """A registered version's artifacts are not the ones its digest recorded at registration."""
 
 
-# MLflow warns at class creation when predict has no type hints; the signature is explicit instead
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+class HealthModel(mlflow.pyfunc.PythonModel):
+    """The deployed ensemble with what scoring needs beside it: the feature catalog it was
+    trained on, a profile of the training features and scores (drift), and the facts of
+    its training run (``trained``: run id, data fingerprint, trained through …)."""
 
-    class HealthModel(mlflow.pyfunc.PythonModel):
-        """The deployed ensemble with what scoring needs beside it: the feature catalog it was
-        trained on, a profile of the training features and scores (drift), and the facts of
-        its training run (``trained``: run id, data fingerprint, trained through …)."""
+    # MLflow would read predict's type hints as a schema and warns (in ANSI colour) at class
+    # creation when there are none; the signature is given explicitly at logging instead
+    _skip_type_hint_validation = True
 
-        # defaults for versions pickled before these attributes existed
-        profile: pd.DataFrame | None = None
-        reference_scores: np.ndarray | None = None
-        trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
-        contraction: dict[str, float] = {}  # noqa: RUF012
-        effects: PlayEffects | None = None
-        size: RenewalSize | None = None  # the renewal in dollars; None: not estimated
+    # defaults for versions pickled before these attributes existed
+    profile: pd.DataFrame | None = None
+    reference_scores: np.ndarray | None = None
+    trained: dict[str, str] = {}  # noqa: RUF012 (read-only fallback)
+    contraction: dict[str, float] = {}  # noqa: RUF012
+    effects: PlayEffects | None = None
+    size: RenewalSize | None = None  # the renewal in dollars; None: not estimated
 
-        def __init__(
-            self,
-            ensemble: HealthEnsemble,
-            catalog: pd.DataFrame,
-            profile: pd.DataFrame | None = None,
-            reference_scores: np.ndarray | None = None,
-            trained: dict[str, str] | None = None,
-            contraction: dict[str, float] | None = None,
-            effects: PlayEffects | None = None,
-            size: RenewalSize | None = None,
-        ) -> None:
-            self.ensemble = ensemble
-            self.size = size
-            self.catalog = catalog
-            self.profile = profile
-            self.reference_scores = reference_scores
-            self.trained = dict(trained or {})
-            self.contraction = dict(contraction or {})
-            self.effects = effects
+    def __init__(
+        self,
+        ensemble: HealthEnsemble,
+        catalog: pd.DataFrame,
+        profile: pd.DataFrame | None = None,
+        reference_scores: np.ndarray | None = None,
+        trained: dict[str, str] | None = None,
+        contraction: dict[str, float] | None = None,
+        effects: PlayEffects | None = None,
+        size: RenewalSize | None = None,
+    ) -> None:
+        self.ensemble = ensemble
+        self.size = size
+        self.catalog = catalog
+        self.profile = profile
+        self.reference_scores = reference_scores
+        self.trained = dict(trained or {})
+        self.contraction = dict(contraction or {})
+        self.effects = effects
 
-        @property
-        def features(self) -> list[str]:
-            """The feature columns the ensemble was trained on, in order."""
-            return list(self.ensemble.feature_names_in_)
+    @property
+    def features(self) -> list[str]:
+        """The feature columns the ensemble was trained on, in order."""
+        return list(self.ensemble.feature_names_in_)
 
-        # no annotations: MLflow would read them as a schema; the signature is explicit
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
-            """Win probability, its interval and health 0–100 per row of features."""
-            frame = pd.DataFrame(model_input)
-            p = self.ensemble.predict_proba(frame)[:, 1]
-            low, high = self.ensemble.predict_interval(frame)
-            return pd.DataFrame(
-                {
-                    "win_probability": p,
-                    "win_probability_low": np.minimum(low, p),
-                    "win_probability_high": np.maximum(high, p),
-                    "health": np.rint(100 * p).astype("int64"),
-                },
-                index=frame.index,
-            )
+    # no annotations: MLflow would read them as a schema; the signature is explicit
+    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+        """Win probability, its interval and health 0–100 per row of features."""
+        frame = pd.DataFrame(model_input)
+        p = self.ensemble.predict_proba(frame)[:, 1]
+        low, high = self.ensemble.predict_interval(frame)
+        return pd.DataFrame(
+            {
+                "win_probability": p,
+                "win_probability_low": np.minimum(low, p),
+                "win_probability_high": np.maximum(high, p),
+                "health": np.rint(100 * p).astype("int64"),
+            },
+            index=frame.index,
+        )
 
 
 def configure(tracking_uri: str, experiment: str) -> None:
@@ -222,6 +221,10 @@ def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> s
     of its artifact files on the version; returns the version."""
     ensemble = model.ensemble
     plain = as_model_input(example, list(ensemble.categories_))
+    # counts as doubles in the schema: a scoring table may hold a missing count, which an integer
+    # column cannot (MLflow warns about exactly this when the schema has integers)
+    counts = plain.select_dtypes("integer").columns
+    plain = plain.astype(dict.fromkeys(counts, "float64"))
     signature = infer_signature(plain, model.predict(None, plain))
     info = mlflow.pyfunc.log_model(
         name="model",

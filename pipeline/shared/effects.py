@@ -214,6 +214,12 @@ def fit_effects(
             "no play falls in a labelled snapshot's decision period"
             + (f" often enough (effects.min_treated {cfg.min_treated})" if rare else "")
         )
+    kinds = sorted(set(decisions["treatment"]) - {CONTROL})
+    log.info(
+        "effects: estimating %d kinds of play (%s) from %s decisions of %s accounts",
+        len(kinds), ", ".join(kinds), f"{len(decisions):,}",
+        f"{decisions['account_id'].nunique():,}",
+    )  # fmt: skip
     context = context_frame(decisions, catalog, names)
     p0 = ensemble.predict_proba(context)[:, 1]
     model = PlayEffects(

@@ -171,7 +171,50 @@ def test_a_library_value_error_inside_a_stage_exits_1_naming_its_cause(generated
 def test_score_with_a_bad_date_exits_2(tmp_path):
     result = runner.invoke(app, ["score", "--as-of", "tomorrow", *args_for(tmp_path)])
     assert result.exit_code == EXIT_PARAMS
-    assert "YYYY-MM-DD" in result.output
+    assert "expects a date as YYYY-MM-DD, got 'tomorrow'" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+HEAVY = ("pandas", "lightgbm", "mlflow", "sklearn", "shap", "econml", "matplotlib", "sqlalchemy")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["--version"], ["score", "--as-of", "2026-13-01"], ["plan-eval", "someday"]],
+)
+def test_help_version_and_a_bad_argument_answer_before_the_heavy_libraries_load(argv):
+    """`healthscore --help` took 8-9 s and a bad --as-of 22-31 s to be refused: every stage's
+    libraries were imported before the arguments were read. In a fresh interpreter, none is."""
+    probe = (
+        "import sys\n"
+        "from pipeline.cli import app\n"
+        f"try:\n    app({argv!r}, prog_name='healthscore')\n"
+        "except SystemExit as done:\n    code = done.code\n"
+        f"print('loaded', sorted(m for m in {HEAVY!r} if m in sys.modules), 'exit', code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    expected_exit = 0 if argv[0].startswith("--") else EXIT_PARAMS
+    assert f"loaded [] exit {expected_exit}" in result.stdout, result.stdout + result.stderr
+
+
+def test_version_prints_the_installed_version():
+    from importlib import metadata
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"healthscore {metadata.version('healthscore')}"
+
+
+def test_loading_the_stages_prints_no_warning():
+    """MLflow warned, in raw ANSI colour codes, on every command (the model class's predict)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import pipeline.stages"],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert result.stderr == ""
 
 
 @pytest.mark.slow
