@@ -51,6 +51,7 @@ class Feature:
     fill: float | None = 0.0  # value for snapshots with no rows: 0 for counts, None for unknown
     categorical: bool = False
     source_column: str | None = None  # prebuilt tables: the column of the team's table
+    blank: str | None = None  # plain words for a blank value ("no earlier renewal")
 
     def __post_init__(self) -> None:
         if self.component not in COMPONENTS:
@@ -71,11 +72,21 @@ def feature_maker(family: str, component: str, fill: float | None = 0.0) -> Call
     """A constructor for one family's features: ``make(name, description, fill=…)``."""
 
     def make(
-        name: str, description: str, fill: float | None = fill, categorical: bool = False
+        name: str,
+        description: str,
+        fill: float | None = fill,
+        categorical: bool = False,
+        blank: str | None = None,
     ) -> Feature:
-        return Feature(name, family, component, description, fill, categorical)
+        return Feature(name, family, component, description, fill, categorical, blank=blank)
 
     return make
+
+
+def spoken(value: object) -> str:
+    """A name from the data (an event type, a persona, a play) as people read it:
+    ``"dashboard_view"`` → ``"dashboard view"``."""
+    return " ".join(re.sub(r"[_]+", " ", str(value)).split())
 
 
 def slug(value: str) -> str:

@@ -38,7 +38,17 @@ def billing_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("late_invoices_365d", "{value} invoices were paid late or not at all (last year)"),
         _f("overdue_invoices", "{value} invoices are overdue"),
         _f("amount_overdue_usd", "{value:,.0f} overdue"),
-        _f("days_past_due", "the oldest unpaid invoice is {value:.0f} days past due", None),
-        _f("days_late_avg_365d", "invoices were paid {value:.0f} days late on average", None),
+        _f(
+            "days_past_due",
+            "the oldest unpaid invoice is {value:.0f} days past due",
+            None,
+            blank="no unpaid invoice past due",
+        ),
+        _f(
+            "days_late_avg_365d",
+            "invoices were paid {value:.0f} days late on average",
+            None,
+            blank="no invoice paid in the last year",
+        ),
     )
     return FamilyResult(FAMILY, frame, features)

@@ -145,5 +145,6 @@ def make_catalog(table: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
             "categorical": [f.categorical for f in features],
             "description": [f.description for f in features],
             "source_column": [f.source_column for f in features],
+            "blank": [f.blank for f in features],
         }
     )

@@ -53,7 +53,11 @@ def contract_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("days_to_renewal", "renewal is in {value:.0f} days"),
         _f("tenure_days", "a customer for {value:.0f} days"),
         _f("prior_terms", "{value:.0f} earlier contract terms", fill=0.0),
-        _f("arr_change_last_renewal", "ARR changed {value:+.0%} at the last renewal"),
+        _f(
+            "arr_change_last_renewal",
+            "ARR changed {value:+.0%} at the last renewal",
+            blank="no earlier renewal (the first contract term)",
+        ),
         *(_f(c, f"{c.replace('_', ' ')}: {{value}}", categorical=True) for c in CATEGORICAL),
     )
     return FamilyResult(FAMILY, frame, features)

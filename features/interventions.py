@@ -10,6 +10,7 @@ from features.base import (
     discover,
     feature_maker,
     slug,
+    spoken,
     sql_literal,
 )
 from features.config import FeaturesConfig
@@ -31,13 +32,16 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     ]
     for kind in kinds:
         is_kind = f"i.type = {sql_literal(kind)}"
-        col = slug(kind)
+        col, said = slug(kind), spoken(kind)
         parts.append(f"count(*) FILTER (WHERE {is_kind} AND i.ts >= s.since_365d) AS {col}_365d")
         parts.append(
             f"{days_between(f'max(i.ts) FILTER (WHERE {is_kind})', 's.as_of')} AS days_since_{col}"
         )
-        features.append(_f(f"{col}_365d", f"{{value}} × {kind} in the last year"))
-        features.append(_f(f"days_since_{col}", f"{{value:.0f}} days since the last {kind}", None))
+        features.append(_f(f"{col}_365d", f"{{value}} × {said} in the last year"))
+        features.append(
+            _f(f"days_since_{col}", f"{{value:.0f}} days since the last {said}", None,
+               blank=f"no {said} yet")
+        )  # fmt: skip
     frame = engine.query(
         f"""
         SELECT s.account_id, s.as_of,

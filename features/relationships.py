@@ -12,6 +12,7 @@ from features.base import (
     discover,
     feature_maker,
     slug,
+    spoken,
     sql_list,
     sql_literal,
 )
@@ -49,17 +50,18 @@ def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     )
     features: list[Feature] = [
         _f("contacts_known", "{value} contacts known at the account"),
-        *(_f(f"contacts_{slug(p)}", f"{{value}} {p} contacts known") for p in personas),
+        *(_f(f"contacts_{slug(p)}", f"{{value}} {spoken(p)} contacts known") for p in personas),
         _f("contacts_left_90d", "{value} contacts left in the last 90 days"),
         _f("key_contacts_left_180d",
-           f"{{value}} key contacts ({', '.join(rel.key_personas)}) left in the last 180 days"),
+           f"{{value}} key contacts ({', '.join(map(spoken, rel.key_personas))}) left in the "
+           "last 180 days"),
     ]  # fmt: skip
     for persona in rel.key_personas:
         column = f"contacts_{slug(persona)}"
         counts = frame[column] if column in frame else pd.Series(0, index=frame.index)
         frame = frame.assign(**{f"has_{slug(persona)}": (counts > 0).astype(float)})
         features.append(
-            _f(f"has_{slug(persona)}", f"a {persona} is known: {{value:.0f}} (1 = yes)")
+            _f(f"has_{slug(persona)}", f"a {spoken(persona)} is known: {{value:.0f}} (1 = yes)")
         )
     frame = frame.assign(footprint_gap=_footprint_gap(frame, rel.footprint))
     features.append(

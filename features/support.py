@@ -38,8 +38,11 @@ def support_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
           for w in cfg.windows),
         _f("high_priority_tickets_90d", "{value} high-priority tickets in the last 90 days"),
         _f("open_tickets", "{value} support tickets open"),
-        _f("hours_to_close_90d", "tickets took {value:.0f} hours to close on average", None),
-        _f("csat_180d", "support satisfaction (CSAT) averaged {value:.1f}", None),
-        _f("days_since_ticket", "{value:.0f} days since the last support ticket", None),
+        _f("hours_to_close_90d", "tickets took {value:.0f} hours to close on average", None,
+           blank="no ticket closed in the last 90 days"),
+        _f("csat_180d", "support satisfaction (CSAT) averaged {value:.1f}", None,
+           blank="no support satisfaction (CSAT) rating in 180 days"),
+        _f("days_since_ticket", "{value:.0f} days since the last support ticket", None,
+           blank="no support ticket yet"),
     )  # fmt: skip
     return FamilyResult(FAMILY, frame, features)

@@ -50,9 +50,19 @@ def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     features = (
         _f("surveys_sent_365d", "{value} surveys sent in the last year"),
         _f("survey_non_response_365d", "{value:.0%} of surveys went unanswered (last year)", None),
-        _f("nps_latest", "the latest NPS answer was {value:.0f}", None),
-        _f("nps_change", "NPS moved by {value:+.0f} since the previous answer", None),
-        _f("nps_avg_last4", "the last four NPS answers averaged {value:.1f}", None),
+        _f("nps_latest", "the latest NPS answer was {value:.0f}", None, blank="no NPS answer yet"),
+        _f(
+            "nps_change",
+            "NPS moved by {value:+.0f} since the previous answer",
+            None,
+            blank="fewer than two NPS answers",
+        ),
+        _f(
+            "nps_avg_last4",
+            "the last four NPS answers averaged {value:.1f}",
+            None,
+            blank="no NPS answer yet",
+        ),
         _f("nps_category", "the latest NPS answer is a {value}", None, categorical=True),
     )
     return FamilyResult(FAMILY, frame, features)

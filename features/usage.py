@@ -24,6 +24,7 @@ from features.base import (
     discover,
     feature_maker,
     slug,
+    spoken,
 )
 from features.config import FeaturesConfig
 
@@ -240,29 +241,37 @@ def _catalog(
     for w in windows:
         features.append(_f(f"events_{w}d", f"{{value}} product events in the last {w} days"))
         if w in summed:
-            features.append(
-                _f(f"quantity_{w}d", f"{{value:,.1f}} total quantity used in the last {w} days")
-            )
+            features.append(_f(f"quantity_{w}d", f"{{value:,.0f}} units used in the last {w} days"))
     features += [
         _f(
-            "usage_trend_30v60", "usage over the last 30 days is {value:.0%} of the 60 before", None
+            "usage_trend_30v60",
+            "usage over the last 30 days is {value:.0%} of the 60 before",
+            None,
+            blank="no usage in the 60 days before the last 30",
         ),
-        _f("days_since_last_use", "{value:.0f} days since anyone used the product", None),
+        _f(
+            "days_since_last_use",
+            "{value:.0f} days since anyone used the product",
+            None,
+            blank="nobody has used the product yet",
+        ),
         _f("features_used_30d", "{value} different product features used in the last 30 days"),
     ]
     for t in types:
-        col = slug(t)
+        col, said = slug(t), spoken(t)
         for w in windows:
-            features.append(_f(f"{col}_{w}d", f"{{value}} '{t}' events in the last {w} days"))
+            features.append(_f(f"{col}_{w}d", f"{{value}} {said} events in the last {w} days"))
             if w in summed:
                 features.append(
-                    _f(f"{col}_qty_{w}d", f"{{value:,.1f}} '{t}' quantity in the last {w} days")
+                    _f(f"{col}_qty_{w}d", f"{{value:,.0f}} units of {said} in the last {w} days")
                 )
         features += [
-            _f(f"{col}_share_90d", f"'{t}' was {{value:.0%}} of activity over 90 days", None),
-            _f(f"{col}_trend_30v60", f"'{t}' over the last 30 days is {{value:.0%}} of the 60 "
-               "before", None),
-            _f(f"days_since_{col}", f"{{value:.0f}} days since '{t}' was last used", None),
+            _f(f"{col}_share_90d", f"{said} was {{value:.0%}} of activity over 90 days", None,
+               blank="no activity in the last 90 days"),
+            _f(f"{col}_trend_30v60", f"{said} over the last 30 days is {{value:.0%}} of the 60 "
+               "before", None, blank=f"no {said} in the 60 days before the last 30"),
+            _f(f"days_since_{col}", f"{{value:.0f}} days since {said} was last used", None,
+               blank=f"{said} never used"),
         ]  # fmt: skip
     features += [
         _f("active_users_30d", "{value} people used the product in the last 30 days"),
@@ -270,9 +279,11 @@ def _catalog(
         _f("events_per_seat_30d", "{value:.1f} product events per seat in the last 30 days", None),
         _f("events_per_seat_90d", "{value:.1f} product events per seat in the last 90 days", None),
         _f("key_event_share_90d", f"{{value:.0%}} of activity used the key features "
-           f"({', '.join(keys)}) over 90 days", None),
+           f"({', '.join(map(spoken, keys))}) over 90 days", None,
+           blank="no activity in the last 90 days"),
         _f("key_feature_adoption_30d",
-           f"{{value:.0%}} of active users used the key features ({', '.join(keys)})", None),
+           f"{{value:.0%}} of active users used the key features ({', '.join(map(spoken, keys))})",
+           None, blank="nobody used the product in the last 30 days"),
     ]  # fmt: skip
     return features
 

@@ -165,6 +165,9 @@ class ScoreConfig(_Section):
     version: str | None = None  # a registered version to score with; null: mlflow.alias
     bands: Bands = Field(default_factory=Bands)
     top_drivers: int = Field(default=3, ge=1, le=10)
+    # what the account is rather than what the team can change (its contract, size, segment,
+    # a prebuilt table's unmapped columns): shown apart, never as a top risk, strength or growth
+    context_components: list[str] = Field(default_factory=lambda: ["contract", "profile"])
     chunk_rows: int = Field(default=100_000, ge=100)
     alert_drop: int = Field(default=10, ge=1)  # health points lost since the previous run
     psi_threshold: float = Field(default=0.2, gt=0)

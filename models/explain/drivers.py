@@ -22,6 +22,8 @@ PLACEHOLDER = re.compile(r"\{value[^}]*\}")
 NUMBER_FORMAT = re.compile(
     r"(?P<sign>[-+ ]?)(?P<grouping>,?)(?:\.(?P<digits>[0-9]))?(?P<kind>[f%])"
 )
+BARE = "{value}"
+WHOLE, FRACTION = ",.0f", ",.1f"  # a number under a bare {value}: a count, as people read it
 BLOCK_ROWS = 4096  # rows ranked at a time: their scratch arrays stay small and warm
 
 
@@ -55,17 +57,35 @@ def component_points(points: pd.DataFrame, components: dict[str, str]) -> pd.Dat
     return points.T.groupby(owner, sort=False).sum().T
 
 
-def describe(template: str, value: object) -> str:
-    """A catalog description with the account's value filled in ("unknown" for a blank)."""
+def describe(template: str, value: object, blank: str | None = None) -> str:
+    """A catalog description with the account's value filled in, as people read it.
+
+    A number under a bare ``{value}`` is a count: whole, with thousands separators ("1,234
+    events", not "1234.0"), or to one decimal when it is not whole. A text value reads with
+    spaces for underscores ("financial services", not "financial_services"). A blank value
+    reads as ``blank`` (the feature's own words for it: "no earlier renewal") or, without
+    one, as the description with "…" for its number and "(not known)" after it.
+    """
     try:
         if value is None or value is pd.NA or value != value:  # NaN is not equal to itself
-            return PLACEHOLDER.sub("unknown", template)
+            return blank if blank is not None else unknown(template)
+        if isinstance(value, str):
+            value = value.replace("_", " ")
+        elif isinstance(value, (int, float, np.number)) and BARE in template:
+            whole = bool(np.isfinite(value)) and float(value) == int(value)
+            template = template.replace(BARE, "{value:" + (WHOLE if whole else FRACTION) + "}")
         return template.format(value=value)
-    except (ValueError, TypeError):  # a numeric format on a text value, or the reverse
+    except (ValueError, TypeError, OverflowError):  # a numeric format on text, or the reverse
         return PLACEHOLDER.sub(str(value), template)
 
 
-def describe_all(template: str, values: pd.Series) -> np.ndarray:
+def unknown(template: str) -> str:
+    """A description whose value is blank and has no words of its own for that: "ARR
+    changed … at the last renewal (not known)"."""
+    return PLACEHOLDER.sub("…", template) + " (not known)"
+
+
+def describe_all(template: str, values: pd.Series, blank: str | None = None) -> np.ndarray:
     """:func:`describe` of every value at once: an object array of the same text, byte for byte.
 
     Each distinct value is described once. Numbers are formatted by numpy over the whole column
@@ -74,12 +94,12 @@ def describe_all(template: str, values: pd.Series) -> np.ndarray:
     formats, categories, flags, a number on a near-tie of its last digit, beyond 2^50 or
     infinite).
     """
-    texts, inverse = _describe_distinct(template, values, values.to_numpy(dtype=object))
+    texts, inverse = _describe_distinct(template, values, values.to_numpy(dtype=object), blank)
     return texts[inverse]
 
 
 def _describe_distinct(
-    template: str, values: pd.Series, objects: np.ndarray
+    template: str, values: pd.Series, objects: np.ndarray, blank: str | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The text of each distinct value and, per value, which: ``texts[inverse]`` is every
     value's. ``objects`` are the values as :func:`describe` is given them."""
@@ -92,28 +112,30 @@ def _describe_distinct(
         keys = numbers.view(f"i{dtype.itemsize}") if dtype.kind == "f" else numbers
     else:  # equal objects may still read differently (1, 1.0 and True): each described
         every = np.arange(len(objects))
-        return _describe_each(template, values, objects), every
+        return _describe_each(template, values, objects, blank), every
     inverse, distinct = pd.factorize(keys)
     first = np.empty(len(distinct), dtype="int64")
     first[inverse] = np.arange(len(inverse))  # any row of each value: they read the same
-    return _describe_each(template, values.iloc[first], objects[first]), inverse
+    return _describe_each(template, values.iloc[first], objects[first], blank), inverse
 
 
-def _describe_each(template: str, values: pd.Series, objects: np.ndarray) -> np.ndarray:
+def _describe_each(
+    template: str, values: pd.Series, objects: np.ndarray, blank: str | None = None
+) -> np.ndarray:
     """:func:`describe` of each value: numbers in numpy where it is exact, the rest one by one."""
     texts = np.empty(len(objects), dtype=object)
     pieces = _pieces(template)
     dtype = values.dtype
     if pieces is None or not (isinstance(dtype, np.dtype) and dtype.kind in "fiu"):
-        texts[:] = [describe(template, v) for v in objects]
+        texts[:] = [describe(template, v, blank) for v in objects]
         return texts
     numbers = values.to_numpy()
     missing = np.isnan(numbers) if dtype.kind == "f" else np.zeros(len(numbers), dtype=bool)
-    texts[missing] = PLACEHOLDER.sub("unknown", template)
+    texts[missing] = blank if blank is not None else unknown(template)
     present = np.flatnonzero(~missing)
     filled, exact = _fill_numbers(pieces, numbers[present])
     texts[present[exact]] = filled[exact]
-    texts[present[~exact]] = [describe(template, v) for v in objects[present[~exact]]]
+    texts[present[~exact]] = [describe(template, v, blank) for v in objects[present[~exact]]]
     return texts
 
 
@@ -157,9 +179,13 @@ def _fill_numbers(
 def _format_numbers(numbers: np.ndarray, spec: str) -> tuple[np.ndarray, np.ndarray]:
     """``format(number, spec)`` for each number (``spec`` empty or of :data:`NUMBER_FORMAT`),
     and where the text is sure to be Python's."""
-    if not spec:  # str(int), repr(float): numpy's shortest round-trip text is the same
-        numbers = numbers.astype("float64") if numbers.dtype.kind == "f" else numbers
-        return numbers.astype(str), np.ones(len(numbers), dtype=bool)
+    if not spec:  # a count (see describe): whole with separators, else to one decimal
+        whole_text, whole_fits = _format_numbers(numbers, WHOLE)
+        part_text, part_fits = _format_numbers(numbers, FRACTION)
+        value = numbers.astype("float64")
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(value) & (value == np.trunc(value))
+        return np.where(whole, whole_text, part_text), np.where(whole, whole_fits, part_fits)
     match = NUMBER_FORMAT.fullmatch(spec)
     if match is None:
         raise ValueError(f"format {spec!r} is not one numpy fills")
@@ -207,8 +233,12 @@ def top_drivers(
     descriptions: dict[str, str],
     components: dict[str, str],
     k: int = 3,
+    blanks: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """The ``k`` largest risks (negative points) and strengths (positive) per row, in words.
+
+    ``blanks`` gives a feature's words for a blank value ("no earlier renewal"); see
+    :func:`describe`.
 
     Returns one row per (row, driver), ordered by row, then risks before strengths, then rank:
     ``row`` (the index label of ``points``), ``kind`` (``risk`` / ``strength``), ``rank``
@@ -244,8 +274,9 @@ def top_drivers(
         j = cols[where[0]]
         column = values.iloc[rows[where], position[j]]
         picked[where] = column.to_numpy(dtype=object)
+        name = names[j]
         texts, inverse = _describe_distinct(
-            descriptions.get(names[j], names[j]), column, picked[where]
+            descriptions.get(name, name), column, picked[where], (blanks or {}).get(name)
         )
         distinct.append(texts)
         codes[where] = inverse + seen

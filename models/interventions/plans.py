@@ -113,6 +113,36 @@ def eligibility(
     return (start >= min_days) & (start <= max_days) & (arr[:, None] >= min_arr)
 
 
+def why_no_play(options: Sequence[Option], arr: float, days_to_renewal: float | None) -> str:
+    """Why an account's plan is to do nothing new, in words a CS leader reads: its renewal is
+    beyond every play's lead-time window, or too close for any, or no play is allowed at its
+    ARR; else no play saves more than it costs.
+    """
+    if days_to_renewal is None or not np.isfinite(days_to_renewal) or not options:
+        return "no play is expected to save more ARR than it costs"
+    allowed = eligibility(options, np.array([arr]), np.array([days_to_renewal]))[0]
+    if allowed.any():
+        return "no play it may have now is expected to save more ARR than it costs"
+    days = int(days_to_renewal)
+    starts = [days - o.offset_days for o in options]
+    if all(s > o.max_days for s, o in zip(starts, options, strict=True)):
+        earliest = max(o.max_days for o in options)
+        return (
+            f"its renewal is {days} days away, beyond every play's window (the earliest any "
+            f"play starts is {earliest} days before a renewal): plays come into reach later"
+        )
+    if all(s < o.min_days for s, o in zip(starts, options, strict=True)):
+        latest = min(o.min_days for o in options)
+        return (
+            f"its renewal is {days} days away, too close for any play (the latest any play "
+            f"starts is {latest} days before a renewal)"
+        )
+    return (
+        f"no play may run on it now: a renewal {days} days away and ARR of {arr:,.0f} fit no "
+        "play's lead-time window and minimum ARR"
+    )
+
+
 def _kinds(options: Sequence[Option]) -> tuple[list[str], np.ndarray]:
     """The distinct kinds in catalog order and each option's kind index."""
     if not options:

@@ -62,6 +62,46 @@ class Changes:
     alerts: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class Words:
+    """How the catalog puts a model's features in words, and which say what the account is
+    (its contract, size, segment …: ``score.context_components``) rather than what the team
+    can change."""
+
+    descriptions: dict[str, str]
+    components: dict[str, str]
+    blanks: dict[str, str]
+    context: frozenset[str]
+
+    @classmethod
+    def of(cls, catalog: pd.DataFrame, features: Sequence[str], context: Sequence[str]) -> Words:
+        """From the model's catalog (``name``, ``component``, ``description``, ``blank``).
+
+        When every feature is context (a prebuilt table mapped to no component), none is: the
+        drivers are then all the model has to say.
+        """
+        described = catalog.set_index("name")
+        blanks = described["blank"].dropna() if "blank" in described else pd.Series(dtype=str)
+        components = described["component"].to_dict()
+        shown = frozenset(f for f in features if components.get(f) in set(context))
+        return cls(
+            described["description"].to_dict(),
+            components,
+            blanks.to_dict(),
+            shown if len(shown) < len(features) else frozenset(),
+        )
+
+    def acting(self, columns: Sequence[str]) -> list[str]:
+        """The columns the team can change, in order."""
+        return [c for c in columns if c not in self.context]
+
+    def top(self, points: pd.DataFrame, values: pd.DataFrame, k: int) -> pd.DataFrame:
+        """:func:`models.explain.drivers.top_drivers` in these words."""
+        return explain.top_drivers(
+            points, values, self.descriptions, self.components, k, self.blanks
+        )
+
+
 def score_snapshot(
     snapshot: pd.DataFrame,
     ensemble: HealthEnsemble,
@@ -97,20 +137,16 @@ def score_snapshot(
     Returns:
         The scores ordered by priority, the drivers and the points.
     """
-    described = catalog.set_index("name")
-    components = described["component"].to_dict()
-    descriptions = described["description"].to_dict()
+    words = Words.of(catalog, features, cfg.context_components)
     names = list(features)
     parts, driver_parts, point_parts = [], [], []
     for start in range(0, len(snapshot), cfg.chunk_rows):
         chunk = snapshot.iloc[start : start + cfg.chunk_rows]
         frame, top, points = _score_chunk(
-            chunk, ensemble, names, components, descriptions, cfg, horizon_days, account_columns
+            chunk, ensemble, names, words, cfg, horizon_days, account_columns
         )
         if size is not None:
-            frame = frame.join(
-                _renewal_columns(size, chunk[names], frame, descriptions, components, cfg)
-            )
+            frame = frame.join(_renewal_columns(size, chunk[names], frame, words, cfg))
         opportunity = cfg.priority.opportunity_feature
         if opportunity and opportunity in chunk:
             frame = frame.assign(open_opportunity_arr=chunk[opportunity].to_numpy(dtype=float))
@@ -140,24 +176,19 @@ def score_snapshot(
 
 
 def _renewal_columns(
-    size: RenewalSize,
-    X: pd.DataFrame,
-    frame: pd.DataFrame,
-    descriptions: dict[str, str],
-    components: dict[str, str],
-    cfg: ScoreConfig,
+    size: RenewalSize, X: pd.DataFrame, frame: pd.DataFrame, words: Words, cfg: ScoreConfig
 ) -> pd.DataFrame:
     """The renewal in dollars of a chunk's accounts, and ``top_growth_1`` … ``top_growth_k``:
     what most raises each one's chance to grow at renewal, in plain words (the expansion
     model's largest positive contributions, exact in its log-odds, shown as points of
-    P(grows | renews)). The expansion model runs once: its probability is its contributions'
-    sum, calibrated."""
+    P(grows | renews)), among what the team can change. The expansion model runs once: its
+    probability is its contributions' sum, calibrated."""
     model = size.expand_
     contributions = model.contributions(X)
     up = model.calibrator_.predict(contributions.sum(axis=1).to_numpy())
     base = float(model.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
     points = explain.health_points(contributions, up, base)
-    top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
+    top = words.top(points[words.acting(points.columns)], X, cfg.top_drivers)
     outlook = size.outlook(up, size.contract_.predict_proba(X)[:, 1])
     arr, p = frame["arr"].to_numpy(), frame["win_probability"].to_numpy()
     dollars = renewal_dollars(arr, p, outlook, size.means_)
@@ -186,13 +217,16 @@ def _score_chunk(
     chunk: pd.DataFrame,
     ensemble: HealthEnsemble,
     names: list[str],
-    components: dict[str, str],
-    descriptions: dict[str, str],
+    words: Words,
     cfg: ScoreConfig,
     horizon_days: int,
     account_columns: Sequence[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """One chunk's score rows (index of ``chunk``), top drivers (``row`` = index) and points."""
+    """One chunk's score rows (index of ``chunk``), top drivers (``row`` = index) and points.
+
+    The drivers are ranked twice: among what the team can change (``actionable``: the
+    ``top_risk_k`` / ``top_strength_k`` columns) and, apart, among what the account is
+    (``words.context``: its contract, size, segment …)."""
     X = chunk[names]
     contributions = ensemble.contributions(X)
     log_odds = contributions.sum(axis=1).to_numpy()
@@ -200,8 +234,13 @@ def _score_chunk(
     low, high = ensemble.calibrator_.interval(log_odds)
     base = float(ensemble.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
     points = explain.health_points(contributions, p, base)
-    per_component = explain.component_points(points, components)
-    top = explain.top_drivers(points, X, descriptions, components, cfg.top_drivers)
+    per_component = explain.component_points(points, words.components)
+    acting = words.acting(points.columns)
+    top = words.top(points[acting], X, cfg.top_drivers).assign(actionable=True)
+    context = [c for c in points.columns if c not in set(acting)]
+    if context:
+        shown = words.top(points[context], X, cfg.top_drivers).assign(actionable=False)
+        top = pd.concat([top, shown], ignore_index=True)
     health = health_score(p)
     columns = ["account_id", "contract_id", *_present(chunk, account_columns), "arr"]
     frame = chunk[columns].assign(
@@ -217,7 +256,7 @@ def _score_chunk(
         | (chunk["days_to_renewal"].to_numpy() <= horizon_days),
         **{f"points_{c}": per_component[c].to_numpy() for c in per_component.columns},
     )
-    frame = frame.join(_driver_columns(top, chunk.index, cfg.top_drivers))
+    frame = frame.join(_driver_columns(top[top["actionable"]], chunk.index, cfg.top_drivers))
     return frame, top, points
 
 
@@ -228,6 +267,8 @@ def compare_runs(
     previous_points: pd.DataFrame,
     previous_as_of: date,
     cfg: ScoreConfig,
+    values: pd.DataFrame | None = None,
+    words: Words | None = None,
 ) -> Changes:
     """What changed since the previous run, attributed to components and features, and alerts.
 
@@ -239,6 +280,9 @@ def compare_runs(
         previous_points: the previous run's per-feature points, indexed by ``account_id``.
         previous_as_of: the date of the previous run.
         cfg: the ``score`` section (``alert_drop``).
+        values: this run's feature values, indexed by ``account_id``; with ``words``, what
+            moved most is also said in words, with its value now (``most_fell_text``).
+        words: the model's catalog in words (:meth:`Words.of`).
 
     Returns:
         One row of changes per account of ``scores`` (in its order; NaN where the account was
@@ -252,7 +296,7 @@ def compare_runs(
         health_change=joined["health"] - joined["health_previous"],
         previous_as_of=pd.Timestamp(previous_as_of),
     )
-    changes = _largest_moves(changes, points, previous_points)
+    changes = _largest_moves(changes, points, previous_points, values, words)
     score_points = scores.set_index("account_id").filter(like="points_")
     before_components = previous_scores.set_index("account_id").filter(like="points_")
     component_change = score_points.sub(before_components.reindex(score_points.index))
@@ -263,21 +307,30 @@ def compare_runs(
 
 
 def _largest_moves(
-    changes: pd.DataFrame, points: pd.DataFrame, previous_points: pd.DataFrame
+    changes: pd.DataFrame,
+    points: pd.DataFrame,
+    previous_points: pd.DataFrame,
+    values: pd.DataFrame | None,
+    words: Words | None,
 ) -> pd.DataFrame:
-    """``most_fell``/``most_rose`` and their points: the features that moved most, per account."""
+    """``most_fell``/``most_rose`` and their points: the features that moved most, per account;
+    with ``values`` and ``words``, ``most_fell_text``/``most_rose_text`` too."""
     common = [c for c in points.columns if c in previous_points.columns]
     delta = points[common].sub(previous_points[common].reindex(points.index), fill_value=np.nan)
     delta_frame = delta.reindex(changes["account_id"].to_numpy())
-    moves = explain.top_drivers(
-        delta_frame.fillna(0).set_axis(changes.index), delta_frame.set_axis(changes.index),
-        {c: c for c in common}, {}, k=3,
-    )  # fmt: skip
+    moved = delta_frame.fillna(0).set_axis(changes.index)
+    if values is not None and words is not None:
+        now = values.reindex(changes["account_id"].to_numpy()).set_axis(changes.index)
+        moves = words.top(moved, now, k=1)
+    else:
+        moves = explain.top_drivers(moved, delta_frame.set_axis(changes.index), {}, {}, k=1)
     out = changes.copy()
     for kind, label in (("risk", "fell"), ("strength", "rose")):
         top = moves[(moves["kind"] == kind) & (moves["rank"] == 1)].set_index("row")
         out[f"most_{label}"] = top["feature"].reindex(out.index)
         out[f"most_{label}_points"] = top["points"].reindex(out.index)
+        if values is not None and words is not None:
+            out[f"most_{label}_text"] = top["text"].reindex(out.index)
     return out
 
 

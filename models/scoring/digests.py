@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from features.base import spoken
 from models.interventions.plans import BUSINESS_AS_USUAL
 
 UNASSIGNED = "(no CSM)"
@@ -79,4 +80,4 @@ def _play(value: object) -> str | None:
     text = _text(value)
     if not text or text == BUSINESS_AS_USUAL:
         return None
-    return text.replace("_", " ")
+    return spoken(text)

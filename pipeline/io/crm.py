@@ -15,6 +15,8 @@ from datetime import date, timedelta
 
 import pandas as pd
 
+from features.base import spoken
+
 OPTION = re.compile(r"^(?P<kind>.+?)(?: \+(?P<days>\d+)d)?$")  # "training +30d" → 30 days on
 
 
@@ -37,12 +39,12 @@ def tasks(
                 "owner": plan.get("csm_id"),
                 "account_id": plan["account_id"],
                 "account": plan.get("name") or plan["account_id"],
-                "play": kind.replace("_", " "),
+                "play": spoken(kind),
                 "due": (as_of + timedelta(days=days + due_within_days)).isoformat(),
                 "expected_lift_points": round(100 * float(plan["recommended_lift"]), 1),
                 "expected_arr_saved": round(float(plan["recommended_arr_saved"])),
                 "reason": plan.get("top_risk_1"),
-                "plan": str(plan["recommended"]).replace("_", " "),
+                "plan": spoken(plan["recommended"]),
             })  # fmt: skip
     return pd.DataFrame(rows, columns=TASK_COLUMNS)
 

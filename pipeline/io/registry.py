@@ -26,6 +26,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -222,10 +223,13 @@ def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> s
     ensemble = model.ensemble
     plain = as_model_input(example, list(ensemble.categories_))
     # counts as doubles in the schema: a scoring table may hold a missing count, which an integer
-    # column cannot (MLflow warns about exactly this when the schema has integers)
+    # column cannot; the output's integers (health 0-100) are never missing, and MLflow's hint
+    # about them would print in every training log
     counts = plain.select_dtypes("integer").columns
     plain = plain.astype(dict.fromkeys(counts, "float64"))
-    signature = infer_signature(plain, model.predict(None, plain))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
+        signature = infer_signature(plain, model.predict(None, plain))
     info = mlflow.pyfunc.log_model(
         name="model",
         python_model=model,

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from pipeline.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: drivers say whether the team can act on them; alerts in words
 LATEST_VIEW = "account_health_latest"
 INSERT_CHUNK = 5000  # rows per INSERT statement (memory bound at scale)
 
@@ -56,6 +56,8 @@ def _metadata() -> sa.MetaData:
     )  # fmt: skip
     sa.Table(
         "account_drivers", md, *key(),
+        # false: what the account is (its contract, size, segment), shown apart from the rest
+        sa.Column("actionable", sa.Boolean, primary_key=True),
         sa.Column("kind", sa.String, primary_key=True),
         sa.Column("rank", sa.Integer, primary_key=True),
         sa.Column("component", sa.String), sa.Column("text", sa.String),
@@ -72,7 +74,7 @@ def _metadata() -> sa.MetaData:
         "alerts", md, *key(),
         sa.Column("health", sa.Integer), sa.Column("health_previous", sa.Float),
         sa.Column("band", sa.String), sa.Column("band_previous", sa.String),
-        sa.Column("reason", sa.String), sa.Column("most_fell", sa.String),
+        sa.Column("reason", sa.String), sa.Column("most_fell", sa.String),  # in words
         sa.Column("arr", sa.Float), sa.Column("priority", sa.Integer),
     )  # fmt: skip
     return md

@@ -17,7 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from models.interventions.plans import BUSINESS_AS_USUAL
+from features.base import spoken
+from models.errors import ModelInputError
+from models.interventions.plans import BUSINESS_AS_USUAL, why_no_play
+from models.interventions.portfolio import catalog_options
 from models.scoring.health import health_interval
 from pipeline.config import Params
 from pipeline.errors import InputError
@@ -50,10 +53,12 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         raise InputError(f"account {account_id!r} is not in the run of {day}")
     score = row.iloc[0]
     drivers = con.execute(
-        "SELECT kind, rank, feature, component, value, points, text "
-        "FROM read_parquet(?) WHERE account_id = ? ORDER BY kind, rank",
+        "SELECT * FROM read_parquet(?) WHERE account_id = ? ORDER BY kind, rank",
         [str(catalog.DRIVERS.path(params.output_dir, day)), account_id],
     ).df()
+    if "actionable" not in drivers:  # a run scored before context was shown apart
+        drivers = drivers.assign(actionable=True)
+    acting, context = drivers[drivers["actionable"]], drivers[~drivers["actionable"]]
     history = con.execute(
         "SELECT CAST(as_of AS DATE) AS as_of, health, band, win_probability FROM read_parquet(?)"
         " WHERE account_id = ? ORDER BY as_of",
@@ -90,19 +95,25 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         "renewal": _renewal(score, day),
         "model_version": str(score["model_version"]),
         "components": dict(sorted(components.items(), key=lambda kv: kv[1])),
-        "risks": _drivers(drivers, "risk"),
-        "strengths": _drivers(drivers, "strength"),
+        "risks": _drivers(acting, "risk"),
+        "strengths": _drivers(acting, "strength"),
+        "context": _drivers(context.sort_values("points", key=abs, ascending=False), None),
         "history": [
             {"as_of": str(pd.Timestamp(r.as_of).date()), "health": int(r.health), "band": r.band}
             for r in history.itertuples()
         ],
         "changes": changes,
-        "plays": _plays(params, account_id, day),
+        "plays": _plays(
+            params, account_id, day, float(score["arr"]), plain(score.get("days_to_renewal"))
+        ),
     }
 
 
-def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
-    """The account's recommended plan and per-kind effects from the plan run of the same date."""
+def _plays(
+    params: Params, account_id: str, day: date, arr: float, days_to_renewal: float | None
+) -> dict[str, Any] | None:
+    """The account's recommended plan and per-kind effects from the plan run of the same date,
+    and, when the plan is to do nothing new, why (``why_none``)."""
     if not catalog.PLANNED.exists(params.output_dir, day):
         return None
     only = [("account_id", "==", account_id)]
@@ -111,8 +122,13 @@ def _plays(params: Params, account_id: str, day: date) -> dict[str, Any] | None:
         return None
     plan = row.iloc[0]
     effects = catalog.PLAY_EFFECTS.read(params.output_dir, day, filters=only)
+    try:
+        options = catalog_options(params.plan, sorted(set(effects["kind"]))).options
+    except ModelInputError:  # the catalog and the effect model share no kind
+        options = ()
     return {
         "best_plan": plan["best_plan"],
+        "why_none": why_no_play(options, arr, days_to_renewal),
         "lift": float(plan["lift"]),
         "lift_interval": [float(plan["lift_low"]), float(plan["lift_high"])],
         "arr_saved": float(plan["arr_saved"]),
@@ -194,7 +210,7 @@ def render_page(page: dict[str, Any]) -> None:
                                       [page["health"]])  # fmt: skip
     console.print(
         f"[bold]{page['name'] or page['account_id']}[/] ({page['account_id']}) · "
-        f"{page['segment'] or '-'} · CSM {page['csm_id'] or '-'} · as of {page['as_of']}"
+        f"{spoken(page['segment'] or '-')} · CSM {page['csm_id'] or '-'} · as of {page['as_of']}"
     )
     console.print(
         f"Health [{BAND_STYLE.get(band, 'bold')}]{page['health']} {band}[/] "
@@ -223,17 +239,22 @@ def render_page(page: dict[str, Any]) -> None:
     for name, points in page["components"].items():
         table.add_row(name, f"{points:+.1f}")
     console.print(table)
-    for title, key in (("Top risks", "risks"), ("Top strengths", "strengths")):
-        console.print(f"[bold]{title}[/]")
-        for d in page[key]:
+    for title, key in (
+        ("Top risks", "risks"),
+        ("Top strengths", "strengths"),
+        ("What the account is (weighed in, not for the team to change)", "context"),
+    ):
+        if page.get(key):
+            console.print(f"[bold]{title}[/]")
+        for d in page.get(key, []):
             console.print(f"  {d['points']:+5.1f}  {d['text']}")
     changes = page["changes"]
     if changes and changes.get("health_previous") is not None:
         console.print(
             f"[bold]Since {str(changes['previous_as_of'])[:10]}[/]: health "
             f"{int(changes['health_previous'])} → {page['health']} "
-            f"({changes['health_change']:+.0f}); most fell: {changes.get('most_fell') or '-'}, "
-            f"most rose: {changes.get('most_rose') or '-'}"
+            f"({changes['health_change']:+.0f}); most fell: {_moved(changes, 'fell')}; "
+            f"most rose: {_moved(changes, 'rose')}"
         )
     plays = page.get("plays")
     if plays:
@@ -249,37 +270,46 @@ def render_page(page: dict[str, Any]) -> None:
             else ""
         )
         arm = {
-            "plan": f"funded this period: {plays['recommended']}",
+            "plan": f"funded this period: {spoken(plays['recommended'])}",
             "holdout_bau": "held out this period (business as usual, for measurement)",
-            "holdout_random": f"held out this period (randomised: {plays['action']})",
+            "holdout_random": f"held out this period (randomised: {spoken(plays['action'])})",
             "ineligible": "not funded within this period's capacity",
         }[plays["arm"]]
         if plays["best_plan"] == BUSINESS_AS_USUAL:
-            console.print("[bold]Plays[/]: none whose expected ARR saved covers its cost")
+            console.print(f"[bold]Plays[/]: none, because {plays['why_none']}")
         else:
             console.print(
-                f"[bold]Best plan[/]: {plays['best_plan']} — win probability "
+                f"[bold]Best plan[/]: {spoken(plays['best_plan'])} — win probability "
                 f"{100 * plays['lift']:+.1f} pts ({low:+.1f} to {high:+.1f}), ARR saved "
                 f"{plays['arr_saved']:,.0f}{given} for {plays['cost']:,.0f}{flag}; {arm}"
             )
         for alt in plays["runners_up"]:
-            console.print(f"  or: {alt['plan']} (ARR saved {alt['arr_saved']:,.0f})")
+            console.print(f"  or: {spoken(alt['plan'])} (ARR saved {alt['arr_saved']:,.0f})")
         drawn = plays.get("experiment_arm")
         if drawn:
-            what = "no play, as a control" if drawn == "none" else drawn.replace("_", " ")
+            what = "no play, as a control" if drawn == "none" else spoken(drawn)
             console.print(
                 f"[bold]Experiment[/]: drawn at random this period ({what}), to measure what "
                 "each play does; it replaces the recommendation for this account"
             )
         effects = ", ".join(
-            f"{e['kind']} {100 * e['effect']:+.1f}{'*' if e['extrapolated'] else ''}"
+            f"{spoken(e['kind'])} {100 * e['effect']:+.1f}{'*' if e['extrapolated'] else ''}"
             for e in plays["effects"]
         )
         console.print(f"  each play alone (pts of win probability; * extrapolated): {effects}")
 
 
-def _drivers(drivers: pd.DataFrame, kind: str) -> list[dict[str, Any]]:
-    part = drivers[drivers["kind"] == kind].sort_values("rank")
+def _moved(changes: dict[str, Any], way: str) -> str:
+    """What fell (rose) most since the previous run, in words, with its points."""
+    text = changes.get(f"most_{way}_text")
+    if not text:
+        return "-"
+    return f"{text} ({changes[f'most_{way}_points']:+.1f} pts)"
+
+
+def _drivers(drivers: pd.DataFrame, kind: str | None) -> list[dict[str, Any]]:
+    """The drivers of one kind (``None``: all, in the given order) as the page lists them."""
+    part = drivers if kind is None else drivers[drivers["kind"] == kind].sort_values("rank")
     return [
         {"feature": r.feature, "component": r.component, "value": r.value,
          "points": round(float(r.points), 1), "text": r.text}

@@ -35,7 +35,7 @@ def run_publish(params: Params, as_of: date | None = None) -> warehouse.Publishe
     folder = catalog.SCORES.path(params.output_dir, as_of)
     frames = {
         "account_health": catalog.SCORED.read_from(folder),
-        "account_drivers": catalog.DRIVERS.read_from(folder),
+        "account_drivers": _drivers(folder),
         "alerts": _alerts(folder),
     }
     if catalog.PLANNED.exists(params.output_dir, as_of):
@@ -52,8 +52,16 @@ def run_publish(params: Params, as_of: date | None = None) -> warehouse.Publishe
     return published
 
 
+def _drivers(folder: Path) -> pd.DataFrame:
+    """The run's drivers; a run scored before context was shown apart has only actionable."""
+    drivers = catalog.DRIVERS.read_from(folder)
+    return drivers if "actionable" in drivers else drivers.assign(actionable=True)
+
+
 def _alerts(folder: Path) -> pd.DataFrame:
-    """The run's alerts; none on a first run (no previous run to compare against)."""
+    """The run's alerts, what fell most in words; none on a first run (no previous run to
+    compare against)."""
     if not (folder / catalog.ALERTS.file).exists():
         return pd.DataFrame(columns=["account_id"])
-    return catalog.ALERTS.read_from(folder)
+    alerts = catalog.ALERTS.read_from(folder)
+    return alerts.assign(most_fell=alerts.get("most_fell_text"))

@@ -38,6 +38,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from features.base import spoken
 from models.interventions.plans import BUSINESS_AS_USUAL
 from models.scoring.health import health_interval
 from pipeline import io
@@ -188,17 +189,17 @@ def _accounts(
         plan = plans.reindex(scores["account_id"])
         for i, r in enumerate(plan.itertuples(index=False)):
             if r.arm == "plan":
-                play[i], saved[i] = r.recommended, _round(r.recommended_arr_saved)
+                play[i], saved[i] = _said(r.recommended), _round(r.recommended_arr_saved)
             elif isinstance(r.arm, str) and r.arm.startswith("holdout"):
-                play[i], note[i] = r.action, "held out"
+                play[i], note[i] = _said(r.action), "held out"
             elif isinstance(r.best_plan, str) and r.best_plan != BUSINESS_AS_USUAL:
-                play[i], note[i], saved[i] = r.best_plan, "not funded", _round(r.arr_saved)
+                play[i], note[i], saved[i] = _said(r.best_plan), "not funded", _round(r.arr_saved)
 
     def column(name: str) -> Any:
         return scores[name] if name in scores else [None] * n
 
     rows = zip(
-        scores["account_id"], column("name"), column("segment"), column("csm_id"),
+        scores["account_id"], column("name"), map(_said, column("segment")), column("csm_id"),
         scores["arr"], scores["health"], scores["band"],
         change.reindex(scores["account_id"]).to_numpy(), scores["arr_at_risk"],
         scores["priority"], column("top_risk_1"), play, note, saved, column("days_to_renewal"),
@@ -310,8 +311,9 @@ def _changes(folder: Path, ids: pd.Series) -> dict[str, dict[str, Any]]:
             "before": int(row["health_previous"]),
             "delta": int(row["health_change"]),
             "band_before": _text(row.get("band_previous")),
-            "fell": [_feature(row.get("most_fell")), _round(row.get("most_fell_points"), 1)],
-            "rose": [_feature(row.get("most_rose")), _round(row.get("most_rose_points"), 1)],
+            # in words with the value now; a run scored before the words has none to show
+            "fell": [_text(row.get("most_fell_text")), _round(row.get("most_fell_points"), 1)],
+            "rose": [_text(row.get("most_rose_text")), _round(row.get("most_rose_points"), 1)],
             "components": dict(sorted(moved.items(), key=lambda kv: kv[1])),
         }
     return out
@@ -322,7 +324,7 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
         return {}
     plans = catalog.PLANNED.read(params.output_dir, day)
     per_kind = {
-        a: [[k, _round(100 * e, 2), _round(100 * lo, 2), _round(100 * hi, 2), bool(x)]
+        a: [[_said(k), _round(100 * e, 2), _round(100 * lo, 2), _round(100 * hi, 2), bool(x)]
             for k, e, lo, hi, x in zip(g["kind"], g["effect"], g["effect_low"],
                                        g["effect_high"], g["extrapolated"], strict=True)]
         for a, g in effects.sort_values(["account_id", "effect"], ascending=[True, False])
@@ -331,12 +333,12 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
     out = {}
     for r in plans.itertuples(index=False):
         runners = [
-            [getattr(r, f"runner_up_{i}"), _round(getattr(r, f"runner_up_{i}_arr_saved"))]
+            [_said(getattr(r, f"runner_up_{i}")), _round(getattr(r, f"runner_up_{i}_arr_saved"))]
             for i in (1, 2)
             if isinstance(getattr(r, f"runner_up_{i}"), str)
         ]
         out[r.account_id] = {
-            "best": r.best_plan,
+            "best": _said(r.best_plan),
             "none": r.best_plan == BUSINESS_AS_USUAL,  # no play saves more than it costs
             "lift": [
                 round(100 * r.lift, 2),
@@ -350,9 +352,9 @@ def _plan_pages(params: Params, day: date, effects: pd.DataFrame) -> dict[str, d
             "net": _round(r.net_value),
             "extrapolated": bool(r.extrapolated),
             "funded": bool(r.funded),
-            "recommended": r.recommended,
+            "recommended": _said(r.recommended),
             "arm": r.arm,
-            "action": r.action,
+            "action": _said(r.action),
             "runners_up": runners,
             "kinds": per_kind.get(r.account_id, []),
         }
@@ -490,7 +492,7 @@ def _forecast(folder: Path) -> dict[str, Any] | None:
         {
             "name": str(name).removesuffix("_id").replace("_", " "),
             "rows": [
-                plain(r)
+                plain(r) | {"value": _said(r.get("value"))}
                 for r in rows.sort_values("expected_churned_arr", ascending=False).to_dict(
                     orient="records"
                 )
@@ -674,8 +676,9 @@ def _csv(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-def _feature(name: Any) -> str | None:
-    return name.replace("_", " ") if isinstance(name, str) else None
+def _said(value: Any) -> Any:
+    """A name from the data or the plan (a play, a segment) as people read it."""
+    return spoken(value) if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str | None:

@@ -132,7 +132,11 @@ def _score(
     previous = catalog.runs(catalog.SCORES, params.output_dir, before=as_of)
     changes = None
     if previous:
-        changes = _compare(params.output_dir, params.score, previous[-1], scores, scored.points)
+        values = snapshot.set_index("account_id")[model.features]
+        words = accounts.Words.of(model.catalog, model.features, params.score.context_components)
+        changes = _compare(
+            params.output_dir, params.score, previous[-1], scores, scored.points, values, words
+        )
     drift = monitoring.drift_report(
         snapshot, scores, model.features, model.profile, model.reference_scores, params.score,
         horizon_days=horizon,
@@ -193,12 +197,15 @@ def _score(
 
 
 def _compare(
-    output_dir: Path, cfg: ScoreConfig, previous: date, scores: pd.DataFrame, points: pd.DataFrame
-) -> Changes:
+    output_dir: Path, cfg: ScoreConfig, previous: date, scores: pd.DataFrame, points: pd.DataFrame,
+    values: pd.DataFrame, words: accounts.Words,
+) -> Changes:  # fmt: skip
     """What changed since the previous run (read through the catalog), and its alerts logged."""
     before = catalog.SCORED.read(output_dir, previous)
     before_points = catalog.POINTS.read(output_dir, previous).set_index("account_id")
-    result = accounts.compare_runs(scores, points, before, before_points, previous, cfg)
+    result = accounts.compare_runs(
+        scores, points, before, before_points, previous, cfg, values, words
+    )
     for row in result.alerts.head(5).itertuples():
         log.warning(
             "score: alert %s: health %d → %d (%s), band %s → %s",

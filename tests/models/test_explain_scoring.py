@@ -39,13 +39,13 @@ def test_drivers_rank_risks_and_strengths_and_fill_the_description():
     assert first[first["kind"] == "strength"]["feature"].tolist() == ["y"]
     assert first["text"].tolist()[:1] == ["usage is 42% of before"]
     second = top[(top["row"] == 11) & (top["kind"] == "risk")]
-    assert second["text"].tolist() == ["unknown tickets"], "a blank value reads as unknown"
+    assert second["text"].tolist() == ["… tickets (not known)"], "a blank value reads as such"
     assert set(top["component"]) == {"usage", "other"}
 
 
 def test_describe_survives_a_format_that_does_not_fit_the_value():
     assert describe("{value:.0f} days since", "n/a") == "n/a days since"
-    assert describe("rated {value}", None) == "rated unknown"
+    assert describe("rated {value}", None) == "rated … (not known)"
 
 
 def test_health_bands_and_priority():

@@ -18,6 +18,7 @@ from models.interventions.plans import (
     plan_labels,
     plan_lift,
     search_plans,
+    why_no_play,
 )
 
 
@@ -326,3 +327,23 @@ def test_a_share_must_leave_something_of_the_renewal():
         Option("discount", 0, 0.0, 0.0, 0.0, 0, 365, arr_share=1.0)
     with pytest.raises(ValueError, match="arr_share must lie in"):
         Option("discount", 0, 0.0, 0.0, 0.0, 0, 365, arr_share=-0.1)
+
+
+def test_why_no_play_gives_the_real_reason():
+    """`explain` said "none whose expected ARR saved covers its cost" for an account renewing
+    beyond every play's window, while listing a play worth 3x its cost."""
+    options = (
+        Option("exec_call", 0, 800, 2, 1, min_days=30, max_days=180, min_arr=20_000),
+        Option("training", 0, 1200, 4, 0, min_days=60, max_days=365),
+        Option("training", 30, 1200, 4, 0, min_days=60, max_days=365),
+    )
+    beyond = why_no_play(options, 50_000, 500)
+    assert beyond.startswith("its renewal is 500 days away, beyond every play's window")
+    assert "365 days before a renewal" in beyond
+    close = why_no_play(options, 50_000, 10)
+    assert close.startswith("its renewal is 10 days away, too close for any play")
+    assert "30 days before a renewal" in close
+    # a small account in exec_call's window only: its minimum ARR rules it out
+    assert "minimum ARR" in why_no_play(options[:1], 5_000, 100)
+    assert why_no_play(options, 50_000, 100).startswith("no play it may have now")
+    assert why_no_play(options, 50_000, None).startswith("no play is expected")

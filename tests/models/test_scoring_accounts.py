@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from models.config import ScoreConfig
-from models.scoring.accounts import Changes, ScoredAccounts, compare_runs, score_snapshot
+from models.scoring.accounts import (
+    Changes,
+    ScoredAccounts,
+    Words,
+    compare_runs,
+    score_snapshot,
+)
 from models.scoring.monitoring import drift_report, feature_profile
 
 AS_OF = date(2026, 10, 1)
@@ -116,7 +122,8 @@ def test_points_components_and_drivers_in_plain_words():
     assert scores.loc["a2", "top_strength_1"] == "usage score 2"
     drivers = scored.drivers
     assert drivers.columns.tolist() == [
-        "kind", "rank", "feature", "component", "value", "points", "text", "account_id"
+        "kind", "rank", "feature", "component", "value", "points", "text", "actionable",
+        "account_id",
     ]  # fmt: skip
     mine = drivers[drivers["account_id"] == "b"]
     assert mine[["kind", "feature", "value"]].to_numpy().tolist() == [["risk", "tickets", "2"]]
@@ -200,6 +207,58 @@ def test_changes_attribute_the_move_to_components_and_features():
     np.testing.assert_array_equal(changes["points_support_change"], [-10.0, 0.0, 0.0, np.nan])
     assert pd.isna(changes.loc["a2", "health_previous"]), "a new account has no previous run"
     assert (changes["previous_as_of"] == pd.Timestamp(2026, 9, 1)).all()
+
+
+def test_what_moved_most_is_said_in_words_with_its_value_now():
+    """The explain page said "most fell: integration_sync_qty_90d"."""
+    scores, points, previous, before = _runs()
+    values = pd.DataFrame(
+        {"usage": [0.0, 1.0, 2.0, 2.0], "tickets": [2.0, 0.0, 0.0, 0.0]},
+        index=pd.Index(["b", "c", "a1", "a2"], name="account_id"),
+    )
+    words = Words.of(CATALOG, ["usage", "tickets"], ["contract"])
+    result = compare_runs(
+        scores, points, previous, before, date(2026, 9, 1), ScoreConfig(), values, words
+    )
+    changes = result.changes.set_index("account_id")
+    assert changes.loc["b", "most_fell_text"] == "2 tickets open"
+    assert changes.loc["a1", "most_fell_text"] == "usage score 2"
+    assert changes["most_rose_text"].isna().all()
+
+
+class _WithContract(_Ensemble):
+    """log-odds = usage − tickets − term / 12: the contract's term weighs against every account."""
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        return super().contributions(X).assign(term=-X["term"].astype(float) / 12)
+
+
+def test_what_the_account_is_is_shown_apart_from_what_the_team_can_change():
+    """ "a 24-month contract" and "segment: enterprise" were listed as risks and strengths: the
+    contract's features are context, never a top risk or strength, and still in the drivers."""
+    catalog = pd.concat(
+        [CATALOG, pd.DataFrame({"name": ["term"], "component": ["contract"],
+                                "description": ["a {value:.0f}-month contract"]})],
+        ignore_index=True,
+    )  # fmt: skip
+    snapshot = _snapshot().assign(term=[24.0, 12.0, 36.0, 12.0])
+    scored = score_snapshot(
+        snapshot, _WithContract(), catalog, ["usage", "tickets", "term"],  # type: ignore[arg-type]
+        ScoreConfig(top_drivers=2), horizon_days=365, version="7", as_of=AS_OF,
+    )  # fmt: skip
+    scores = scored.scores.set_index("account_id")
+    # the term costs a2 a point of log-odds, its largest risk, yet no top risk names it
+    risks = scores.filter(like="top_risk_")
+    assert not risks.apply(lambda c: c.str.contains("month contract", na=False)).any().any()
+    assert scores.loc["b", "top_risk_1"] == "2 tickets open"
+    assert pd.isna(scores.loc["a2", "top_risk_1"])
+    context = scored.drivers[~scored.drivers["actionable"]].set_index("account_id")
+    assert context.loc["a2", "text"] == "a 12-month contract"
+    assert context.loc["a2", "kind"] == "risk"
+    assert set(scored.drivers.loc[scored.drivers["actionable"], "feature"]) <= {"usage", "tickets"}
+    # and a model whose every feature is context keeps them all as drivers
+    only = Words.of(catalog.iloc[[2]], ["term"], ["contract"])
+    assert only.context == frozenset()
 
 
 @pytest.mark.parametrize(

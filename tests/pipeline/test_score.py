@@ -102,8 +102,12 @@ def test_drivers_are_the_largest_points_in_plain_words(scored):
     points = read(params, SECOND, "points.parquet").set_index("account_id")
     account = scores.index[0]  # priority 1
     mine = drivers[drivers["account_id"] == account]
-    risks = mine[mine["kind"] == "risk"].sort_values("rank")
-    worst = points.loc[account].sort_values().head(len(risks))
+    risks = mine[(mine["kind"] == "risk") & mine["actionable"]].sort_values("rank")
+    # among what the team can change: the contract's features (what the account is) apart
+    catalog = pd.read_csv(params.output_dir / "features" / "catalog.csv").set_index("name")
+    acting = catalog.index[~catalog["component"].isin(params.score.context_components)]
+    worst = points.loc[account, points.columns.intersection(acting)].sort_values()
+    worst = worst.head(len(risks))
     assert risks["feature"].tolist() == worst.index.tolist()
     assert (risks["points"] < 0).all()
     assert scores.loc[account, "top_risk_1"] == risks["text"].iloc[0]
