@@ -116,6 +116,9 @@ class TrainConfig(_Section):
     top_k_percent: list[float] = Field(default_factory=lambda: [5.0, 10.0, 20.0])
     lead_days: list[int] = Field(default_factory=lambda: [30, 60, 90, 180])
     at_risk_below: float = Field(default=0.7, gt=0, lt=1)
+    # lead time: "at risk" = the k % of the book with the lowest win probability on each date
+    # (the list a team works); null: every account with p below at_risk_below
+    at_risk_top_percent: float | None = Field(default=10.0, gt=0, le=100)
     # replicates of the bootstrap over accounts behind every test figure's 95 % interval
     bootstrap: int = Field(default=200, ge=20)
 

@@ -314,14 +314,15 @@ def _largest_moves(
     words: Words | None,
 ) -> pd.DataFrame:
     """``most_fell``/``most_rose`` and their points: the features that moved most, per account;
-    with ``values`` and ``words``, ``most_fell_text``/``most_rose_text`` too."""
+    with ``values`` and ``words``, among what the team can change, with ``most_fell_text`` /
+    ``most_rose_text`` in words."""
     common = [c for c in points.columns if c in previous_points.columns]
     delta = points[common].sub(previous_points[common].reindex(points.index), fill_value=np.nan)
     delta_frame = delta.reindex(changes["account_id"].to_numpy())
     moved = delta_frame.fillna(0).set_axis(changes.index)
-    if values is not None and words is not None:
+    if values is not None and words is not None:  # among what the team can change
         now = values.reindex(changes["account_id"].to_numpy()).set_axis(changes.index)
-        moves = words.top(moved, now, k=1)
+        moves = words.top(moved[words.acting(moved.columns)], now, k=1)
     else:
         moves = explain.top_drivers(moved, delta_frame.set_axis(changes.index), {}, {}, k=1)
     out = changes.copy()

@@ -20,6 +20,7 @@ class Digest:
     csm_id: str
     as_of: str
     accounts: list[dict[str, object]]
+    csm_name: str | None = None  # where the accounts table gives one
 
 
 def csm_digests(
@@ -39,7 +40,8 @@ def csm_digests(
     """
     if alerts.empty:
         return []
-    columns = ["account_id", "priority", *(c for c in ("name", "csm_id") if c in scores)]
+    known = ("name", "csm_id", "csm_name")
+    columns = ["account_id", "priority", *(c for c in known if c in scores)]
     risks = [f"top_risk_{k}" for k in range(1, reasons + 1) if f"top_risk_{k}" in scores]
     merged = alerts.drop(columns=["priority", "arr"], errors="ignore").merge(
         scores[columns + risks], on="account_id", how="left"
@@ -66,7 +68,8 @@ def csm_digests(
             })  # fmt: skip
         if len(part) > max_accounts:
             rows[0]["more"] = len(part) - max_accounts
-        out.append(Digest(str(csm), as_of, rows))
+        names = part["csm_name"].dropna() if "csm_name" in part else part["csm"].iloc[:0]
+        out.append(Digest(str(csm), as_of, rows, str(names.iloc[0]) if len(names) else None))
     return out
 
 

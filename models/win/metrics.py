@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from models.config import TrainConfig
+
 
 def expected_calibration_error(renewed: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """Mean |observed rate − mean prediction| over equal-count bins of the prediction,
@@ -61,19 +63,31 @@ def classification_metrics(
 
 
 def lead_time(
-    snapshots: pd.DataFrame, p: np.ndarray, lead_days: list[int], at_risk_below: float
+    snapshots: pd.DataFrame,
+    p: np.ndarray,
+    lead_days: list[int],
+    at_risk_below: float,
+    top_percent: float | None = None,
 ) -> tuple[pd.DataFrame, float]:
-    """Precision and recall of "at risk" (p < ``at_risk_below``) by days before renewal, and
-    the median days of warning before a non-renewal.
+    """Precision and recall of "at risk" by days before renewal, and the median days of warning
+    before a non-renewal.
 
-    ``snapshots`` holds ``contract_id``, ``days_to_renewal`` and ``renewed``. A bucket ``d``
-    covers snapshots with days to renewal in (previous d, d]. The warning of a lost contract is
-    the days to renewal of its earliest snapshot from which every later one is flagged (0 when
-    its last snapshot is not flagged).
+    "At risk" is the list a team works: with ``top_percent``, the ``top_percent`` % of
+    snapshots with the lowest win probability on their as-of date (``snapshots["as_of"]``);
+    without, every snapshot with p < ``at_risk_below``. ``snapshots`` holds ``contract_id``,
+    ``days_to_renewal`` and ``renewed``. A bucket ``d`` covers snapshots with days to renewal
+    in (previous d, d]. The warning of a lost contract is the days to renewal of its earliest
+    snapshot from which every later one is flagged (0 when its last snapshot is not flagged).
     """
-    frame = snapshots[["contract_id", "days_to_renewal", "renewed"]].assign(
-        flagged=np.asarray(p) < at_risk_below
-    )
+    p = np.asarray(p, dtype=float)
+    if top_percent is None:
+        flagged = p < at_risk_below
+    else:
+        day = snapshots["as_of"].to_numpy()
+        order = pd.Series(p).groupby(day).rank(method="first").to_numpy()
+        size = pd.Series(p).groupby(day).transform("size").to_numpy()
+        flagged = order <= np.ceil(size * top_percent / 100)
+    frame = snapshots[["contract_id", "days_to_renewal", "renewed"]].assign(flagged=flagged)
     rows = []
     lower = 0
     for d in sorted(lead_days):
@@ -97,6 +111,13 @@ def lead_time(
     warned = lost["days_to_renewal"].where(streak).groupby(lost["contract_id"]).max().fillna(0)
     median = float(warned.median()) if len(warned) else float("nan")
     return pd.DataFrame(rows), median
+
+
+def at_risk_words(cfg: TrainConfig) -> str:
+    """What "at risk" means in the lead-time figures, in words (:func:`lead_time`)."""
+    if cfg.at_risk_top_percent is not None:
+        return f"in the riskiest {cfg.at_risk_top_percent:g} % of the book on its date"
+    return f"below a win probability of {cfg.at_risk_below:g}"
 
 
 def univariate_auc(values: pd.Series, renewed: np.ndarray) -> float:

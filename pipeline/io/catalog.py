@@ -124,6 +124,7 @@ PLAN_EVALUATION = Output(PLANS, "evaluation.json")
 # report: index.html and the account files it loads
 REPORT_INDEX = Output(REPORTS, "index.html")
 REPORT_ACCOUNTS = "accounts"  # the folder of account files beside index.html
+REPORT_ALERTS = Output(REPORTS, "alerts.csv")  # every alert, for a spreadsheet, linked from it
 
 # train: the MLflow run's artifacts (beside its plots/ and the registered model)
 RUN_EVALUATION = "evaluation"  # artifact folder of the run's tables

@@ -27,7 +27,8 @@ def tasks(
     play's start, plus ``due_within_days`` to do it), the plan's expected lift and ARR saved,
     and the account's top risk as the reason. Ordered by the account's priority."""
     funded = plans[plans["arm"] == "plan"].merge(
-        scores[[c for c in ("account_id", "name", "priority", "top_risk_1") if c in scores]],
+        scores[[c for c in ("account_id", "name", "csm_name", "priority", "top_risk_1")
+                if c in scores]],
         on="account_id", how="left",
     )  # fmt: skip
     rows = []
@@ -37,6 +38,7 @@ def tasks(
             kind, days = found["kind"], int(found["days"] or 0)
             rows.append({
                 "owner": plan.get("csm_id"),
+                "owner_name": plan.get("csm_name") or plan.get("csm_id"),
                 "account_id": plan["account_id"],
                 "account": plan.get("name") or plan["account_id"],
                 "play": spoken(kind),
@@ -49,8 +51,8 @@ def tasks(
     return pd.DataFrame(rows, columns=TASK_COLUMNS)
 
 
-TASK_COLUMNS = ["owner", "account_id", "account", "play", "due", "expected_lift_points",
-                "expected_arr_saved", "reason", "plan"]  # fmt: skip
+TASK_COLUMNS = ["owner", "owner_name", "account_id", "account", "play", "due",
+                "expected_lift_points", "expected_arr_saved", "reason", "plan"]  # fmt: skip
 
 
 def _body(task: pd.DataFrame, currency: str) -> pd.Series:

@@ -24,9 +24,10 @@ class WebhookError(InputError):
 def payload(digest: Digest, style: str, currency: str = "$") -> dict[str, Any]:
     """The message of one digest: Slack blocks (``style="slack"``) or the digest as JSON."""
     if style == "json":
-        return {"as_of": digest.as_of, "csm_id": digest.csm_id, "accounts": digest.accounts}
+        return {"as_of": digest.as_of, "csm_id": digest.csm_id, "csm_name": digest.csm_name,
+                "accounts": digest.accounts}  # fmt: skip
     title = (
-        f"Health alerts for {_escape(digest.csm_id)} as of {digest.as_of}: "
+        f"Health alerts for {_escape(digest.csm_name or digest.csm_id)} as of {digest.as_of}: "
         f"{len(digest.accounts)} account{'s' if len(digest.accounts) != 1 else ''}"
     )
     blocks: list[dict[str, Any]] = [

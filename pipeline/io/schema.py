@@ -71,6 +71,7 @@ TABLES: dict[str, TableSpec] = {
                 _c("industry", "string", False),
                 _c("region", "string", False),
                 _c("csm_id", "string", False),
+                _c("csm_name", "string", False, "the CSM's name as the team knows them"),
                 _c("tier", "string", False),
             ),
             required=True,

@@ -43,7 +43,7 @@ def _metadata() -> sa.MetaData:
     sa.Table("healthscore_schema", md, sa.Column("version", sa.Integer, nullable=False))
     sa.Table(
         "account_health", md, *key(),
-        *(sa.Column(n, sa.String) for n in ("name", "segment", "csm_id", "band",
+        *(sa.Column(n, sa.String) for n in ("name", "segment", "csm_id", "csm_name", "band",
                                            "model_version", "top_risk_1", "top_strength_1",
                                            "top_growth_1")),
         *(sa.Column(n, sa.Float) for n in ("arr", "win_probability", "win_probability_low",

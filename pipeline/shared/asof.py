@@ -20,7 +20,7 @@ from pipeline.io.schema import EVENT_LOGS, TABLES
 
 log = logging.getLogger("healthscore")
 
-ACCOUNT_COLUMNS = ("name", "segment", "csm_id")
+ACCOUNT_COLUMNS = ("name", "segment", "csm_id", "csm_name")
 
 
 def features_as_of(
@@ -57,9 +57,10 @@ def features_as_of(
         table, _ = features.build_feature_table(
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
         )
-        accounts = raw.frame("accounts")[["account_id", *ACCOUNT_COLUMNS]]
+        accounts = raw.frame("accounts")
+        accounts = accounts[["account_id", *(c for c in ACCOUNT_COLUMNS if c in accounts)]]
     check_schema(table, model)
-    extra = ["account_id", *(c for c in ACCOUNT_COLUMNS if c not in table.columns)]
+    extra = ["account_id", *(c for c in ACCOUNT_COLUMNS if c in accounts and c not in table)]
     scored = table.merge(accounts[extra], on="account_id", how="left", validate="many_to_one")
     return scored, outcomes
 

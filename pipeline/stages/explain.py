@@ -84,6 +84,7 @@ def account_page(params: Params, account_id: str, as_of: date | None = None) -> 
         "name": plain(score.get("name")),
         "segment": plain(score.get("segment")),
         "csm_id": plain(score.get("csm_id")),
+        "csm_name": plain(score.get("csm_name")),  # where the accounts table gives one
         "arr": float(score["arr"]),
         "health": int(score["health"]),
         "band": score["band"],
@@ -210,7 +211,8 @@ def render_page(page: dict[str, Any]) -> None:
                                       [page["health"]])  # fmt: skip
     console.print(
         f"[bold]{page['name'] or page['account_id']}[/] ({page['account_id']}) · "
-        f"{spoken(page['segment'] or '-')} · CSM {page['csm_id'] or '-'} · as of {page['as_of']}"
+        f"{spoken(page['segment'] or '-')} · CSM {page.get('csm_name') or page['csm_id'] or '-'}"
+        f" · as of {page['as_of']}"
     )
     console.print(
         f"Health [{BAND_STYLE.get(band, 'bold')}]{page['health']} {band}[/] "

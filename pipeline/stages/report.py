@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from features.base import spoken
+from models.config import TrainConfig
 from models.interventions.plans import BUSINESS_AS_USUAL
 from models.scoring.health import health_interval
+from models.win.metrics import at_risk_words
 from pipeline import io
 from pipeline.config import Params
 from pipeline.io import catalog
@@ -134,7 +135,7 @@ def collect(params: Params, day: date) -> dict[str, Any]:
         "details": details["pages"],
         "personas": details["personas"],
         "alerts": _alerts(folder, scores),
-        "forecast": _forecast(folder),
+        "forecast": _forecast(folder, scores),
         "model": _model(params, summary, drift, day),
         "plan": plan_summary,
     }
@@ -199,7 +200,7 @@ def _accounts(
         return scores[name] if name in scores else [None] * n
 
     rows = zip(
-        scores["account_id"], column("name"), map(_said, column("segment")), column("csm_id"),
+        scores["account_id"], column("name"), map(_said, column("segment")), _csm(scores),
         scores["arr"], scores["health"], scores["band"],
         change.reindex(scores["account_id"]).to_numpy(), scores["arr_at_risk"],
         scores["priority"], column("top_risk_1"), play, note, saved, column("days_to_renewal"),
@@ -476,6 +477,7 @@ def _alerts(folder: Path, scores: pd.DataFrame) -> list[dict[str, Any]]:
             "band_before": str(r.band_previous),
             "band": str(r.band),
             "reason": str(r.reason),
+            "fell": _text(getattr(r, "most_fell_text", None)),  # absent in older runs
             "arr": float(r.arr),
             "priority": int(r.priority),
         }
@@ -483,11 +485,18 @@ def _alerts(folder: Path, scores: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _forecast(folder: Path) -> dict[str, Any] | None:
-    """The coming window's forecast per group (total, segment, CSM … as the scoring run wrote)."""
+def _forecast(folder: Path, scores: pd.DataFrame) -> dict[str, Any] | None:
+    """The coming window's forecast per group (total, segment, CSM … as the scoring run wrote),
+    each CSM by name where the accounts table gives one."""
     forecast = _csv(folder / catalog.FORECAST.file)
     if forecast.empty:
         return None
+    if "csm_id" in scores:
+        named = dict(zip(scores["csm_id"], _csm(scores), strict=True))
+        is_csm = forecast["group"] == "csm_id"
+        forecast.loc[is_csm, "value"] = (
+            forecast.loc[is_csm, "value"].map(named).fillna(forecast.loc[is_csm, "value"])
+        )
     groups = [
         {
             "name": str(name).removesuffix("_id").replace("_", " "),
@@ -543,7 +552,6 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
         model["note"] = "the scoring run names no MLflow run"
         return model
     client = MlflowClient(params.mlflow.tracking_uri)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one log line instead
     try:
         run = client.get_run(run_id)
         metrics = run.data.metrics
@@ -558,17 +566,16 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
                     run_id, f"{catalog.RUN_EVALUATION}/{catalog.RUN_LEAD_TIME}", tmp
                 )
             )
-            model["lead_time"] = [plain(r) for r in pd.read_csv(leads).to_dict("records")]
+            lead = pd.read_csv(leads).rename(columns=LEAD_WORDS)
+            model["lead_time"] = [plain(r) for r in lead.to_dict("records")]
             model["calibration"] = _calibration_by_date(client, run_id, tmp)
     except (MlflowException, OSError) as exc:
         model["note"] = f"MLflow run {run_id} not readable at {params.mlflow.tracking_uri}: {exc}"
         log.warning("report: %s", model["note"])
         return model
-    shown = ("roc_auc", "pr_auc", "brier", "ece", "log_loss", "top_decile_lift",
-             "precision_top_10pct", "recall_top_10pct", "arr_recall_top_10pct")  # fmt: skip
     model["metrics"] = [
         {
-            "metric": m,
+            "metric": METRIC_WORDS[m],
             "ensemble": metrics.get(f"oot_{m}"),
             "cv": metrics.get(f"cv_{m}"),
             **{
@@ -576,11 +583,18 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
                 for b in sorted({k.split("_")[1] for k in metrics if k.startswith("baseline_")})
             },
         }
-        for m in shown
+        for m in METRIC_WORDS
         if f"oot_{m}" in metrics
     ]
     model["baselines"] = sorted({k.split("_")[1] for k in metrics if k.startswith("baseline_")})
     model["median_warning_days"] = metrics.get("median_warning_days")
+    top = run.data.params.get("train.at_risk_top_percent")  # absent before it existed: p < 0.7
+    model["at_risk"] = at_risk_words(
+        TrainConfig(
+            at_risk_top_percent=None if top in (None, "None") else float(top),
+            at_risk_below=float(run.data.params.get("train.at_risk_below", 0.7)),
+        )
+    )
     model["trained_at"] = run.info.start_time
     return model
 
@@ -626,7 +640,28 @@ def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
         )
     )
     catalog.REPORT_INDEX.write(folder, html)
+    if data["alerts"]:
+        catalog.REPORT_ALERTS.write(folder, _alert_sheet(data["alerts"]))
     return parts
+
+
+def _alert_sheet(alerts: list[dict[str, Any]]) -> pd.DataFrame:
+    """The alert list as people read it in a spreadsheet: names and words, no ids alone."""
+    frame = pd.DataFrame(alerts)
+    return pd.DataFrame(
+        {
+            "Priority": frame["priority"],
+            "Account": frame["name"],
+            "Account id": frame["account_id"],
+            "Health before": frame["before"],
+            "Health": frame["health"],
+            "Band before": frame["band_before"],
+            "Band": frame["band"],
+            "Why": frame["reason"],
+            "Most fell": frame.get("fell"),
+            "ARR": frame["arr"].round(0),
+        }
+    )
 
 
 def script_json(value: Any) -> str:
@@ -674,6 +709,35 @@ def _csv(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype=text, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+
+
+# the model page's figures in words (out-of-time test; the riskiest 10 % is by ARR at risk)
+METRIC_WORDS = {
+    "roc_auc": "ROC AUC: how often a lost account scores below a renewed one (0.5 = chance)",
+    "pr_auc": "PR AUC: how well the lowest scores find the non-renewals",
+    "brier": "Brier score: squared error of the probabilities (lower is better)",
+    "ece": "Calibration error: predicted against realised renewal rate (lower is better)",
+    "log_loss": "Log loss (lower is better)",
+    "top_decile_lift": "Non-renewals in the lowest-scored 10 %, against the book's rate",
+    "precision_top_10pct": "Of the riskiest 10 %, share that did not renew",
+    "recall_top_10pct": "Of the non-renewals, share in the riskiest 10 %",
+    "arr_recall_top_10pct": "Of the ARR lost, share in the riskiest 10 %",
+}
+LEAD_WORDS = {
+    "days_before_renewal": "Days before renewal",
+    "snapshots": "Monthly scores",
+    "non_renewals": "Of them, not renewed",
+    "flagged": "At risk",
+    "precision": "Of those at risk, not renewed",
+    "recall": "Of those not renewed, at risk",
+}
+
+
+def _csm(scores: pd.DataFrame) -> list[Any]:
+    """Each account's CSM as people know them: the name where the accounts table gives one."""
+    ids = scores["csm_id"] if "csm_id" in scores else pd.Series(None, index=scores.index)
+    names = scores.get("csm_name", ids)
+    return names.where(names.notna(), ids).tolist()
 
 
 def _said(value: Any) -> Any:

@@ -39,6 +39,7 @@ from models.scoring.forecast import OVERALL, contraction_rates, renewal_forecast
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
 from models.win.metrics import (
+    at_risk_words,
     bootstrap_intervals,
     calibration_by_period,
     classification_metrics,
@@ -169,7 +170,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
             metrics |= judge.win(scored)
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
-    _report(metrics, leads, warning_days, baselines, split)
+    _report(metrics, leads, warning_days, baselines, split, at_risk_words(cfg))
     with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
         size, nrr = _renewal_size(cfg, train, test, names, p_test)
         metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
@@ -235,7 +236,7 @@ def _lead_time(
     """Lead-time figures where days to renewal are known (not in a prebuilt table without)."""
     if test["days_to_renewal"].isna().all():
         return pd.DataFrame(columns=["days_before_renewal", "recall"]), float("nan")
-    return lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below)
+    return lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below, cfg.at_risk_top_percent)
 
 
 def _tune(
@@ -461,7 +462,7 @@ def _verdict(low: float, high: float) -> str:
 
 def _report(
     metrics: dict[str, float], leads: pd.DataFrame, warning_days: float,
-    baselines: dict[str, np.ndarray], split: str,
+    baselines: dict[str, np.ndarray], split: str, listed: str,
 ) -> None:  # fmt: skip
     held = "out-of-time" if split.startswith("out of time") else "held-out (ids held out)"
 
@@ -490,9 +491,9 @@ def _report(
     if leads.empty:
         return
     log.info(
-        "train: lead time — median %.0f days of warning before a non-renewal; recall by days "
-        "before renewal %s",
-        warning_days,
+        "train: lead time (at risk = %s) — median %.0f days of warning before a non-renewal; "
+        "recall by days before renewal %s",
+        listed, warning_days,
         ", ".join(f"{r.days_before_renewal}: {r.recall:.0%}" for r in leads.itertuples()),
     )  # fmt: skip
 

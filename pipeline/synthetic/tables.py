@@ -33,6 +33,7 @@ from pipeline.synthetic.world import (
     Calendar,
     History,
     add_months,
+    csm_name,
 )
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -354,6 +355,7 @@ def accounts_table(ctx: Context) -> pa.Table:
             "industry": pa.array(np.array(INDUSTRIES)[acc.industry]),
             "region": pa.array(np.array(REGIONS)[acc.region]),
             "csm_id": pa.array([f"csm_{c:03d}" for c in ctx.hist.csm_final]),
+            "csm_name": pa.array([csm_name(int(c)) for c in ctx.hist.csm_final]),
             "tier": pa.array(tier.astype(str)),
         }
     ).filter(pa.array(acc.created_day < ctx.cal.end))

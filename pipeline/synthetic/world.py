@@ -99,6 +99,40 @@ INDUSTRIES = (
     "media",
 )
 REGIONS = ("north_america", "emea", "apac", "latam")
+# the CSMs' names, from their number alone (no draw: every other column is unchanged)
+CSM_FIRST = (
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elif",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Lars",
+    "Mei",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+)
+CSM_LAST = ("Alvarez", "Brennan", "Costa", "Dubois", "Eriksen", "Fischer", "Gupta", "Haddad",
+            "Ito", "Jansen", "Kowalski", "Larsen", "Moreau", "Nakamura", "Okafor", "Petrov",
+            "Quist", "Rossi", "Schmidt", "Tanaka")  # fmt: skip
+
+
+def csm_name(number: int) -> str:
+    """CSM ``number``'s name: 400 distinct before they repeat."""
+    first = CSM_FIRST[number % len(CSM_FIRST)]
+    return f"{first} {CSM_LAST[number // len(CSM_FIRST) % len(CSM_LAST)]}"
+
+
 REGION_WEIGHT = np.array([0.45, 0.33, 0.15, 0.07])
 NAME_HEAD = tuple(
     "North Star Acme Blue Harbor Iron Cedar Summit Pioneer Bright Silver Granite Maple Orbit "

@@ -51,3 +51,22 @@ def test_the_slack_message_escapes_names_and_reads_in_words():
     assert "&lt;!channel&gt;" in body and "<!channel>" not in body
     assert "health 45 → 30 (yellow → red)" in body and "Recommended: exec call" in body
     assert payload(digest, "json")["accounts"][0]["name"] == "Cyan <!channel>"
+
+
+def test_a_digest_greets_its_csm_by_name_where_the_accounts_table_gives_one():
+    """Digests named CSMs only by id ("Health alerts for csm_007")."""
+    from pipeline.io.notify import payload
+
+    scores = pd.DataFrame({
+        "account_id": ["a", "b"], "priority": [1, 2], "name": ["Acme", "Beta"],
+        "csm_id": ["csm_007", "csm_009"], "csm_name": ["Hugo Brennan", None],
+    })  # fmt: skip
+    alerts = pd.DataFrame({
+        "account_id": ["a", "b"], "health": [40, 50], "health_previous": [60, 70],
+        "band": ["red", "red"], "band_previous": ["yellow", "yellow"], "reason": ["dropped"] * 2,
+    })  # fmt: skip
+    digests = {d.csm_id: d for d in csm_digests(scores, alerts, None, "2026-10-01")}
+    assert digests["csm_007"].csm_name == "Hugo Brennan"
+    assert payload(digests["csm_007"], "slack")["text"].startswith("Health alerts for Hugo Brennan")
+    assert digests["csm_009"].csm_name is None, "no name: the id, as before"
+    assert payload(digests["csm_009"], "slack")["text"].startswith("Health alerts for csm_009")

@@ -54,6 +54,29 @@ def test_lead_time_buckets_and_warning_days():
     assert rows.loc["91-180", "recall"] == 0.5
 
 
+def test_lead_time_at_the_list_a_team_works():
+    """At a fixed p < 0.7 the book rarely crossed, the model page said "median 0 days of
+    warning": at risk is now the riskiest k % of the book on each date."""
+    # two dates of four accounts; the lost contract x is the lowest on both, at p 0.8 and 0.75
+    snapshots = pd.DataFrame(
+        {
+            "as_of": ["d1"] * 4 + ["d2"] * 4,
+            "contract_id": ["x", "y", "z", "w"] * 2,
+            "days_to_renewal": [90, 300, 200, 250, 60, 270, 170, 220],
+            "renewed": [0, 1, 1, 1, 0, 1, 1, 1],
+        }
+    )
+    p = np.array([0.8, 0.95, 0.9, 0.97, 0.75, 0.96, 0.93, 0.99])
+    _, below = lead_time(snapshots, p, [90, 365], at_risk_below=0.7)
+    assert below == 0.0, "never under 0.7: no warning"
+    table, listed = lead_time(snapshots, p, [90, 365], at_risk_below=0.7, top_percent=25)
+    assert listed == 90.0, "the lowest quarter on both dates: on the list from 90 days out"
+    assert table.set_index("days_before_renewal").loc["1-90", "flagged"] == 2
+    # a share rounds up to whole accounts: 10 % of four is one account a date
+    _, one = lead_time(snapshots, p, [90, 365], at_risk_below=0.7, top_percent=10)
+    assert one == 90.0
+
+
 def test_univariate_auc_of_a_perfect_and_a_useless_factor():
     renewed = np.array([0, 0, 1, 1])
     assert univariate_auc(pd.Series([1.0, 2.0, 3.0, 4.0]), renewed) == 1.0

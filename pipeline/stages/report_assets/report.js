@@ -43,11 +43,12 @@
   function money(v) {
     if (v === null || v === undefined) return "–";
     var s = Math.abs(v), sign = v < 0 ? "-" : "";
-    if (s >= 1e9) return sign + cur + (s / 1e9).toFixed(1) + "B";
-    if (s >= 1e6) return sign + cur + (s / 1e6).toFixed(1) + "M";
-    if (s >= 1e3) return sign + cur + (s / 1e3).toFixed(1) + "k";
+    if (s >= 1e9) return sign + cur + short(s / 1e9) + "B";
+    if (s >= 1e6) return sign + cur + short(s / 1e6) + "M";
+    if (s >= 1e3) return sign + cur + short(s / 1e3) + "k";
     return sign + cur + Math.round(s).toLocaleString("en-US");
   }
+  function short(v) { return v.toFixed(1).replace(/\.0$/, ""); }  // 100k, 1.5M
   function signed(v, digits) {
     if (v === null || v === undefined) return "–";
     var t = Number(v).toFixed(digits === undefined ? 1 : digits);
@@ -198,7 +199,7 @@
     var ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
-    var pad = { l: 62, r: 16, t: 14, b: 34 };
+    var pad = { l: 78, r: 16, t: 14, b: 34 };
     var lo = Math.log10(arrMin), hi = Math.log10(arrMax);
     function x(health) { return pad.l + (health / 100) * (width - pad.l - pad.r); }
     function y(arr) {
@@ -216,11 +217,14 @@
     ctx.lineTo(width - pad.r, height - pad.b); ctx.stroke();
     for (var t = 0; t <= 100; t += 10) ctx.fillText(String(t), x(t) - 6, height - pad.b + 14);
     ctx.fillText("health →", width - pad.r - 50, height - 6);
+    ctx.textAlign = "right";  // tick labels end at the axis, clear of its rotated name
     for (var e = Math.ceil(lo); e <= Math.floor(hi); e++) {
-      ctx.fillText(money(Math.pow(10, e)), 6, y(Math.pow(10, e)) + 4);
+      ctx.fillText(money(Math.pow(10, e)), pad.l - 7, y(Math.pow(10, e)) + 4);
       ctx.beginPath(); ctx.moveTo(pad.l - 4, y(Math.pow(10, e))); ctx.lineTo(pad.l, y(Math.pow(10, e))); ctx.stroke();
     }
-    ctx.save(); ctx.translate(12, pad.t + 40); ctx.rotate(-Math.PI / 2); ctx.fillText("ARR ↑", -30, 0); ctx.restore();
+    ctx.textAlign = "center";
+    ctx.save(); ctx.translate(12, (pad.t + height - pad.b) / 2); ctx.rotate(-Math.PI / 2); ctx.fillText("ARR (log scale) →", 0, 0); ctx.restore();
+    ctx.textAlign = "start";
     // circles: largest first so small accounts stay visible on top
     var order = view.slice().sort(function (a, b) { return rows[b][F.arr] - rows[a][F.arr]; });
     var rmax = view.length > 20000 ? 7 : view.length > 2000 ? 10 : 16;
@@ -334,12 +338,19 @@
   function sparkline(history) {
     var known = history.map(function (v, k) { return [k, v]; }).filter(function (p) { return p[1] !== null; });
     if (known.length < 2) return h("p", { "class": "muted", text: known.length ? "First run for this account: the trend starts with the next run." : "No history." });
-    var w = 520, ht = 120, pad = 24;
+    var w = 520, ht = 120, pad = 24, left = 56;
     var box = svg("svg", { "class": "spark", viewBox: "0 0 " + w + " " + ht, role: "img", "aria-label": "health over past runs" });
-    function x(k) { return pad + k * (w - 2 * pad) / Math.max(1, history.length - 1); }
+    function x(k) { return left + k * (w - left - pad) / Math.max(1, history.length - 1); }
     function y(v) { return ht - 18 - (v / 100) * (ht - 30); }
-    [L.bands.red_below, L.bands.yellow_below].forEach(function (c) {
-      box.appendChild(svg("line", { x1: pad, x2: w - pad, y1: y(c), y2: y(c), stroke: "#e3e6ea", "stroke-dasharray": "3 3" }));
+    // the y-axis: health 0-100, ticks at the band cuts
+    box.appendChild(svg("line", { x1: left - 12, x2: left - 12, y1: y(0), y2: y(100), stroke: "#c5cbd3" }));
+    box.appendChild(svg("text", { x: 12, y: y(50), text: "health", "text-anchor": "middle",
+      transform: "rotate(-90 12 " + y(50) + ")" }));
+    [0, L.bands.red_below, L.bands.yellow_below, 100].forEach(function (c) {
+      box.appendChild(svg("text", { x: left - 16, y: y(c) + 4, text: c, "text-anchor": "end" }));
+      if (c > 0 && c < 100) {
+        box.appendChild(svg("line", { x1: left - 12, x2: w - pad, y1: y(c), y2: y(c), stroke: "#e3e6ea", "stroke-dasharray": "3 3" }));
+      }
     });
     box.appendChild(svg("polyline", { fill: "none", stroke: "#2d5fd3", "stroke-width": 2,
       points: known.map(function (p) { return x(p[0]) + "," + y(p[1]); }).join(" ") }));
