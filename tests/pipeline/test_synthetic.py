@@ -105,13 +105,13 @@ def test_keys_are_unique_and_every_row_names_a_known_account(world):
             assert not frame.duplicated(list(spec.key)).any(), name
 
 
-
 def test_each_csm_has_one_name(world):
     params, _ = world
     accounts = read(params, "accounts")
     names = accounts.groupby("csm_id")["csm_name"].nunique()
     assert (names == 1).all() and accounts["csm_name"].notna().all()
     assert not accounts["csm_name"].str.contains("_").any(), "a name, not an id"
+
 
 def test_events_lie_inside_the_history_and_the_customer_life(world):
     params, _ = world
