@@ -661,12 +661,18 @@ def tasks(
     and ARR saved, the reason), tasks_DATE_salesforce.csv (Task fields) and
     tasks_DATE_hubspot.csv (task properties) for the CRMs' importers, and
     account_fields_DATE.csv (health, band, top reasons). Owners and accounts are healthscore's
-    ids: map them to the CRM's on import.
+    ids: map them to the CRM's on import. With tasks.push (hubspot or salesforce) and the CRM's
+    credentials in the environment (HUBSPOT_ACCESS_TOKEN; SALESFORCE_INSTANCE_URL and
+    SALESFORCE_SESSION_ID), the tasks are also created live, never twice (output_dir/crm/
+    pushed.json); needs pip install 'healthscore[crm]'.
     """
     from pipeline import stages
 
     result = _guard(stages.run_tasks, cfg, as_of, due_within_days)
     typer.echo(f"→ {result.folder} ({result.tasks} tasks for {result.accounts} accounts)")
+    if result.pushed is not None:
+        pushed = result.pushed
+        typer.echo(f"→ {pushed.target}: {pushed.created} created, {pushed.skipped} created before")
 
 
 @app.command("all")

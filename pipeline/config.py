@@ -172,6 +172,19 @@ class PublishParams(_Section):
     url: str | None = None
 
 
+class TasksParams(_Section):
+    """The ``tasks`` section: plays as CRM tasks, written as files and, with credentials, pushed."""
+
+    # push the tasks live into this CRM when its credentials are in the environment
+    # (HUBSPOT_ACCESS_TOKEN; SALESFORCE_INSTANCE_URL and SALESFORCE_SESSION_ID); null: files only
+    push: Literal["hubspot", "salesforce"] | None = None
+    # the data's account and CSM ids are the CRM's own (exported from it): send them as the
+    # task's account and owner; false: tasks are created unassigned, the account in the subject
+    crm_ids: bool = False
+    hubspot_host: str | None = None  # null: HubSpot's public API; a proxy's URL otherwise
+    retries: int = Field(default=3, ge=0)  # on connection errors, 429 and 5xx, with backoff
+
+
 class RecalibrateParams(_Section):
     """The ``recalibrate`` section: correcting the champion from renewals closed since training."""
 
@@ -191,6 +204,7 @@ class Params(_Section):
     recalibrate: RecalibrateParams = Field(default_factory=RecalibrateParams)
     publish: PublishParams = Field(default_factory=PublishParams)
     notify: NotifyParams = Field(default_factory=NotifyParams)
+    tasks: TasksParams = Field(default_factory=TasksParams)
     effects: EffectsConfig = Field(default_factory=EffectsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

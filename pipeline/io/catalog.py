@@ -95,6 +95,7 @@ PLANS = Stage("plans")
 REPORTS = Stage("reports")
 NOTIFICATIONS = Stage("notifications", partitioned=False)  # digests sent, per as-of date
 CRM = Stage("crm", partitioned=False)  # plays as CRM tasks and score fields, per as-of date
+CRM_PUSHED = "pushed.json"  # in the crm folder: the tasks created live so far, per CRM
 
 # validate: a profile of every raw table
 PROFILE = Output(VALIDATION, "profile.csv")

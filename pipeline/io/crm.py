@@ -56,11 +56,13 @@ TASK_COLUMNS = ["owner", "owner_name", "account_id", "account", "play", "due",
 
 
 def _body(task: pd.DataFrame, currency: str) -> pd.Series:
+    """Why, the plan, its expected lift and ARR saved: one line per task."""
+    lift = task["expected_lift_points"].map("{:+.1f}".format).astype(str)
+    saved = task["expected_arr_saved"].map("{:,.0f}".format).astype(str)
     return (
         "Why: " + task["reason"].fillna("-").astype(str)
         + ". Plan: " + task["plan"].astype(str)
-        + f"; expected lift {task['expected_lift_points'].map('{:+.1f}'.format)} points, "
-        + "ARR saved " + currency + task["expected_arr_saved"].map("{:,.0f}".format) + "."
+        + "; expected lift " + lift + " points, ARR saved " + currency + saved + "."
     )  # fmt: skip
 
 

@@ -4,8 +4,10 @@ fields, in a neutral form and in Salesforce's and HubSpot's import shapes.
 Flow: the scoring run and the plan of the date (default the latest plan) → one task per play of
 every funded plan (:mod:`pipeline.io.crm`) → ``output_dir/crm/``: ``tasks_DATE.json`` and
 ``.csv``, ``tasks_DATE_salesforce.csv``, ``tasks_DATE_hubspot.csv`` and
-``account_fields_DATE.csv``, each written whole or not at all. Completed or declined tasks read
-back from the CRM are what the interventions log is made of (README, data contract).
+``account_fields_DATE.csv``, each written whole or not at all; then, with ``tasks.push`` and
+the CRM's credentials in the environment, the tasks created live in HubSpot or Salesforce
+(:mod:`pipeline.io.crm_push`), never twice. Completed or declined tasks read back from the CRM
+are what the interventions log is made of (README, data contract).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.config import Params
-from pipeline.io import catalog, crm, storage
+from pipeline.io import catalog, crm, crm_push, storage
 
 log = logging.getLogger("healthscore")
 
@@ -29,6 +33,7 @@ class TasksResult:
     tasks: int
     accounts: int
     folder: Path
+    pushed: crm_push.Pushed | None = None  # None: not pushed (no target or no credentials)
 
 
 def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 7) -> TasksResult:
@@ -58,4 +63,22 @@ def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 
         storage.write_text_atomic(folder / name, text)
     accounts = task["account_id"].nunique()
     log.info("tasks: %d plays of %d funded plans for %s → %s", len(task), accounts, as_of, folder)
-    return TasksResult(len(task), accounts, folder)
+    return TasksResult(len(task), accounts, folder, _push(params, task, folder))
+
+
+def _push(params: Params, task: pd.DataFrame, folder: Path) -> crm_push.Pushed | None:
+    """The tasks created live in ``tasks.push`` when its credentials are in the environment."""
+    cfg = params.tasks
+    if cfg.push is None:
+        return None
+    secrets = crm_push.credentials(cfg.push)
+    if secrets is None:
+        log.warning(
+            "tasks: tasks.push is %s but %s is not set: the files are written, nothing pushed",
+            cfg.push, crm_push.missing(cfg.push),
+        )  # fmt: skip
+        return None
+    return crm_push.push(
+        task, cfg.push, secrets, folder / catalog.CRM_PUSHED, currency=params.report.currency,
+        crm_ids=cfg.crm_ids, host=cfg.hubspot_host, retries=cfg.retries,
+    )  # fmt: skip

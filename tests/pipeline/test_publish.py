@@ -323,6 +323,14 @@ def test_funded_plays_become_crm_tasks_in_each_shape(scored):
     assert list(sf.columns) == ["Subject", "Description", "ActivityDate", "OwnerId", "WhatId",
                                 "Status", "Priority"] and len(sf) == len(task)  # fmt: skip
     assert sf["Description"].str.startswith("Why: ").all()
+    # one line per task: its own lift and ARR saved (the body once held the whole column)
+    assert (
+        sf["Description"]
+        .str.fullmatch(
+            r"Why: [^\n]+\. Plan: [^\n]+; expected lift [+-]\d+\.\d points, ARR saved \$[\d,]+\."
+        )
+        .all()
+    ), sf["Description"].head(2).tolist()
     hub = pd.read_csv(result.folder / f"tasks_{SECOND}_hubspot.csv")
     assert {"hs_task_subject", "hs_timestamp", "hubspot_owner_id"} <= set(hub.columns)
     fields = pd.read_csv(result.folder / f"account_fields_{SECOND}.csv")

@@ -1,0 +1,183 @@
+"""Plays pushed live as CRM tasks: HubSpot against a local HTTP server, Salesforce against a local
+HTTPS server (a throwaway certificate authority from trustme), both speaking the CRMs' REST."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import ssl
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+import trustme
+
+from pipeline.config import load_params
+from pipeline.io import crm_push
+from pipeline.io.crm_push import CrmPushError
+from pipeline.stages import tasks as tasks_stage
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TASKS = pd.DataFrame({
+    "owner": ["csm_001", "csm_002", "csm_001"],
+    "owner_name": ["Ana Alvarez", "Ben Alvarez", "Ana Alvarez"],
+    "account_id": ["A1", "A2", "A3"],
+    "account": ["Acme", "Beta", "Cyan"],
+    "play": ["exec call", "training", "training"],
+    "due": ["2026-10-08", "2026-10-08", "2026-11-07"],
+    "expected_lift_points": [4.2, 2.0, 1.5],
+    "expected_arr_saved": [12000, 4000, 3000],
+    "reason": ["34% of the seats were used in the last 30 days", None, "no meeting yet"],
+    "plan": ["exec call + training", "training", "training +30d"],
+})  # fmt: skip
+
+
+class _Crm:
+    """A local CRM: answers each POST with ``answer(path, body)`` → (status, JSON), after
+    ``fail_first`` 503s; records what it created."""
+
+    def __init__(self, answer, fail_first: int = 0, tls: trustme.CA | None = None) -> None:
+        self.bodies: list[dict] = []
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.requests += 1
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if outer.requests <= fail_first:
+                    status, reply = 503, {"message": "busy"}
+                else:
+                    status, reply = answer(self.path, body, self.headers)
+                    if status < 300:
+                        outer.bodies.append(body)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.issue_cert("127.0.0.1").configure_cert(context)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _hubspot_answer(path, body, headers):
+    assert path == "/crm/v3/objects/tasks/batch/create"
+    assert headers["Authorization"] == "Bearer pat-test"
+    now = "2026-10-01T09:00:00Z"
+    results = [{"id": f"9{i}", "properties": b["properties"], "createdAt": now, "updatedAt": now,
+                "archived": False} for i, b in enumerate(body["inputs"])]  # fmt: skip
+    return 201, {"status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now}
+
+
+def test_hubspot_gets_each_task_once_retried_through_a_busy_server(tmp_path):
+    server = _Crm(_hubspot_answer, fail_first=1)
+    ledger = tmp_path / "pushed.json"
+    try:
+        first = crm_push.push(TASKS, "hubspot", {"token": "pat-test"}, ledger, host=server.url)
+        assert (first.created, first.skipped) == (3, 0)
+        assert server.requests == 2, "one 503, retried, then one batch of three"
+        sent = server.bodies[0]["inputs"]
+        assert [t["properties"]["hs_task_subject"] for t in sent] == [
+            "Exec call: Acme", "Training: Beta", "Training: Cyan"]  # fmt: skip
+        assert sent[0]["properties"]["hs_timestamp"] == "2026-10-08T09:00:00Z"
+        assert sent[0]["properties"]["hs_task_body"].startswith("Why: 34% of the seats")
+        # healthscore's ids are not HubSpot's: no owner, no association unless crm_ids
+        assert "hubspot_owner_id" not in sent[0]["properties"] and not sent[0]["associations"]
+        # a re-run creates nothing again
+        again = crm_push.push(TASKS, "hubspot", {"token": "pat-test"}, ledger, host=server.url)
+        assert (again.created, again.skipped) == (0, 3) and server.requests == 2
+        assert set(json.loads(ledger.read_text())["hubspot"].values()) == {"90", "91", "92"}
+    finally:
+        server.close()
+
+
+def test_hubspot_with_the_crms_own_ids_assigns_the_owner_and_the_company(tmp_path):
+    server = _Crm(_hubspot_answer)
+    try:
+        crm_push.push(TASKS.head(1), "hubspot", {"token": "pat-test"}, tmp_path / "p.json",
+                      host=server.url, crm_ids=True)  # fmt: skip
+        sent = server.bodies[0]["inputs"][0]
+        assert sent["properties"]["hubspot_owner_id"] == "csm_001"
+        assert sent["associations"] == [{"to": {"id": "A1"}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 192}]}]  # fmt: skip
+    finally:
+        server.close()
+
+
+def test_a_refusal_is_a_clear_error_and_what_was_created_stays_recorded(tmp_path):
+    calls = []
+
+    def answer(path, body, headers):
+        calls.append(path)
+        if len(calls) > 1:
+            return 400, {"status": "error", "message": "Property values were not valid"}
+        return _hubspot_answer(path, body, headers)
+
+    server = _Crm(answer)
+    ledger = tmp_path / "pushed.json"
+    big = pd.concat([TASKS] * 40, ignore_index=True).assign(
+        account_id=lambda f: [f"A{i}" for i in range(len(f))]
+    )
+    try:
+        with pytest.raises(CrmPushError, match="HubSpot refused the tasks: 400"):
+            crm_push.push(big, "hubspot", {"token": "pat-test"}, ledger, host=server.url)
+    finally:
+        server.close()
+    assert len(json.loads(ledger.read_text())["hubspot"]) == 100, "the first batch stays"
+
+
+def test_salesforce_gets_one_task_record_each_over_https(tmp_path):
+    ca = trustme.CA()
+
+    def answer(path, body, headers):
+        assert path.startswith("/services/data/v") and path.endswith("/sobjects/Task/")
+        assert headers["Authorization"] == "Bearer 00Dsession"
+        return 201, {"id": f"00T{len(server.bodies)}", "success": True, "errors": []}
+
+    server = _Crm(answer, fail_first=1, tls=ca)
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the test's authority
+    with ca.cert_pem.tempfile() as bundle:
+        session.verify = bundle
+        try:
+            pushed = crm_push.push(
+                TASKS, "salesforce",
+                {"instance_url": server.url, "session_id": "00Dsession"},
+                tmp_path / "pushed.json", session=session,
+            )  # fmt: skip
+        finally:
+            server.close()
+    assert pushed.created == 3 and server.requests == 4, "one 503 retried, then one per task"
+    first = server.bodies[0]
+    assert first["Subject"] == "Exec call: Acme" and first["ActivityDate"] == "2026-10-08"
+    assert first["Status"] == "Not Started" and "OwnerId" not in first and "WhatId" not in first
+
+
+def test_tasks_push_waits_for_credentials(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv(crm_push.HUBSPOT_TOKEN_ENV, raising=False)
+    params = load_params(ROOT / "params.yaml", ["tasks.push=hubspot", f"output_dir={tmp_path}"])
+    assert tasks_stage._push(params, TASKS, tmp_path) is None
+    assert "HUBSPOT_ACCESS_TOKEN is not set" in caplog.text
+    assert not (tmp_path / "pushed.json").exists()
+    # without a target nothing is pushed, credentials or not
+    monkeypatch.setenv(crm_push.HUBSPOT_TOKEN_ENV, "pat-test")
+    plain = load_params(ROOT / "params.yaml", [f"output_dir={tmp_path}"])
+    assert tasks_stage._push(plain, TASKS, tmp_path) is None
