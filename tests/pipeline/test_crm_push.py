@@ -3,10 +3,7 @@ HTTPS server (a throwaway certificate authority from trustme), both speaking the
 
 from __future__ import annotations
 
-import http.server
 import json
-import ssl
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +15,7 @@ from pipeline.config import load_params
 from pipeline.io import crm_push
 from pipeline.io.crm_push import CrmPushError
 from pipeline.stages import tasks as tasks_stage
+from tests.pipeline.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,49 +33,6 @@ TASKS = pd.DataFrame({
 })  # fmt: skip
 
 
-class _Crm:
-    """A local CRM: answers each POST with ``answer(path, body)`` → (status, JSON), after
-    ``fail_first`` 503s; records what it created."""
-
-    def __init__(self, answer, fail_first: int = 0, tls: trustme.CA | None = None) -> None:
-        self.bodies: list[dict] = []
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.requests += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if outer.requests <= fail_first:
-                    status, reply = 503, {"message": "busy"}
-                else:
-                    status, reply = answer(self.path, body, self.headers)
-                    if status < 300:
-                        outer.bodies.append(body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        scheme = "http"
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.issue_cert("127.0.0.1").configure_cert(context)
-            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-            scheme = "https"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-
-
 def _hubspot_answer(path, body, headers):
     assert path == "/crm/v3/objects/tasks/batch/create"
     assert headers["Authorization"] == "Bearer pat-test"
@@ -88,7 +43,7 @@ def _hubspot_answer(path, body, headers):
 
 
 def test_hubspot_gets_each_task_once_retried_through_a_busy_server(tmp_path):
-    server = _Crm(_hubspot_answer, fail_first=1)
+    server = Receiver(_hubspot_answer, fail_first=1)
     ledger = tmp_path / "pushed.json"
     try:
         first = crm_push.push(TASKS, "hubspot", {"token": "pat-test"}, ledger, host=server.url)
@@ -110,7 +65,7 @@ def test_hubspot_gets_each_task_once_retried_through_a_busy_server(tmp_path):
 
 
 def test_hubspot_with_the_crms_own_ids_assigns_the_owner_and_the_company(tmp_path):
-    server = _Crm(_hubspot_answer)
+    server = Receiver(_hubspot_answer)
     try:
         crm_push.push(TASKS.head(1), "hubspot", {"token": "pat-test"}, tmp_path / "p.json",
                       host=server.url, crm_ids=True)  # fmt: skip
@@ -131,7 +86,7 @@ def test_a_refusal_is_a_clear_error_and_what_was_created_stays_recorded(tmp_path
             return 400, {"status": "error", "message": "Property values were not valid"}
         return _hubspot_answer(path, body, headers)
 
-    server = _Crm(answer)
+    server = Receiver(answer)
     ledger = tmp_path / "pushed.json"
     big = pd.concat([TASKS] * 40, ignore_index=True).assign(
         account_id=lambda f: [f"A{i}" for i in range(len(f))]
@@ -152,7 +107,7 @@ def test_salesforce_gets_one_task_record_each_over_https(tmp_path):
         assert headers["Authorization"] == "Bearer 00Dsession"
         return 201, {"id": f"00T{len(server.bodies)}", "success": True, "errors": []}
 
-    server = _Crm(answer, fail_first=1, tls=ca)
+    server = Receiver(answer, fail_first=1, tls=ca)
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the test's authority
     with ca.cert_pem.tempfile() as bundle:

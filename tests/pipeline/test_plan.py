@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from features.base import spoken
 from models.config import PlanConfig, Play
 from models.interventions.portfolio import catalog_options, exclusions
 from pipeline import stages
@@ -207,7 +208,9 @@ def test_explain_shows_the_recommended_plays(planned):
     assert page["plays"]["best_plan"] == plans.set_index("account_id").loc[account, "best_plan"]
     assert len(page["plays"]["effects"]) >= 1
     text = CliRunner().invoke(app, args).stdout
-    assert "Best plan" in text and page["plays"]["best_plan"] in text
+    # the plan in words, as every page names it ("exec call", not "exec_call")
+    assert "Best plan" in text and spoken(page["plays"]["best_plan"]) in text
+    assert "_" not in text.split("Best plan")[1], "no raw kind anywhere after it"
 
 
 def test_plan_eval_reads_renewals_known_since(planned):

@@ -27,6 +27,7 @@ from pipeline import stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
 from pipeline.io import catalog, warehouse
+from tests.pipeline.receiver import Receiver
 from tests.pipeline.test_train import small
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,40 +211,13 @@ def test_readers_never_see_half_a_run_on_postgresql(scored, postgres):
     assert seen and set(seen) == {whole}
 
 
-class _Receiver:
-    """A local webhook: records each POSTed JSON; answers ``fail_first`` requests with 500,
-    or every one with ``always`` when set."""
-
-    def __init__(self, fail_first: int = 0, always: int | None = None) -> None:
-        import http.server
-        import json as _json
-
-        self.bodies: list[dict] = []
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.requests += 1
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = outer.always or (500 if outer.requests <= fail_first else 200)
-                if status == 200:
-                    outer.bodies.append(_json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok" if status == 200 else b"no")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.always = always
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
+def _receiver(fail_first: int = 0, always: int | None = None) -> Receiver:
+    """A local webhook: accepts each POSTed JSON with 200; answers ``fail_first`` requests
+    with 500, or every one with ``always`` when set."""
+    receiver = Receiver(lambda path, body, headers: (always or 200, "no" if always else "ok"),
+                        fail_first=fail_first, fail_status=500)  # fmt: skip
+    receiver.url += "/hook"
+    return receiver
 
 
 def _with_hook(params, url, folder):
@@ -267,7 +241,7 @@ def test_digests_go_once_per_csm_with_retries_and_a_dry_run_first(scored, tmp_pa
     text = " ".join(b["text"]["text"] for m in messages.values() for b in m["blocks"])
     assert "top_risk" not in text and "health" in text
     # then to a webhook that fails once: retried, each digest received exactly once
-    receiver = _Receiver(fail_first=1)
+    receiver = _receiver(fail_first=1)
     try:
         live = _with_hook(params, receiver.url, params.output_dir)
         first = stages.run_notify(live, SECOND)
@@ -287,7 +261,7 @@ def test_a_webhook_that_refuses_is_a_clear_error_and_nothing_is_recorded(scored,
     params = scored
     ledger = params.output_dir / "notifications" / f"sent_{SECOND}.json"
     ledger.unlink(missing_ok=True)  # whatever an earlier test sent
-    receiver = _Receiver(always=404)
+    receiver = _receiver(always=404)
     try:
         args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
         out = CliRunner().invoke(app, ["notify", "--as-of", str(SECOND), *args,
