@@ -239,6 +239,11 @@ def test_all_runs_every_stage_and_ends_with_the_reports_path(tmp_path):
     # and ends with the recommendations
     assert (tmp_path / "out" / "plans" / "as_of=2026-11-01" / "plans.parquet").exists()
     assert "all: recommendations →" in result.output
+    # published, the digests written (a dry run: no webhook), the plays as CRM task files
+    assert (tmp_path / "out" / "healthscore.duckdb").exists()
+    assert (tmp_path / "out" / "notifications" / "payloads_2026-11-01.json").exists()
+    assert "notify: dry run" in result.output
+    assert (tmp_path / "out" / "crm" / "tasks_2026-11-01_hubspot.csv").exists()
 
 
 SENSITIVITY = "Invalid input: sigma and nu must be non-negative."  # econml, on small books
