@@ -7,6 +7,7 @@ positive class of precision, recall, PR AUC and lift is a *non*-renewal.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ def lead_time(
     lead_days: list[int],
     at_risk_below: float,
     top_percent: float | None = None,
-) -> tuple[pd.DataFrame, float]:
+) -> LeadTime:
     """Precision and recall of "at risk" by days before renewal, and the median days of warning
     before a non-renewal.
 
@@ -109,8 +110,24 @@ def lead_time(
     # walking back from the renewal, the warning lasts while every snapshot is flagged
     streak = lost.groupby("contract_id")["flagged"].cumprod().astype(bool)
     warned = lost["days_to_renewal"].where(streak).groupby(lost["contract_id"]).max().fillna(0)
-    median = float(warned.median()) if len(warned) else float("nan")
-    return pd.DataFrame(rows), median
+    nan = float("nan")
+    on_list = warned[warned > 0]
+    return LeadTime(
+        pd.DataFrame(rows),
+        float(warned.median()) if len(warned) else nan,
+        float(len(on_list) / len(warned)) if len(warned) else nan,
+        float(on_list.median()) if len(on_list) else nan,
+    )
+
+
+class LeadTime(NamedTuple):
+    """:func:`lead_time`'s figures: per bucket, the median warning over every non-renewal, the
+    share of non-renewals at risk in their last snapshot, and their median warning."""
+
+    table: pd.DataFrame
+    median_days: float
+    warned_share: float
+    warned_median_days: float
 
 
 def at_risk_words(cfg: TrainConfig) -> str:

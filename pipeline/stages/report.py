@@ -235,9 +235,11 @@ def _details(
     drivers = drivers.assign(order=drivers["points"].abs()).sort_values(
         ["account_id", "order"], ascending=[True, False], kind="stable"
     )
+    if "actionable" not in drivers:  # a run scored before context was shown apart
+        drivers = drivers.assign(actionable=True)
     by_account = {
-        a: [[_text(t), round(float(p), 1), _text(c)] for t, p, c in zip(
-            g["text"], g["points"], g["component"], strict=True)]
+        a: [[_text(t), round(float(p), 1), _text(c), bool(x)] for t, p, c, x in zip(
+            g["text"], g["points"], g["component"], g["actionable"], strict=True)]
         for a, g in drivers.groupby("account_id", sort=False)
     }  # fmt: skip
     trend = _history(params, ids, history)
@@ -588,6 +590,8 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
     ]
     model["baselines"] = sorted({k.split("_")[1] for k in metrics if k.startswith("baseline_")})
     model["median_warning_days"] = metrics.get("median_warning_days")
+    model["warned_share"] = metrics.get("warned_share")  # absent before it was logged
+    model["warned_median_days"] = metrics.get("warned_median_days")
     top = run.data.params.get("train.at_risk_top_percent")  # absent before it existed: p < 0.7
     model["at_risk"] = at_risk_words(
         TrainConfig(

@@ -39,6 +39,7 @@ from models.scoring.forecast import OVERALL, contraction_rates, renewal_forecast
 from models.scoring.monitoring import feature_profile
 from models.win.ensemble import HealthEnsemble, TreeMember, make_ensemble
 from models.win.metrics import (
+    LeadTime,
     at_risk_words,
     bootstrap_intervals,
     calibration_by_period,
@@ -163,14 +164,16 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
             replicates=cfg.bootstrap, seed=cfg.seed,
         )  # fmt: skip
         metrics |= _interval_metrics(intervals)
-        leads, warning_days = _lead_time(test, p_test, cfg)
-        metrics["median_warning_days"] = warning_days
+        leads = _lead_time(test, p_test, cfg)
+        metrics["median_warning_days"] = leads.median_days
+        metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
+        metrics["warned_median_days"] = leads.warned_median_days
         scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
         if judge is not None:
             metrics |= judge.win(scored)
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
-    _report(metrics, leads, warning_days, baselines, split, at_risk_words(cfg))
+    _report(metrics, leads, baselines, split, at_risk_words(cfg))
     with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
         size, nrr = _renewal_size(cfg, train, test, names, p_test)
         metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
@@ -194,7 +197,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics,
-            {catalog.RUN_LEAD_TIME: leads, catalog.RUN_CALIBRATION: periods,
+            {catalog.RUN_LEAD_TIME: leads.table, catalog.RUN_CALIBRATION: periods,
              catalog.RUN_NRR: nrr}, audit, tuned, force, timer, outcome,
             None if size is None else size.model,
         )  # fmt: skip
@@ -230,12 +233,11 @@ def _split(
     return table.iloc[rows[0]], table.iloc[rows[1]], how
 
 
-def _lead_time(
-    test: pd.DataFrame, p_test: np.ndarray, cfg: TrainConfig
-) -> tuple[pd.DataFrame, float]:
+def _lead_time(test: pd.DataFrame, p_test: np.ndarray, cfg: TrainConfig) -> LeadTime:
     """Lead-time figures where days to renewal are known (not in a prebuilt table without)."""
     if test["days_to_renewal"].isna().all():
-        return pd.DataFrame(columns=["days_before_renewal", "recall"]), float("nan")
+        nan = float("nan")
+        return LeadTime(pd.DataFrame(columns=["days_before_renewal", "recall"]), nan, nan, nan)
     return lead_time(test, p_test, cfg.lead_days, cfg.at_risk_below, cfg.at_risk_top_percent)
 
 
@@ -461,8 +463,8 @@ def _verdict(low: float, high: float) -> str:
 
 
 def _report(
-    metrics: dict[str, float], leads: pd.DataFrame, warning_days: float,
-    baselines: dict[str, np.ndarray], split: str, listed: str,
+    metrics: dict[str, float], leads: LeadTime, baselines: dict[str, np.ndarray], split: str,
+    listed: str,
 ) -> None:  # fmt: skip
     held = "out-of-time" if split.startswith("out of time") else "held-out (ids held out)"
 
@@ -488,13 +490,14 @@ def _report(
             metrics[f"baseline_{label}_brier"], metrics[brier], metrics[f"{brier}_low"],
             metrics[f"{brier}_high"],
         )  # fmt: skip
-    if leads.empty:
+    if leads.table.empty:
         return
     log.info(
-        "train: lead time (at risk = %s) — median %.0f days of warning before a non-renewal; "
-        "recall by days before renewal %s",
-        listed, warning_days,
-        ", ".join(f"{r.days_before_renewal}: {r.recall:.0%}" for r in leads.itertuples()),
+        "train: lead time (at risk = %s) — %.0f %% of non-renewals were at risk in their last "
+        "month, for a median of %.0f days before the renewal (median over all non-renewals "
+        "%.0f days); recall by days before renewal %s",
+        listed, 100 * leads.warned_share, leads.warned_median_days, leads.median_days,
+        ", ".join(f"{r.days_before_renewal}: {r.recall:.0%}" for r in leads.table.itertuples()),
     )  # fmt: skip
 
 

@@ -430,6 +430,13 @@ def test_browser_account_page_shows_its_drivers(page, reported):
     waterfall = tab.inner_text("#waterfall")
     for text in drivers.loc[drivers["account_id"] == account, "text"]:
         assert text in waterfall
+    # what the account is (its contract, size, segment) apart, after what the team can change
+    mine = drivers[drivers["account_id"] == account]
+    context = mine.loc[~mine["actionable"], "text"]
+    assert len(context), "the first account has contract drivers"
+    before, after = waterfall.split("What the account is (not for the team to change)")
+    assert all(t in after for t in context)
+    assert all(t in before for t in mine.loc[mine["actionable"], "text"])
     assert tab.inner_text("#account-health") == str(scores.loc[0, "health"])
     # the history chart has its y-axis: named, with health 0 and 100 and the band cuts
     spark = tab.inner_html("svg.spark")
@@ -518,6 +525,7 @@ def test_the_model_page_speaks_plain_words(reported):
     assert "ROC AUC: how often a lost account scores below a renewed one (0.5 = chance)" in names
     assert not [n for n in names if "_" in n or "pct" in n], names
     assert "At risk = in the riskiest 10 % of the book on its date" in html
+    assert re.search(r"\d+ % of the accounts that did not renew were at risk in their last", html)
     lead = html.split("Lead time: how early")[1].split("</table>")[0]
     assert "Of those not renewed, at risk" in lead and "_" not in lead
 

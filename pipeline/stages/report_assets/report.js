@@ -312,18 +312,24 @@
     // every other bar starts where the previous one ended (a waterfall), else from 0.
     var run = 0;
     var segments = items.map(function (it) {
+      if (it[2] === "heading") return { label: it[0], cls: "heading" };
       var from = it[2] === "total" || !opts.running ? 0 : run;
       var to = it[2] === "total" ? it[1] : from + it[1];
       run = to;
       return { label: it[0], value: it[1], from: from, to: to,
                cls: it[2] === "total" ? "total" : it[1] < 0 ? "neg" : "pos" };
     });
-    var lo = Math.min.apply(null, [0].concat(segments.map(function (g) { return Math.min(g.from, g.to); })));
-    var hi = Math.max.apply(null, [0].concat(segments.map(function (g) { return Math.max(g.from, g.to); })));
+    var drawn = segments.filter(function (g) { return g.cls !== "heading"; });
+    var lo = Math.min.apply(null, [0].concat(drawn.map(function (g) { return Math.min(g.from, g.to); })));
+    var hi = Math.max.apply(null, [0].concat(drawn.map(function (g) { return Math.max(g.from, g.to); })));
     var span = (hi - lo) || 1;
     function pos(v) { return (100 * (v - lo) / span).toFixed(2) + "%"; }
     var grid = h("div", { "class": "bars" });
     segments.forEach(function (g) {
+      if (g.cls === "heading") {  // a row of words across the chart: a group's name
+        grid.appendChild(h("div", { "class": "lbl heading", text: g.label }));
+        return;
+      }
       grid.appendChild(h("div", { "class": "lbl", text: g.label }));
       grid.appendChild(h("div", { "class": "track" },
         h("div", { "class": "axis", style: "left:" + pos(0) }),
@@ -399,8 +405,13 @@
     var drivers = d.drivers.slice();
     var shown = drivers.reduce(function (s, x) { return s + x[1]; }, 0);
     var other = r[F.health] - d.base - shown;
+    // what the team can change first; what the account is (its contract, size, segment) apart
+    var acting = drivers.filter(function (x) { return x[3] !== false; });
+    var context = drivers.filter(function (x) { return x[3] === false; });
     var steps = [["Portfolio base", d.base, "total"]]
-      .concat(drivers.map(function (x) { return [x[0], x[1]]; }))
+      .concat(acting.map(function (x) { return [x[0], x[1]]; }))
+      .concat(context.length ? [["What the account is (not for the team to change)", 0, "heading"]] : [])
+      .concat(context.map(function (x) { return [x[0], x[1]]; }))
       .concat(Math.abs(other) >= 0.05 ? [["All other factors", other]] : [])
       .concat([["Health", r[F.health], "total"]]);
     var waterfall = h("div", { id: "waterfall" }, bars(steps, { running: true }));
