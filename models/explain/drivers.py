@@ -82,7 +82,13 @@ def describe(template: str, value: object, blank: str | None = None) -> str:
 def unknown(template: str) -> str:
     """A description whose value is blank and has no words of its own for that: "ARR
     changed … at the last renewal (not known)"."""
-    return PLACEHOLDER.sub("…", template) + " (not known)"
+    return named(template) + " (not known)"
+
+
+def named(template: str) -> str:
+    """A feature's description as the name of what it measures, no account's value in it:
+    "… days since anyone used the product"."""
+    return PLACEHOLDER.sub("…", template)
 
 
 def describe_all(template: str, values: pd.Series, blank: str | None = None) -> np.ndarray:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.config import ScoreConfig
+from models.explain.drivers import named
 from models.renewal.size import RenewalSize
 from models.scoring import accounts, forecast, monitoring
 from models.scoring.accounts import Changes
@@ -141,6 +142,10 @@ def _score(
         snapshot, scores, model.features, model.profile, model.reference_scores, params.score,
         horizon_days=horizon,
     )  # fmt: skip
+    # each input by what it measures, for the report; the column name stays in name
+    described = model.catalog.set_index("name")["description"].map(named).to_dict()
+    described["win_probability"] = "the win probability the model gives"
+    drift = drift.assign(label=drift["name"].map(described).fillna(drift["name"]))
     window = params.score.forecast_days
     outlook = forecast.renewal_forecast(
         scores,

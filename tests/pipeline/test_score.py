@@ -241,6 +241,9 @@ def test_drift_is_measured_per_feature_and_for_the_score(scored):
     assert set(drift.loc[drift["kind"] == "feature", "name"]) == set(model.features)
     assert (drift["psi"] >= 0).all()
     assert "win_probability" in set(drift["name"])
+    # each said by what it measures, for the report's model page: no column name
+    assert not drift["label"].str.contains("_").any(), drift["label"].head().tolist()
+    assert "… days since anyone used the product" in set(drift["label"])
 
 
 def test_explain_prints_one_account_page_and_json(scored):
