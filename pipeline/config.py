@@ -182,6 +182,9 @@ class TasksParams(_Section):
     # task's account and owner; false: tasks are created unassigned, the account in the subject
     crm_ids: bool = False
     hubspot_host: str | None = None  # null: HubSpot's public API; a proxy's URL otherwise
+    # the score written onto each account's record too (needs crm_ids): healthscore's field →
+    # the CRM's (null: healthscore_health … in HubSpot, Healthscore_Health__c … in Salesforce)
+    fields: dict[str, str] | None = None
     retries: int = Field(default=3, ge=0)  # on connection errors, 429 and 5xx, with backoff
 
 

@@ -1,5 +1,11 @@
-"""Plays pushed live into a CRM as tasks: HubSpot (hubspot-api-client) or Salesforce
-(simple-salesforce), used only when the CRM's credentials are in the environment.
+"""Plays pushed live into a CRM as tasks, and the scores as account fields: HubSpot
+(hubspot-api-client) or Salesforce (simple-salesforce), used only when the CRM's credentials are
+in the environment.
+
+The account fields (:func:`push_fields`) update the CRM's own account records, so they need its
+ids (``tasks.crm_ids``) and fields of these names in the CRM (:data:`FIELDS`: HubSpot company
+properties, Salesforce custom Account fields, created once by an admin; ``tasks.fields``
+renames them).
 
 The tasks are the import shapes of :mod:`pipeline.io.crm`. Owners and accounts are sent only when
 ``tasks.crm_ids`` says the data's ids are the CRM's own (the accounts and CSMs were exported from
@@ -37,6 +43,19 @@ SALESFORCE_SESSION_ENV = "SALESFORCE_SESSION_ID"  # an OAuth access token or ses
 HUBSPOT_BATCH = 100  # the tasks batch endpoint's limit
 TASK_TO_COMPANY = 192  # HubSpot's defined association type: task → company
 RETRIED = (429, 500, 502, 503, 504)
+
+
+# the score as account fields: healthscore's column → the field's name in each CRM
+FIELDS = {
+    "hubspot": {"health": "healthscore_health", "band": "healthscore_band",
+                "win_probability": "healthscore_win_probability",
+                "reasons": "healthscore_top_reasons", "priority": "healthscore_priority",
+                "as_of": "healthscore_as_of"},
+    "salesforce": {"health": "Healthscore_Health__c", "band": "Healthscore_Band__c",
+                   "win_probability": "Healthscore_Win_Probability__c",
+                   "reasons": "Healthscore_Top_Reasons__c", "priority": "Healthscore_Priority__c",
+                   "as_of": "Healthscore_As_Of__c"},
+}  # fmt: skip
 
 
 class CrmPushError(InputError):
@@ -124,6 +143,93 @@ def push(
     return Pushed(target, created, int((~fresh).sum()), ledger)
 
 
+def push_fields(
+    fields: pd.DataFrame,
+    target: Target,
+    secrets: dict[str, str],
+    *,
+    names: dict[str, str] | None = None,
+    host: str | None = None,
+    retries: int = 3,
+    session: requests.Session | None = None,
+) -> int:
+    """Write each account's score onto its record in the CRM; returns the accounts updated.
+
+    Args:
+        fields: :func:`pipeline.io.crm.account_fields` (``account_id`` is the CRM's id).
+        target: ``hubspot`` (companies) or ``salesforce`` (Accounts).
+        secrets: :func:`credentials` of the target.
+        names: healthscore's field → the CRM's (default :data:`FIELDS` of the target).
+        host, retries, session: as for :func:`push`.
+
+    Raises:
+        CrmPushError: the CRM refused an update (an unknown id, a field that does not exist).
+    """
+    names = names or FIELDS[target]
+    reasons = [c for c in ("top_risk_1", "top_risk_2", "top_risk_3") if c in fields]
+    values = fields.assign(
+        reasons=fields[reasons].apply(lambda r: "; ".join(t for t in r if isinstance(t, str)),
+                                      axis=1) if reasons else "",
+        win_probability=fields["win_probability"].round(3),
+        as_of=pd.to_datetime(fields["as_of"]).dt.strftime("%Y-%m-%d"),
+    )  # fmt: skip
+    records = [
+        (str(row["account_id"]), {names[k]: row[k] for k in names if k in row and pd.notna(row[k])})
+        for row in values.to_dict(orient="records")
+    ]
+    if target == "hubspot":
+        return _hubspot_fields(records, secrets, host, retries)
+    return _salesforce_fields(records, secrets, retries, session)
+
+
+def _hubspot_fields(
+    records: list[tuple[str, dict[str, Any]]], secrets: dict[str, str], host: str | None,
+    retries: int,
+) -> int:  # fmt: skip
+    from hubspot import HubSpot
+    from hubspot.crm.companies import (
+        ApiException,
+        BatchInputSimplePublicObjectBatchInput,
+        SimplePublicObjectBatchInput,
+    )
+
+    options: dict[str, Any] = {"access_token": secrets["token"], "retry": _retry(retries)}
+    if host:
+        options["host"] = host
+    api = HubSpot(**options).crm.companies.batch_api
+    for start in range(0, len(records), HUBSPOT_BATCH):
+        inputs = [
+            SimplePublicObjectBatchInput(id=i, properties={k: str(v) for k, v in p.items()})
+            for i, p in records[start : start + HUBSPOT_BATCH]
+        ]
+        try:
+            api.update(BatchInputSimplePublicObjectBatchInput(inputs=inputs))
+        except ApiException as exc:
+            raise CrmPushError(f"HubSpot refused the account fields: {exc.status} {exc.reason}: "
+                               f"{_short(exc.body)}") from None  # fmt: skip
+        except Exception as exc:
+            raise CrmPushError(f"HubSpot could not be reached: {exc}") from None
+    return len(records)
+
+
+def _salesforce_fields(
+    records: list[tuple[str, dict[str, Any]]], secrets: dict[str, str], retries: int,
+    session: requests.Session | None,
+) -> int:  # fmt: skip
+    from simple_salesforce.exceptions import SalesforceError
+
+    api = _salesforce_api(secrets, retries, session)
+    for account, values in records:
+        try:
+            api.Account.update(account, values)
+        except SalesforceError as exc:
+            raise CrmPushError(f"Salesforce refused the fields of account {account}: "
+                               f"{exc.status} {_short(exc.content)}") from None  # fmt: skip
+        except requests.RequestException as exc:
+            raise CrmPushError(f"Salesforce could not be reached: {exc}") from None
+    return len(records)
+
+
 def _keys(tasks: pd.DataFrame) -> pd.Series:
     return (
         tasks["account_id"].astype(str) + "|" + tasks["play"].astype(str) + "|"
@@ -193,15 +299,9 @@ def _hubspot(
 def _salesforce(
     secrets: dict[str, str], retries: int, session: requests.Session | None
 ) -> Callable[[pd.DataFrame], list[str]]:
-    from simple_salesforce import Salesforce
     from simple_salesforce.exceptions import SalesforceError
 
-    session = session or requests.Session()
-    adapter = HTTPAdapter(max_retries=_retry(retries))
-    session.mount("https://", adapter)
-    api = Salesforce(
-        instance_url=secrets["instance_url"], session_id=secrets["session_id"], session=session
-    )
+    api = _salesforce_api(secrets, retries, session)
 
     def send(batch: pd.DataFrame) -> list[str]:
         ids = []
@@ -218,6 +318,16 @@ def _salesforce(
         return ids
 
     return send
+
+
+def _salesforce_api(secrets: dict[str, str], retries: int, session: requests.Session | None) -> Any:
+    from simple_salesforce import Salesforce
+
+    session = session or requests.Session()
+    session.mount("https://", HTTPAdapter(max_retries=_retry(retries)))
+    return Salesforce(
+        instance_url=secrets["instance_url"], session_id=secrets["session_id"], session=session
+    )
 
 
 def _short(body: object, limit: int = 300) -> str:

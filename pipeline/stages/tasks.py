@@ -48,6 +48,7 @@ def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 
     scores = catalog.SCORED.read(params.output_dir, as_of)
     plans = catalog.PLANNED.read(params.output_dir, as_of)
     task = crm.tasks(plans, scores, as_of, due_within_days)
+    fields = crm.account_fields(scores)
     currency = params.report.currency
     folder = catalog.CRM.path(params.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,17 +58,20 @@ def run_tasks(params: Params, as_of: date | None = None, due_within_days: int = 
         f"{stem}.csv": task.to_csv(index=False),
         f"{stem}_salesforce.csv": crm.crm_tasks(task, crm.SALESFORCE, currency).to_csv(index=False),
         f"{stem}_hubspot.csv": crm.crm_tasks(task, crm.HUBSPOT, currency).to_csv(index=False),
-        f"account_fields_{as_of}.csv": crm.account_fields(scores).to_csv(index=False),
+        f"account_fields_{as_of}.csv": fields.to_csv(index=False),
     }
     for name, text in written.items():
         storage.write_text_atomic(folder / name, text)
     accounts = task["account_id"].nunique()
     log.info("tasks: %d plays of %d funded plans for %s → %s", len(task), accounts, as_of, folder)
-    return TasksResult(len(task), accounts, folder, _push(params, task, folder))
+    return TasksResult(len(task), accounts, folder, _push(params, task, fields, folder))
 
 
-def _push(params: Params, task: pd.DataFrame, folder: Path) -> crm_push.Pushed | None:
-    """The tasks created live in ``tasks.push`` when its credentials are in the environment."""
+def _push(
+    params: Params, task: pd.DataFrame, fields: pd.DataFrame, folder: Path
+) -> crm_push.Pushed | None:
+    """The tasks created live in ``tasks.push`` when its credentials are in the environment,
+    and, with ``tasks.crm_ids``, the score written onto each account's record."""
     cfg = params.tasks
     if cfg.push is None:
         return None
@@ -78,7 +82,15 @@ def _push(params: Params, task: pd.DataFrame, folder: Path) -> crm_push.Pushed |
             cfg.push, crm_push.missing(cfg.push),
         )  # fmt: skip
         return None
-    return crm_push.push(
+    pushed = crm_push.push(
         task, cfg.push, secrets, folder / catalog.CRM_PUSHED, currency=params.report.currency,
         crm_ids=cfg.crm_ids, host=cfg.hubspot_host, retries=cfg.retries,
     )  # fmt: skip
+    if not cfg.crm_ids:
+        log.info("tasks: account fields not pushed: tasks.crm_ids is false (no CRM record ids)")
+        return pushed
+    updated = crm_push.push_fields(
+        fields, cfg.push, secrets, names=cfg.fields, host=cfg.hubspot_host, retries=cfg.retries
+    )
+    log.info("tasks: the score written onto %d accounts in %s", updated, cfg.push)
+    return pushed

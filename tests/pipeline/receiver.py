@@ -14,8 +14,8 @@ Answer = Callable[[str, dict, Mapping[str, str]], tuple[int, object]]
 
 
 class Receiver:
-    """Answers each POST with ``answer(path, body, headers)`` → (status, JSON or text), after
-    ``fail_first`` answers of ``fail_status``; records the bodies it accepted (status < 300).
+    """Answers each POST (or PATCH) with ``answer(path, body, headers)`` → (status, JSON or
+    text), after ``fail_first`` answers of ``fail_status``; records the bodies it accepted.
 
     With ``tls`` (a trustme CA) it speaks HTTPS with a certificate for 127.0.0.1 from it.
     """
@@ -43,6 +43,8 @@ class Receiver:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            do_PATCH = do_POST  # Salesforce updates a record with PATCH
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -232,6 +232,9 @@ def test_all_runs_every_stage_and_ends_with_the_reports_path(tmp_path):
     assert runs == ["as_of=2026-09-01", "as_of=2026-10-01", "as_of=2026-11-01"]
     assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "changes.parquet").exists()
     assert "champion → version 1" in result.output
+    # the longest steps say what they do when they start, not only when they end
+    started = result.output.index("effects: estimating")
+    assert started < result.output.index("train: effects took")
     assert (tmp_path / "out" / "validation" / "summary.json").exists()
     assert (tmp_path / "out" / "features" / "training_set.parquet").exists()
     # the synthetic world ends on synthetic.end_date: scored as of that day
@@ -275,6 +278,9 @@ def test_all_runs_end_to_end_on_a_300_account_book_saying_what_it_could_not_esti
     # then it ends well, with a champion and today's scores
     assert result.exit_code == 0, result.output
     assert "champion → version 1" in result.output
+    # the longest steps say what they do when they start, not only when they end
+    started = result.output.index("effects: estimating")
+    assert started < result.output.index("train: effects took")
     assert (tmp_path / "out" / "scores" / "as_of=2026-11-01" / "scores.parquet").exists()
     # and every logged kind of play is either estimated or said not to be, and why
     lines = result.output.splitlines()

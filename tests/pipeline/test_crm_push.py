@@ -32,6 +32,15 @@ TASKS = pd.DataFrame({
     "plan": ["exec call + training", "training", "training +30d"],
 })  # fmt: skip
 
+FIELDS = pd.DataFrame({
+    "account_id": ["A1", "A2"], "health": [41, 77], "band": ["red", "green"],
+    "win_probability": [0.4123, 0.7712], "arr_at_risk": [5000.0, 900.0], "priority": [1, 2],
+    "top_risk_1": ["34% of the seats were used in the last 30 days", None],
+    "top_risk_2": ["no meeting yet", None], "top_risk_3": [None, None],
+    "top_strength_1": [None, "4 champion contacts known"],
+    "as_of": pd.to_datetime(["2026-10-01", "2026-10-01"]),
+})  # fmt: skip
+
 
 def _hubspot_answer(path, body, headers):
     assert path == "/crm/v3/objects/tasks/batch/create"
@@ -129,10 +138,85 @@ def test_salesforce_gets_one_task_record_each_over_https(tmp_path):
 def test_tasks_push_waits_for_credentials(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv(crm_push.HUBSPOT_TOKEN_ENV, raising=False)
     params = load_params(ROOT / "params.yaml", ["tasks.push=hubspot", f"output_dir={tmp_path}"])
-    assert tasks_stage._push(params, TASKS, tmp_path) is None
+    assert tasks_stage._push(params, TASKS, FIELDS, tmp_path) is None
     assert "HUBSPOT_ACCESS_TOKEN is not set" in caplog.text
     assert not (tmp_path / "pushed.json").exists()
     # without a target nothing is pushed, credentials or not
     monkeypatch.setenv(crm_push.HUBSPOT_TOKEN_ENV, "pat-test")
     plain = load_params(ROOT / "params.yaml", [f"output_dir={tmp_path}"])
-    assert tasks_stage._push(plain, TASKS, tmp_path) is None
+    assert tasks_stage._push(plain, TASKS, FIELDS, tmp_path) is None
+
+
+def test_the_score_is_written_onto_each_account_in_hubspot(tmp_path):
+    def answer(path, body, headers):
+        assert path == "/crm/v3/objects/companies/batch/update"
+        now = "2026-10-01T09:00:00Z"
+        results = [{"id": i["id"], "properties": i["properties"], "createdAt": now,
+                    "updatedAt": now, "archived": False} for i in body["inputs"]]  # fmt: skip
+        return 200, {"status": "COMPLETE", "results": results, "startedAt": now,
+                     "completedAt": now}  # fmt: skip
+
+    server = Receiver(answer)
+    try:
+        updated = crm_push.push_fields(FIELDS, "hubspot", {"token": "pat-test"}, host=server.url)
+    finally:
+        server.close()
+    assert updated == 2
+    first = server.bodies[0]["inputs"][0]
+    assert first["id"] == "A1"
+    assert first["properties"] == {
+        "healthscore_health": "41", "healthscore_band": "red",
+        "healthscore_win_probability": "0.412",
+        "healthscore_top_reasons": "34% of the seats were used in the last 30 days; no meeting yet",
+        "healthscore_priority": "1", "healthscore_as_of": "2026-10-01",
+    }  # fmt: skip
+
+
+def test_the_score_is_written_onto_each_salesforce_account_and_a_missing_field_is_named():
+    ca = trustme.CA()
+    seen = []
+
+    def answer(path, body, headers):
+        seen.append(path)
+        if path.endswith("/A2"):
+            return 400, [{"message": "No such column 'Healthscore_Band__c' on sobject of type "
+                                     "Account", "errorCode": "INVALID_FIELD"}]  # fmt: skip
+        return 204, ""
+
+    server = Receiver(answer, tls=ca)
+    session = requests.Session()
+    session.trust_env = False
+    with ca.cert_pem.tempfile() as bundle:
+        session.verify = bundle
+        try:
+            secrets = {"instance_url": server.url, "session_id": "00Dsession"}
+            with pytest.raises(CrmPushError, match=r"account A2: 400 .*Healthscore_Band__c"):
+                crm_push.push_fields(FIELDS, "salesforce", secrets, session=session)
+        finally:
+            server.close()
+    assert seen[0].endswith("/sobjects/Account/A1")
+    assert server.bodies[0]["Healthscore_Health__c"] == 41
+
+
+def test_tasks_with_credentials_and_the_crms_ids_push_tasks_and_fields(tmp_path, monkeypatch):
+    now = "2026-10-01T09:00:00Z"
+
+    def answer(path, body, headers):
+        if path.endswith("/tasks/batch/create"):
+            return _hubspot_answer(path, body, headers)
+        results = [{"id": i["id"], "properties": {}, "createdAt": now, "updatedAt": now,
+                    "archived": False} for i in body["inputs"]]  # fmt: skip
+        return 200, {"status": "COMPLETE", "results": results, "startedAt": now,
+                     "completedAt": now}  # fmt: skip
+
+    server = Receiver(answer)
+    monkeypatch.setenv(crm_push.HUBSPOT_TOKEN_ENV, "pat-test")
+    overrides = ["tasks.push=hubspot", "tasks.crm_ids=true", f"tasks.hubspot_host={server.url}",
+                 f"output_dir={tmp_path}"]  # fmt: skip
+    try:
+        pushed = tasks_stage._push(load_params(ROOT / "params.yaml", overrides), TASKS, FIELDS,
+                                   tmp_path)  # fmt: skip
+    finally:
+        server.close()
+    assert pushed is not None and pushed.created == 3
+    assert [len(b["inputs"]) for b in server.bodies] == [3, 2], "the tasks, then the fields"

@@ -218,6 +218,10 @@ def test_the_list_shows_what_each_account_gets_this_period(reported):
     rows = pd.DataFrame(data["accounts"], columns=data["fields"]).set_index("id")
     plans = pd.read_parquet(params.output_dir / "plans" / f"as_of={SECOND}" / "plans.parquet")
     plans = plans.set_index("account_id").reindex(rows.index)
+    # segments as people say them ("mid market"), CSMs by name where the accounts give one
+    assert not rows["segment"].str.contains("_").any()
+    names = scores_of(params).set_index("account_id")["csm_name"].reindex(rows.index)
+    assert (rows["csm"] == names).all()
     funded = plans["arm"] == "plan"
     assert funded.any()
     # plays in words ("exec call + training"), as every page names them
