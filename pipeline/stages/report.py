@@ -173,7 +173,11 @@ def _headline(
         "funded": plan_summary.get("funded") if plan_summary else None,
         "arr_saved_funded": plan_summary.get("arr_saved_funded") if plan_summary else None,
         "cost_funded": plan_summary.get("cost_funded") if plan_summary else None,
-    }
+        # of the funded plans: to do this period, and held out to measure what plays do
+        "to_do": (plan_summary or {}).get("arms", {}).get("plan"),
+        "held_out": sum(n for arm, n in (plan_summary or {}).get("arms", {}).items()
+                        if arm.startswith("holdout")),
+    }  # fmt: skip
 
 
 def _accounts(
