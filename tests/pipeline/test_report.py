@@ -548,7 +548,7 @@ def test_the_alert_list_links_every_alert_as_a_spreadsheet_in_words(reported):
 
 
 def test_the_funded_card_says_what_is_to_do_and_what_is_held_out(reported):
-    """"Plays funded 198" beside 184 tasks: the funded plans include the ones held out to
+    """ "Plays funded 198" beside 184 tasks: the funded plans include the ones held out to
     measure what plays do; the card says both."""
     params, result, _ = reported
     html = result.path.read_text(encoding="utf-8")
@@ -557,5 +557,5 @@ def test_the_funded_card_says_what_is_to_do_and_what_is_held_out(reported):
     held = sum(n for arm, n in arms.items() if arm.startswith("holdout"))
     assert arms.get("plan", 0) + held == summary["funded"]
     card = html.split('<div class="label">Plans funded</div>')[1].split("</div></div>")[0]
-    assert f'{summary["funded"]}</div>' in card
-    assert f'{arms.get("plan", 0)} to do this period' in card
+    assert f"{summary['funded']}</div>" in card
+    assert f"{arms.get('plan', 0)} to do this period" in card
