@@ -5,9 +5,12 @@ first), draws N feature rows from it (resampled with replacement: the model's re
 distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage does:
 
 - ``score``: win probability and interval only;
-- ``score + reasons``: exact contributions over the ensemble (``shap``, timed apart), points of
-  health, components and the top drivers in plain words (``drivers``, timed apart) —
-  everything the score stage computes per account;
+- ``score + reasons``: the score stage's own chunk (:func:`models.scoring.accounts` ``_score_chunk``
+  and, when the model has one, the renewal-size part with its growth reasons, ``size`` timed
+  apart): exact contributions, points of health, components, the top drivers in plain words
+  among what the team can change and, apart, what the account is — everything the score stage
+  computes per account. ``shap`` (the contributions) and ``drivers`` (the words) are timed
+  again on their own, for the breakdown;
 - ``floor``: LightGBM's native ``pred_contrib`` alone on the same rows with the deployed
   model's tree members (the full LightGBM and the stumps, whichever the stack kept): the cost
   of exact TreeSHAP by LightGBM itself for this model. The ensemble's own TreeSHAP
@@ -42,8 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.explain import drivers as explain
-from models.scoring import health as scoring
+from models.scoring import accounts as scoring
 from models.win.ensemble import HealthEnsemble, TreeMember
 from pipeline.config import Params, load_params
 from pipeline.io import registry
@@ -65,7 +67,8 @@ def measure(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
     names = model.features
-    table = load_training_set(params.output_dir).table[names]
+    key = ["account_id", "contract_id", "arr", "days_to_renewal"]
+    table = load_training_set(params.output_dir).table[list(dict.fromkeys([*key, *names]))]
     rows = np.random.default_rng(0).integers(0, len(table), accounts)
     registered = has_lightgbm(model.ensemble) == (champion == "with_lightgbm")
     if registered:
@@ -76,33 +79,37 @@ def measure(
         if lightgbm is None:
             raise ValueError("a champion with LightGBM from one without needs its member")
         ensemble = with_lightgbm(model.ensemble, pickle.loads(lightgbm.read_bytes()))
-    catalog = model.catalog.set_index("name")
-    components = catalog["component"].to_dict()
-    descriptions = catalog["description"].to_dict()
-    chunk = params.score.chunk_rows
-    timings = dict.fromkeys(["score_s", "shap_s", "drivers_s", "reasons_s", "floor_s"], 0.0)
+    cfg = params.score
+    words = scoring.Words.of(model.catalog, names, cfg.context_components)
+    horizon = params.features.horizon_days
+    chunk = cfg.chunk_rows
+    timings = dict.fromkeys(
+        ["score_s", "shap_s", "drivers_s", "reasons_s", "size_s", "floor_s"], 0.0
+    )
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
-    ensemble.contributions(table.head(10))  # compile (or load) the jitted kernels untimed
+    ensemble.contributions(table[names].head(10))  # compile (or load) the jitted kernels untimed
     for start in range(0, accounts, chunk):
-        X = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
+        part = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
+        X = part[names]
         began = time.perf_counter()
-        p = ensemble.predict_proba(X)[:, 1]
+        ensemble.predict_proba(X)
         ensemble.predict_interval(X)
         timings["score_s"] += time.perf_counter() - began
-        began = time.perf_counter()
-        contributions = ensemble.contributions(X)
-        timings["shap_s"] += time.perf_counter() - began
-        log_odds = contributions.sum(axis=1).to_numpy()
-        p = ensemble.calibrator_.predict(log_odds)
-        ensemble.calibrator_.interval(log_odds)
-        base = float(ensemble.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
-        points = explain.health_points(contributions, p, base)
-        explain.component_points(points, components)
-        drivers_began = time.perf_counter()
-        explain.top_drivers(points, X, descriptions, components, params.score.top_drivers)
-        timings["drivers_s"] += time.perf_counter() - drivers_began
-        scoring.health_band(scoring.health_score(p), params.score)
+        began = time.perf_counter()  # what the score stage does per chunk
+        frame, _, points = scoring._score_chunk(part, ensemble, names, words, cfg, horizon, ())
+        if model.size is not None:
+            size_began = time.perf_counter()
+            scoring._renewal_columns(model.size, X, frame, words, cfg)
+            timings["size_s"] += time.perf_counter() - size_began
         timings["reasons_s"] += time.perf_counter() - began
+        began = time.perf_counter()  # the breakdown, timed again on its own
+        ensemble.contributions(X)
+        timings["shap_s"] += time.perf_counter() - began
+        began = time.perf_counter()
+        acting = words.acting(points.columns)
+        words.top(points[acting], X, cfg.top_drivers)
+        words.top(points[[c for c in points.columns if c in words.context]], X, cfg.top_drivers)
+        timings["drivers_s"] += time.perf_counter() - began
         aligned = ensemble.align(X)
         began = time.perf_counter()
         for tree in trees:
@@ -125,6 +132,7 @@ def measure(
         "reasons_accounts_per_s": round(accounts / timings["reasons_s"]),
         "shap_s": round(timings["shap_s"], 2),
         "drivers_s": round(timings["drivers_s"], 2),
+        "size_s": round(timings["size_s"], 2),  # in reasons_s: the renewal in dollars
         "shap_vs_floor": round(timings["shap_s"] / timings["floor_s"], 2),
         "floor_pred_contrib_s": round(timings["floor_s"], 2),
         "reasons_vs_floor": round(timings["reasons_s"] / timings["floor_s"], 2),
@@ -214,6 +222,7 @@ def main(sizes: list[int], params: Params) -> None:
         "accounts": "accounts", "champion": "champion", "registered": "registered",
         "score_accounts_per_s": "score /s", "reasons_accounts_per_s": "with reasons /s",
         "shap_s": "exact SHAP s", "drivers_s": "drivers in words s",
+        "size_s": "renewal size s",
         "floor_pred_contrib_s": "pred_contrib s (floor)", "shap_vs_floor": "SHAP ÷ floor",
         "reasons_vs_floor": "reasons ÷ floor", "reasons_vs_score": "reasons ÷ score",
         "peak_rss_mb": "peak MB",
