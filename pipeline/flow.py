@@ -39,9 +39,8 @@ def run_all(params: Params, quiet: bool = False, judge: Judge | None = None) -> 
         days = [pd.Timestamp.now(tz="UTC").date()]
     else:
         with io.read_raw(params.data) as raw:
-            end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
+            today = pd.Timestamp(io.first_fresh_day(raw, params.data.cutoff))
             first = io.data_start(raw).normalize() + pd.Timedelta(days=params.features.warmup_days)
-        today = end.normalize() + pd.Timedelta(days=1)
         grid = features.as_of_grid(first, today, params.features.frequency)
         earlier = [d.date() for d in grid if d < today][-params.report.backfill_runs :]
         days = [*earlier, today.date()] if params.report.backfill_runs else [today.date()]

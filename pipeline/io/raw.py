@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -721,6 +722,19 @@ def profile(raw: RawData) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def known_until(raw: RawData, cutoff: date | None) -> pd.Timestamp:
+    """The last instant the data speaks for: ``data.cutoff`` when set, else its latest event
+    (:func:`data_end`). Labels, the feature grid and the freshness of a scoring date all start
+    from it."""
+    return pd.Timestamp(cutoff) if cutoff else data_end(raw)
+
+
+def first_fresh_day(raw: RawData, cutoff: date | None) -> date:
+    """The first as-of date whose features see all of the data: the day after
+    :func:`known_until`."""
+    return (known_until(raw, cutoff).normalize() + pd.Timedelta(days=1)).date()
 
 
 def data_end(raw: RawData) -> pd.Timestamp:

@@ -41,8 +41,8 @@ def features_as_of(
         latest = features.latest_snapshots(table, pd.Timestamp(as_of))
         return latest.assign(as_of=pd.Timestamp(as_of)), None
     with io.read_raw(data) as raw, tempfile.TemporaryDirectory() as tmp:
-        end = pd.Timestamp(data.cutoff) if data.cutoff else io.data_end(raw)
-        if pd.Timestamp(as_of) > end + pd.Timedelta(days=1):
+        end = io.known_until(raw, data.cutoff)
+        if as_of > io.first_fresh_day(raw, data.cutoff):
             log.warning(
                 "score: as of %s is after the data's end (%s): nothing after it is seen",
                 as_of, end.date(),

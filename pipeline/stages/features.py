@@ -59,7 +59,7 @@ def _prebuilt_features(spec: PrebuiltTable) -> tuple[pd.DataFrame, pd.DataFrame,
 def _build_features(
     raw: io.RawData, data: DataConfig, cfg: FeaturesConfig, quiet: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    end = pd.Timestamp(data.cutoff) if data.cutoff else io.data_end(raw)
+    end = io.known_until(raw, data.cutoff)
     first = io.data_start(raw).normalize() + pd.Timedelta(days=cfg.warmup_days)
     grid = features.as_of_grid(first, end, cfg.frequency)
     spine = features.make_training_spine(

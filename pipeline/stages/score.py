@@ -53,7 +53,16 @@ class StaleAsOf(InputError):
 
 
 def scoring_date(params: Params, as_of: date | None = None, allow_stale: bool = False) -> date:
+    """The date to score (:func:`freshness`'s first figure)."""
+    return freshness(params, as_of, allow_stale)[0]
+
+
+def freshness(
+    params: Params, as_of: date | None = None, allow_stale: bool = False
+) -> tuple[date, int]:
     """The date to score: ``as_of``, by default the data's end; one too far past it is refused.
+    With it, how many days it lies past the data's end (0 or less: fresh; more than
+    ``score.stale_after_days``: scored only with ``allow_stale``).
 
     The data's end, as an as-of date, is the day after its latest row (or after
     ``data.cutoff``): the first date whose features see all of it. A prebuilt table is not
@@ -64,15 +73,15 @@ def scoring_date(params: Params, as_of: date | None = None, allow_stale: bool = 
             ``allow_stale`` is not set.
     """
     if params.data.source == "table":
-        return as_of or datetime.now(UTC).date()
+        return as_of or datetime.now(UTC).date(), 0
     with io.read_raw(params.data) as raw:
-        end = pd.Timestamp(params.data.cutoff) if params.data.cutoff else io.data_end(raw)
-    fresh = (end.normalize() + pd.Timedelta(days=1)).date()
+        end = io.known_until(raw, params.data.cutoff)
+        fresh = io.first_fresh_day(raw, params.data.cutoff)
     if as_of is None:
-        return fresh
+        return fresh, 0
     late = (as_of - fresh).days
     if late <= params.score.stale_after_days:
-        return as_of
+        return as_of, late
     seen = f"data.cutoff {params.data.cutoff}" if params.data.cutoff else f"latest row {end}"
     if not allow_stale:
         tolerated = params.score.stale_after_days
@@ -86,7 +95,7 @@ def scoring_date(params: Params, as_of: date | None = None, allow_stale: bool = 
         "score: as of %s is %d days after the data's end (%s, %s): scored anyway (--allow-stale)",
         as_of, late, fresh, seen,
     )  # fmt: skip
-    return as_of
+    return as_of, late
 
 
 def run_score(
@@ -116,7 +125,7 @@ def _score(
     model, version = registry.load_champion(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
-    as_of = scoring_date(params, as_of, allow_stale)
+    as_of, late = freshness(params, as_of, allow_stale)
     log.info(
         "score: model %s v%s (trained through %s), as of %s",
         params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
@@ -173,6 +182,9 @@ def _score(
             catalog.CHANGES.write(tmp, changes.changes)
             catalog.ALERTS.write(tmp, changes.alerts)
         summary = _summary(scores, drift, alerts, version, model.trained, as_of, previous)
+        # a date scored past the data's end with --allow-stale says so to whoever reads the run
+        summary["stale"] = late > params.score.stale_after_days
+        summary["days_after_data_end"] = max(late, 0)
         summary["forecast"] = None
         if dated:
             total = outlook[outlook["group"] == "total"].iloc[0]

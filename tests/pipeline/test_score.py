@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from pipeline import io, stages
 from pipeline.cli import EXIT_DATA, app
 from pipeline.config import load_params
 from pipeline.io import catalog, registry
+from pipeline.stages import score as score_stage
 from tests.pipeline.test_train import small
 
 partition = catalog.SCORES.path
@@ -301,3 +302,16 @@ def test_the_registered_model_scores_the_same_inside_spark(scored):
     assert len(both) == len(table)
     np.testing.assert_allclose(both["win_probability_spark"], both["win_probability"], atol=1e-12)
     np.testing.assert_array_equal(both["health_spark"], both["health"])
+
+
+def test_a_run_forced_past_the_data_end_says_it_is_stale(scored, tmp_path):
+    """--allow-stale scored a late date, and its summary.json read like any other run's."""
+    params, _, _ = scored
+    elsewhere = params.model_copy(update={"output_dir": tmp_path})
+    end = score_stage.scoring_date(params)  # the day after the data's last row
+    late = end + timedelta(days=20)
+    stages.run_score(elsewhere, late, allow_stale=True)
+    summary = catalog.SCORE_SUMMARY.read(tmp_path, late)
+    assert summary["stale"] is True and summary["days_after_data_end"] == 20
+    fresh = catalog.SCORE_SUMMARY.read(params.output_dir, SECOND)
+    assert fresh["stale"] is False and fresh["days_after_data_end"] == 0
