@@ -190,7 +190,7 @@ class EffectsConfig(_Section):
     min_treated: int = Field(default=50, ge=1)  # kinds logged fewer times are not estimated
     lightgbm: LightGBMParams = Field(
         default_factory=lambda: LightGBMParams(
-            n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=50
+            n_estimators=100, learning_rate=0.1, num_leaves=15, min_child_samples=50
         )
     )
 
