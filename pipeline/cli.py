@@ -664,7 +664,7 @@ def tasks(
     ids: map them to the CRM's on import. With tasks.push (hubspot or salesforce) and the CRM's
     credentials in the environment (HUBSPOT_ACCESS_TOKEN; SALESFORCE_INSTANCE_URL and
     SALESFORCE_SESSION_ID), the tasks are also created live, never twice (output_dir/crm/
-    pushed.json); needs pip install 'healthscore[crm]'.
+    pushed.json); needs the crm extra, which make setup installs.
     """
     from pipeline import stages
 
