@@ -34,19 +34,19 @@ def billing_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         """
     )
     features = (
-        _f("invoices_365d", "{value} invoices fell due in the last year"),
-        _f("late_invoices_365d", "{value} invoices were paid late or not at all (last year)"),
-        _f("overdue_invoices", "{value} invoices are overdue"),
+        _f("invoices_365d", "{value} invoice{s} fell due in the last year"),
+        _f("late_invoices_365d", "{value} invoice{s} paid late or not at all (last year)"),
+        _f("overdue_invoices", "{value} invoice{s} overdue"),
         _f("amount_overdue_usd", "{value:,.0f} overdue"),
         _f(
             "days_past_due",
-            "the oldest unpaid invoice is {value:.0f} days past due",
+            "the oldest unpaid invoice is {value:.0f} day{s} past due",
             None,
             blank="no unpaid invoice past due",
         ),
         _f(
             "days_late_avg_365d",
-            "invoices were paid {value:.0f} days late on average",
+            "invoices were paid {value:.0f} day{s} late on average",
             None,
             blank="no invoice paid in the last year",
         ),

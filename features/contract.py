@@ -48,11 +48,11 @@ def contract_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     )
     features = (
         _f("arr_usd", "ARR is {value:,.0f}"),
-        _f("seats", "{value:.0f} seats under contract"),
+        _f("seats", "{value:.0f} seat{s} under contract"),
         _f("term_months", "a {value:.0f}-month contract"),
-        _f("days_to_renewal", "renewal is in {value:.0f} days"),
-        _f("tenure_days", "a customer for {value:.0f} days"),
-        _f("prior_terms", "{value:.0f} earlier contract terms", fill=0.0),
+        _f("days_to_renewal", "renewal is in {value:.0f} day{s}"),
+        _f("tenure_days", "a customer for {value:.0f} day{s}"),
+        _f("prior_terms", "{value:.0f} earlier contract term{s}", fill=0.0),
         _f(
             "arr_change_last_renewal",
             "ARR changed {value:+.0%} at the last renewal",

@@ -62,13 +62,13 @@ def engagement_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
            None),
         _f("outbound_answered_share_180d", "{value:.0%} of our outreach was answered "
            "(180 days)", None),
-        _f("inbound_contacts_90d", "{value} times the customer reached out in 90 days"),
-        _f("meetings_90d", "{value} meetings in the last 90 days"),
-        _f("days_since_meeting", "{value:.0f} days since the last meeting", None,
+        _f("inbound_contacts_90d", "{value} time{s} the customer reached out in 90 days"),
+        _f("meetings_90d", "{value} meeting{s} in the last 90 days"),
+        _f("days_since_meeting", "{value:.0f} day{s} since the last meeting", None,
            blank="no meeting yet"),
-        _f("days_since_business_review", "{value:.0f} days since the last business review", None,
+        _f("days_since_business_review", "{value:.0f} day{s} since the last business review", None,
            blank="no business review yet"),
-        _f("days_since_last_touch", "{value:.0f} days since any contact with the account", None,
+        _f("days_since_last_touch", "{value:.0f} day{s} since any contact with the account", None,
            blank="no contact with the account yet"),
     )  # fmt: skip
     return FamilyResult(FAMILY, frame, features)

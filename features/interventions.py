@@ -27,8 +27,8 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     kinds = discover(engine, TABLE, "type", "ts", vocabulary=cfg.vocabulary)
     parts = []
     features = [
-        _f("interventions_90d", "{value} interventions in the last 90 days"),
-        _f("interventions_365d", "{value} interventions in the last year"),
+        _f("interventions_90d", "{value} intervention{s} in the last 90 days"),
+        _f("interventions_365d", "{value} intervention{s} in the last year"),
     ]
     for kind in kinds:
         is_kind = f"i.type = {sql_literal(kind)}"
@@ -39,7 +39,7 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         )
         features.append(_f(f"{col}_365d", f"{{value}} × {said} in the last year"))
         features.append(
-            _f(f"days_since_{col}", f"{{value:.0f}} days since the last {said}", None,
+            _f(f"days_since_{col}", f"{{value:.0f}} day{{s}} since the last {said}", None,
                blank=f"no {said} yet")
         )  # fmt: skip
     frame = engine.query(

@@ -38,6 +38,6 @@ def opportunities_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     features = (
         _f("open_expansion_usd", "{value:,.0f} of upsell and cross-sell in the pipeline"),
         _f("expansion_won_365d_usd", "{value:,.0f} of expansion won in the last year"),
-        _f("deals_lost_180d", "{value} deals lost in the last 180 days"),
+        _f("deals_lost_180d", "{value} deal{s} lost in the last 180 days"),
     )
     return FamilyResult(FAMILY, frame, features)

@@ -49,11 +49,11 @@ def relationships_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         """
     )
     features: list[Feature] = [
-        _f("contacts_known", "{value} contacts known at the account"),
-        *(_f(f"contacts_{slug(p)}", f"{{value}} {spoken(p)} contacts known") for p in personas),
-        _f("contacts_left_90d", "{value} contacts left in the last 90 days"),
+        _f("contacts_known", "{value} contact{s} known at the account"),
+        *(_f(f"contacts_{slug(p)}", f"{{value}} {spoken(p)} contact{{s}} known") for p in personas),
+        _f("contacts_left_90d", "{value} contact{s} left in the last 90 days"),
         _f("key_contacts_left_180d",
-           f"{{value}} key contacts ({', '.join(map(spoken, rel.key_personas))}) left in the "
+           f"{{value}} key contact{{s}} ({', '.join(map(spoken, rel.key_personas))}) left in the "
            "last 180 days"),
     ]  # fmt: skip
     for persona in rel.key_personas:

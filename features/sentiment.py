@@ -37,6 +37,6 @@ def sentiment_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         _f("csm_rating_change", "the CSM's rating moved by {value:+.0f} since the previous one"),
         _f("csm_rating_min_90d", "the CSM's lowest rating this quarter was {value:.0f} of 5"),
         _f("csm_rating_avg_180d", "the CSM's ratings averaged {value:.1f} of 5 over 180 days"),
-        _f("days_since_csm_rating", "the CSM last rated the account {value:.0f} days ago"),
+        _f("days_since_csm_rating", "the CSM last rated the account {value:.0f} day{s} ago"),
     )
     return FamilyResult(FAMILY, frame, features)

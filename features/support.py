@@ -34,15 +34,15 @@ def support_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         """
     )
     features = (
-        *(_f(f"tickets_{w}d", f"{{value}} support tickets in the last {w} days")
+        *(_f(f"tickets_{w}d", f"{{value}} support ticket{{s}} in the last {w} days")
           for w in cfg.windows),
-        _f("high_priority_tickets_90d", "{value} high-priority tickets in the last 90 days"),
-        _f("open_tickets", "{value} support tickets open"),
-        _f("hours_to_close_90d", "tickets took {value:.0f} hours to close on average", None,
+        _f("high_priority_tickets_90d", "{value} high-priority ticket{s} in the last 90 days"),
+        _f("open_tickets", "{value} support ticket{s} open"),
+        _f("hours_to_close_90d", "tickets took {value:.0f} hour{s} to close on average", None,
            blank="no ticket closed in the last 90 days"),
         _f("csat_180d", "support satisfaction (CSAT) averaged {value:.1f}", None,
            blank="no support satisfaction (CSAT) rating in 180 days"),
-        _f("days_since_ticket", "{value:.0f} days since the last support ticket", None,
+        _f("days_since_ticket", "{value:.0f} day{s} since the last support ticket", None,
            blank="no support ticket yet"),
     )  # fmt: skip
     return FamilyResult(FAMILY, frame, features)

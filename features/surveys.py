@@ -48,7 +48,7 @@ def surveys_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     )
     frame = frame.assign(nps_category=category)
     features = (
-        _f("surveys_sent_365d", "{value} surveys sent in the last year"),
+        _f("surveys_sent_365d", "{value} survey{s} sent in the last year"),
         _f("survey_non_response_365d", "{value:.0%} of surveys went unanswered (last year)", None),
         _f("nps_latest", "the latest NPS answer was {value:.0f}", None, blank="no NPS answer yet"),
         _f(

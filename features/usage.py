@@ -239,9 +239,11 @@ def _catalog(
     """The family's features, in the order of its columns."""
     features: list[Feature] = []
     for w in windows:
-        features.append(_f(f"events_{w}d", f"{{value}} product events in the last {w} days"))
+        features.append(_f(f"events_{w}d", f"{{value}} product event{{s}} in the last {w} days"))
         if w in summed:
-            features.append(_f(f"quantity_{w}d", f"{{value:,.0f}} units used in the last {w} days"))
+            features.append(
+                _f(f"quantity_{w}d", f"{{value:,.0f}} unit{{s}} used in the last {w} days")
+            )
     features += [
         _f(
             "usage_trend_30v60",
@@ -251,26 +253,29 @@ def _catalog(
         ),
         _f(
             "days_since_last_use",
-            "{value:.0f} days since anyone used the product",
+            "{value:.0f} day{s} since anyone used the product",
             None,
             blank="nobody has used the product yet",
         ),
-        _f("features_used_30d", "{value} different product features used in the last 30 days"),
+        _f("features_used_30d", "{value} different product feature{s} used in the last 30 days"),
     ]
     for t in types:
         col, said = slug(t), spoken(t)
         for w in windows:
-            features.append(_f(f"{col}_{w}d", f"{{value}} {said} events in the last {w} days"))
+            features.append(_f(f"{col}_{w}d", f"{{value}} {said} event{{s}} in the last {w} days"))
             if w in summed:
                 features.append(
-                    _f(f"{col}_qty_{w}d", f"{{value:,.0f}} units of {said} in the last {w} days")
+                    _f(
+                        f"{col}_qty_{w}d",
+                        f"{{value:,.0f}} unit{{s}} of {said} in the last {w} days",
+                    )
                 )
         features += [
             _f(f"{col}_share_90d", f"{said} was {{value:.0%}} of activity over 90 days", None,
                blank="no activity in the last 90 days"),
             _f(f"{col}_trend_30v60", f"{said} over the last 30 days is {{value:.0%}} of the 60 "
                "before", None, blank=f"no {said} in the 60 days before the last 30"),
-            _f(f"days_since_{col}", f"{{value:.0f}} days since {said} was last used", None,
+            _f(f"days_since_{col}", f"{{value:.0f}} day{{s}} since {said} was last used", None,
                blank=f"{said} never used"),
         ]  # fmt: skip
     features += [

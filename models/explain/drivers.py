@@ -23,6 +23,7 @@ NUMBER_FORMAT = re.compile(
     r"(?P<sign>[-+ ]?)(?P<grouping>,?)(?:\.(?P<digits>[0-9]))?(?P<kind>[f%])"
 )
 BARE = "{value}"
+PLURAL = "{s}"  # a plural's "s" in a catalog description, left out for one
 WHOLE, FRACTION = ",.0f", ",.1f"  # a number under a bare {value}: a count, as people read it
 BLOCK_ROWS = 4096  # rows ranked at a time: their scratch arrays stay small and warm
 
@@ -62,13 +63,18 @@ def describe(template: str, value: object, blank: str | None = None) -> str:
 
     A number under a bare ``{value}`` is a count: whole, with thousands separators ("1,234
     events", not "1234.0"), or to one decimal when it is not whole. A text value reads with
-    spaces for underscores ("financial services", not "financial_services"). A blank value
-    reads as ``blank`` (the feature's own words for it: "no earlier renewal") or, without
-    one, as the description with "…" for its number and "(not known)" after it.
+    spaces for underscores ("financial services", not "financial_services"). ``{s}`` in a
+    template is a plural's "s", left out when the number reads 1 ("1 invoice", "2 invoices").
+    A blank value reads as ``blank`` (the feature's own words for it: "no earlier renewal")
+    or, without one, as the description with "…" for its number and "(not known)" after it.
     """
     try:
         if value is None or value is pd.NA or value != value:  # NaN is not equal to itself
             return blank if blank is not None else unknown(template)
+        if PLURAL in template:  # one as printed: exactly 1 under a bare {value}, else rounded
+            number = float(value) if isinstance(value, (int, float, np.number)) else None
+            shown = number if number is None or BARE in template else round(number)
+            template = template.replace(PLURAL, "" if shown in (1, -1) else "s")
         if isinstance(value, str):
             value = value.replace("_", " ")
         elif isinstance(value, (int, float, np.number)) and BARE in template:
@@ -88,7 +94,7 @@ def unknown(template: str) -> str:
 def named(template: str) -> str:
     """A feature's description as the name of what it measures, no account's value in it:
     "… days since anyone used the product"."""
-    return PLACEHOLDER.sub("…", template)
+    return PLACEHOLDER.sub("…", template.replace(PLURAL, "s"))
 
 
 def describe_all(template: str, values: pd.Series, blank: str | None = None) -> np.ndarray:

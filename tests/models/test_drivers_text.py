@@ -103,9 +103,9 @@ def _sample(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, dict, dict]:
         }
     )
     descriptions = {
-        "tickets_30d": "{value} support tickets in the last 30 days",
+        "tickets_30d": "{value} support ticket{s} in the last 30 days",  # a plural
         "seats": "{value:.0f} seats under contract",
-        "days_since_login": "{value:.0f} days since anyone used the product",
+        "days_since_login": "{value:.0f} day{s} since anyone used the product",
         "usage_rate": "usage over the last 30 days is {value:.0%} of the 60 before",
         "arr_change": "ARR changed {value:+.0%} at the last renewal",
         "arr_usd": "ARR is {value:,.0f}",
@@ -174,6 +174,12 @@ def test_counts_read_whole_names_read_spoken_and_blanks_read_in_their_own_words(
     assert describe(said, np.nan, "no earlier renewal") == "no earlier renewal"
     assert describe(said, None) == "ARR changed … at the last renewal (not known)"
     assert describe(said, 0.25) == "ARR changed +25% at the last renewal"
+    # "1 invoices fell due": {s} is a plural's s, left out when the number reads 1
+    assert describe("{value} invoice{s} overdue", 1.0) == "1 invoice overdue"
+    assert describe("{value} invoice{s} overdue", 2) == "2 invoices overdue"
+    assert describe("{value} invoice{s} overdue", 1.4) == "1.4 invoices overdue"
+    assert describe("{value:.0f} day{s} ago", 1.4) == "1 day ago", "as printed: rounded"
+    assert describe("{value} invoice{s} overdue", None) == "… invoices overdue (not known)"
     # and the vectorised fill reads the same, blanks included
     values = pd.Series([145.0, np.nan, 12345.0, 2.5, -0.0])
     got = describe_all("{value} events", values, "no events yet").tolist()
