@@ -214,6 +214,12 @@ def _parse_date(text: str) -> date:
         raise typer.BadParameter(f"expects a date as YYYY-MM-DD, got {text!r}") from None
 
 
+ScoringRunOption = Annotated[
+    date | None,
+    typer.Option(parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."),
+]
+
+
 @app.command()
 @with_params()
 def data(
@@ -536,12 +542,7 @@ def simulate_loop(
 def explain(
     account_id: Annotated[str, typer.Argument(help="The account to explain.")],
     cfg: Params,
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
-        ),
-    ] = None,
+    as_of: ScoringRunOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a page.")] = False,
 ) -> None:
     """One account's page: health and band, trend over past runs, components, drivers in plain
@@ -592,12 +593,7 @@ def report(
 def publish(
     cfg: Params,
     quiet: bool,
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
-        ),
-    ] = None,
+    as_of: ScoringRunOption = None,
 ) -> None:
     """Write a scoring run (and its plan) to a database teams read by SQL.
 
@@ -618,12 +614,7 @@ def publish(
 def notify(
     cfg: Params,
     quiet: bool,
-    as_of: Annotated[
-        date | None,
-        typer.Option(
-            parser=_parse_date, help="Which scoring run (YYYY-MM-DD); default the latest."
-        ),
-    ] = None,
+    as_of: ScoringRunOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Write the payloads; send nothing.")
     ] = False,

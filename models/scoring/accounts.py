@@ -237,7 +237,7 @@ def _score_chunk(
     per_component = explain.component_points(points, words.components)
     acting = words.acting(points.columns)
     top = words.top(points[acting], X, cfg.top_drivers).assign(actionable=True)
-    context = [c for c in points.columns if c not in set(acting)]
+    context = [c for c in points.columns if c in words.context]
     if context:
         shown = words.top(points[context], X, cfg.top_drivers).assign(actionable=False)
         top = pd.concat([top, shown], ignore_index=True)

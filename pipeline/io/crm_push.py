@@ -186,17 +186,13 @@ def _hubspot_fields(
     records: list[tuple[str, dict[str, Any]]], secrets: dict[str, str], host: str | None,
     retries: int,
 ) -> int:  # fmt: skip
-    from hubspot import HubSpot
     from hubspot.crm.companies import (
         ApiException,
         BatchInputSimplePublicObjectBatchInput,
         SimplePublicObjectBatchInput,
     )
 
-    options: dict[str, Any] = {"access_token": secrets["token"], "retry": _retry(retries)}
-    if host:
-        options["host"] = host
-    api = HubSpot(**options).crm.companies.batch_api
+    api = _hubspot_client(secrets, host, retries).crm.companies.batch_api
     for start in range(0, len(records), HUBSPOT_BATCH):
         inputs = [
             SimplePublicObjectBatchInput(id=i, properties={k: str(v) for k, v in p.items()})
@@ -251,7 +247,6 @@ def _retry(retries: int) -> Retry:
 def _hubspot(
     secrets: dict[str, str], host: str | None, retries: int
 ) -> Callable[[pd.DataFrame], list[str]]:
-    from hubspot import HubSpot
     from hubspot.crm.objects.tasks import (
         ApiException,
         AssociationSpec,
@@ -261,10 +256,7 @@ def _hubspot(
         SimplePublicObjectBatchInputForCreate,
     )
 
-    options: dict[str, Any] = {"access_token": secrets["token"], "retry": _retry(retries)}
-    if host:
-        options["host"] = host
-    api = HubSpot(**options).crm.objects.tasks.batch_api
+    api = _hubspot_client(secrets, host, retries).crm.objects.tasks.batch_api
     subject, body, due, owner, account, status, priority = crm.HUBSPOT[:7]
 
     def one(row: dict[str, Any]) -> SimplePublicObjectBatchInputForCreate:
@@ -318,6 +310,15 @@ def _salesforce(
         return ids
 
     return send
+
+
+def _hubspot_client(secrets: dict[str, str], host: str | None, retries: int) -> Any:
+    from hubspot import HubSpot
+
+    options: dict[str, Any] = {"access_token": secrets["token"], "retry": _retry(retries)}
+    if host:
+        options["host"] = host
+    return HubSpot(**options)
 
 
 def _salesforce_api(secrets: dict[str, str], retries: int, session: requests.Session | None) -> Any:
