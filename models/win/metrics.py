@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from statsmodels.stats.proportion import proportion_confint
 
 from models.config import TrainConfig
 
@@ -112,11 +113,17 @@ def lead_time(
     warned = lost["days_to_renewal"].where(streak).groupby(lost["contract_id"]).max().fillna(0)
     nan = float("nan")
     on_list = warned[warned > 0]
+    low, high = (nan, nan)
+    if len(warned):
+        low, high = proportion_confint(len(on_list), len(warned), method="wilson")
     return LeadTime(
         pd.DataFrame(rows),
         float(warned.median()) if len(warned) else nan,
         float(len(on_list) / len(warned)) if len(warned) else nan,
         float(on_list.median()) if len(on_list) else nan,
+        len(warned),
+        float(low),
+        float(high),
     )
 
 
@@ -128,6 +135,9 @@ class LeadTime(NamedTuple):
     median_days: float
     warned_share: float
     warned_median_days: float
+    lost: int = 0  # the non-renewed contracts the shares rest on
+    warned_low: float = float("nan")  # the share's 95 % interval (Wilson)
+    warned_high: float = float("nan")
 
 
 def at_risk_words(cfg: TrainConfig) -> str:

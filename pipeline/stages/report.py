@@ -596,6 +596,8 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
     model["median_warning_days"] = metrics.get("median_warning_days")
     model["warned_share"] = metrics.get("warned_share")  # absent before it was logged
     model["warned_median_days"] = metrics.get("warned_median_days")
+    model["warned_interval"] = [metrics.get("warned_share_low"), metrics.get("warned_share_high")]
+    model["warned_of"] = metrics.get("warned_of_lost_contracts")
     top = run.data.params.get("train.at_risk_top_percent")  # absent before it existed: p < 0.7
     model["at_risk"] = at_risk_words(
         TrainConfig(

@@ -167,6 +167,9 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         leads = _lead_time(test, p_test, cfg)
         metrics["median_warning_days"] = leads.median_days
         metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
+        metrics["warned_share_low"] = leads.warned_low
+        metrics["warned_share_high"] = leads.warned_high
+        metrics["warned_of_lost_contracts"] = leads.lost
         metrics["warned_median_days"] = leads.warned_median_days
         scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
         if judge is not None:
@@ -493,10 +496,11 @@ def _report(
     if leads.table.empty:
         return
     log.info(
-        "train: lead time (at risk = %s) — %.0f %% of non-renewals were at risk in their last "
-        "month, for a median of %.0f days before the renewal (median over all non-renewals "
-        "%.0f days); recall by days before renewal %s",
-        listed, 100 * leads.warned_share, leads.warned_median_days, leads.median_days,
+        "train: lead time (at risk = %s) — %.0f %% [%.0f, %.0f] of %s non-renewed contracts "
+        "were at risk in their last month, for a median of %.0f days before the renewal "
+        "(median over all non-renewals %.0f days); recall by days before renewal %s",
+        listed, 100 * leads.warned_share, 100 * leads.warned_low, 100 * leads.warned_high,
+        f"{leads.lost:,}", leads.warned_median_days, leads.median_days,
         ", ".join(f"{r.days_before_renewal}: {r.recall:.0%}" for r in leads.table.itertuples()),
     )  # fmt: skip
 

@@ -44,9 +44,12 @@ def test_lead_time_buckets_and_warning_days():
     )
     # a: flagged at 80 and 20 (not 150) → 80 days of warning; b: last snapshot not flagged → 0
     p = np.array([0.9, 0.5, 0.4, 0.3, 0.8, 0.6])
-    table, median, share, among = lead_time(snapshots, p, [30, 60, 90, 180], at_risk_below=0.7)
+    leads = lead_time(snapshots, p, [30, 60, 90, 180], at_risk_below=0.7)
+    table, median = leads.table, leads.median_days
     assert median == pytest.approx(40.0)
-    assert share == 0.5 and among == 80.0, "a warned, b not: half, for 80 days"
+    assert leads.warned_share == 0.5 and leads.warned_median_days == 80.0, "a warned, b not"
+    # the share rests on two lost contracts: its interval says how little that is
+    assert leads.lost == 2 and leads.warned_low < 0.1 and leads.warned_high > 0.9
     rows = table.set_index("days_before_renewal")
     assert rows.loc["1-30", "recall"] == 1.0
     assert rows.loc["31-60", "snapshots"] == 2
@@ -68,13 +71,14 @@ def test_lead_time_at_the_list_a_team_works():
         }
     )
     p = np.array([0.8, 0.95, 0.9, 0.97, 0.75, 0.96, 0.93, 0.99])
-    _, below, *_ = lead_time(snapshots, p, [90, 365], at_risk_below=0.7)
+    below = lead_time(snapshots, p, [90, 365], at_risk_below=0.7).median_days
     assert below == 0.0, "never under 0.7: no warning"
     table, listed, *_ = lead_time(snapshots, p, [90, 365], at_risk_below=0.7, top_percent=25)
+    # (a LeadTime unpacks like a tuple: the table and the median first)
     assert listed == 90.0, "the lowest quarter on both dates: on the list from 90 days out"
     assert table.set_index("days_before_renewal").loc["1-90", "flagged"] == 2
     # a share rounds up to whole accounts: 10 % of four is one account a date
-    _, one, *_ = lead_time(snapshots, p, [90, 365], at_risk_below=0.7, top_percent=10)
+    one = lead_time(snapshots, p, [90, 365], at_risk_below=0.7, top_percent=10).median_days
     assert one == 90.0
 
 

@@ -529,7 +529,11 @@ def test_the_model_page_speaks_plain_words(reported):
     assert "ROC AUC: how often a lost account scores below a renewed one (0.5 = chance)" in names
     assert not [n for n in names if "_" in n or "pct" in n], names
     assert "At risk = in the riskiest 10 % of the book on its date" in html
-    assert re.search(r"\d+ % of the accounts that did not renew were at risk in their last", html)
+    assert re.search(
+        r"\d+ % \(95 % interval \d+–\d+ %, of [\d,]+\) of the accounts that did not renew "
+        r"were at risk in their last",
+        html,
+    )
     lead = html.split("Lead time: how early")[1].split("</table>")[0]
     assert "Of those not renewed, at risk" in lead and "_" not in lead
 
