@@ -83,7 +83,8 @@ class Words:
         described = catalog.set_index("name")
         blanks = described["blank"].dropna() if "blank" in described else pd.Series(dtype=str)
         components = described["component"].to_dict()
-        shown = frozenset(f for f in features if components.get(f) in set(context))
+        about = set(context)
+        shown = frozenset(f for f in features if components.get(f) in about)
         return cls(
             described["description"].to_dict(),
             components,
@@ -94,6 +95,10 @@ class Words:
     def acting(self, columns: Sequence[str]) -> list[str]:
         """The columns the team can change, in order."""
         return [c for c in columns if c not in self.context]
+
+    def about(self, columns: Sequence[str]) -> list[str]:
+        """The columns that say what the account is, in order (the rest of :meth:`acting`)."""
+        return [c for c in columns if c in self.context]
 
     def top(self, points: pd.DataFrame, values: pd.DataFrame, k: int) -> pd.DataFrame:
         """:func:`models.explain.drivers.top_drivers` in these words."""
@@ -237,7 +242,7 @@ def _score_chunk(
     per_component = explain.component_points(points, words.components)
     acting = words.acting(points.columns)
     top = words.top(points[acting], X, cfg.top_drivers).assign(actionable=True)
-    context = [c for c in points.columns if c in words.context]
+    context = words.about(points.columns)
     if context:
         shown = words.top(points[context], X, cfg.top_drivers).assign(actionable=False)
         top = pd.concat([top, shown], ignore_index=True)

@@ -106,9 +106,8 @@ def measure(
         ensemble.contributions(X)
         timings["shap_s"] += time.perf_counter() - began
         began = time.perf_counter()
-        acting = words.acting(points.columns)
-        words.top(points[acting], X, cfg.top_drivers)
-        words.top(points[[c for c in points.columns if c in words.context]], X, cfg.top_drivers)
+        words.top(points[words.acting(points.columns)], X, cfg.top_drivers)
+        words.top(points[words.about(points.columns)], X, cfg.top_drivers)
         timings["drivers_s"] += time.perf_counter() - began
         aligned = ensemble.align(X)
         began = time.perf_counter()
