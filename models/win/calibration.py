@@ -40,8 +40,10 @@ UNPENALISED = 1e6  # scikit-learn's C: a plain maximum-likelihood fit of two or 
 class Calibrator:
     """Maps log-odds to calibrated probabilities with one method, plus a Venn-ABERS interval."""
 
-    def __init__(self, method: Method) -> None:
+    def __init__(self, method: Method, with_interval: bool = True) -> None:
         self.method = method
+        # False: the point map alone (held-out scoring of a method; Venn-ABERS is the slow part)
+        self.with_interval = with_interval
 
     def fit(self, score: np.ndarray, y: np.ndarray) -> Calibrator:
         """Learn the map from log-odds ``score`` to P(y = 1), and the Venn-ABERS interval.
@@ -52,8 +54,9 @@ class Calibrator:
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method {self.method!r}; one of {METHODS}")
         score, y = np.asarray(score, dtype=float), np.asarray(y, dtype=int)
-        with _venn_abers_quietly():
-            self.venn_abers_ = VennAbers().fit(_two_columns(expit(score)), y)
+        if self.with_interval or self.method == "venn_abers":
+            with _venn_abers_quietly():
+                self.venn_abers_ = VennAbers().fit(_two_columns(expit(score)), y)
         if self.method == "isotonic":
             self.isotonic_ = IsotonicRegression(y_min=EPS, y_max=1 - EPS, out_of_bounds="clip")
             self.isotonic_.fit(score, y)
@@ -78,7 +81,13 @@ class Calibrator:
         return np.clip(p, EPS, 1 - EPS)
 
     def interval(self, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Venn-ABERS lower and upper probabilities per row."""
+        """Venn-ABERS lower and upper probabilities per row.
+
+        Raises:
+            ValueError: fitted with ``with_interval=False``.
+        """
+        if not hasattr(self, "venn_abers_"):
+            raise ValueError("this calibrator was fitted without its interval (with_interval)")
         with _venn_abers_quietly():
             _, p01 = self.venn_abers_.predict_proba(_two_columns(expit(np.asarray(score, float))))
         return p01[:, 0], p01[:, 1]
@@ -232,9 +241,9 @@ def _held_out(
         if np.unique(y[fit_rows]).size < 2:  # an early period with one outcome: its base rate
             out[held_rows] = np.clip(y[fit_rows].mean(), EPS, 1 - EPS)
             continue
-        out[held_rows] = (
-            Calibrator(method).fit(score[fit_rows], y[fit_rows]).predict(score[held_rows])
-        )
+        # the point map alone: the Venn-ABERS interval is fitted once, for the chosen method
+        fitted = Calibrator(method, with_interval=False).fit(score[fit_rows], y[fit_rows])
+        out[held_rows] = fitted.predict(score[held_rows])
     return out
 
 

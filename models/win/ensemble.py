@@ -21,6 +21,7 @@ probability; Venn-ABERS also gives a probability interval.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -266,16 +267,46 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.min_member_weight = min_member_weight
         self.stacking = stacking
 
-    def _make(self, name: str) -> Member:
+    def _make(self, name: str, n_jobs: int | None = None) -> Member:
+        threads = self.n_jobs if n_jobs is None else n_jobs
         if name == "lightgbm":
-            return TreeMember(dict(self.lightgbm or {}), self.seed, n_jobs=self.n_jobs)
+            return TreeMember(dict(self.lightgbm or {}), self.seed, n_jobs=threads)
         if name == "linear":
             return LinearMember(
                 **{"C": 0.05, "max_iter": 500, **(self.linear or {})}, seed=self.seed
             )
         if name == "additive":
-            return TreeMember(dict(self.additive or {}), self.seed, True, self.n_jobs)
+            return TreeMember(dict(self.additive or {}), self.seed, True, threads)
         raise ValueError(f"unknown ensemble member {name!r}; one of {MEMBERS}")
+
+    def _fit_many(
+        self, X: pd.DataFrame, y: np.ndarray, jobs: list[tuple[str, np.ndarray | None]]
+    ) -> list[Member]:
+        """Fit each (member, rows) job on those rows of ``X`` (None: all of them), ``n_jobs``
+        jobs at a time on threads, each slicing its rows when it starts.
+
+        Each job gets ``n_jobs // workers`` threads of its own: on two cores two one-thread
+        fits keep both busy where one two-thread fit leaves one idle through its
+        single-threaded parts (LightGBM's binning, the linear member's design). LightGBM gives
+        the same trees at any thread count, so the result does not depend on the split. Every
+        fitted member is left with ``n_jobs`` threads for scoring and explaining.
+        """
+        workers = max(1, min(self.n_jobs, len(jobs)))
+        threads = max(1, self.n_jobs // workers)
+
+        def fit(job: tuple[str, np.ndarray | None]) -> Member:
+            name, rows = job
+            data, labels = (X, y) if rows is None else (X.iloc[rows], y[rows])
+            member = self._make(name, threads).fit(data, labels)
+            if isinstance(member, TreeMember) and threads != self.n_jobs:
+                member.n_jobs = self.n_jobs
+                member.model_.set_params(n_jobs=self.n_jobs)
+            return member
+
+        if workers == 1:
+            return [fit(job) for job in jobs]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fit, jobs))
 
     def fit(
         self,
@@ -318,10 +349,11 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         folds = StratifiedGroupKFold(n_splits=self.cv_folds, shuffle=True, random_state=self.seed)
         splits = list(folds.split(X, y, groups))
         oof = np.zeros((len(X), len(self.members)))
-        for fit_rows, held_rows in splits:
-            for k, name in enumerate(self.members):
-                member = self._make(name).fit(X.iloc[fit_rows], y[fit_rows])
-                oof[held_rows, k] = member.decision(X.iloc[held_rows])
+        fitted = iter(self._fit_many(X, y, [(n, a) for a, _ in splits for n in self.members]))
+        for _, held_rows in splits:
+            held = X.iloc[held_rows]
+            for k in range(len(self.members)):
+                oof[held_rows, k] = next(fitted).decision(held)
         self.oof_member_scores_ = oof
         intercept, weights = _stack(oof, y)
         # a member the stack barely uses costs its full explanation time for nothing: drop it
@@ -363,7 +395,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         self.calibration_losses_ = choice.losses
         self.calibration_method_: Method = method
         self.calibrator_ = Calibrator(method).fit(stacked, y)
-        self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]
+        self.members_ = self._fit_many(X, y, [(name, None) for name in self.member_names_])
         return self
 
     def _kept(self, weights: np.ndarray) -> np.ndarray:
@@ -381,7 +413,7 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
             for c in X.columns
             if isinstance(X[c].dtype, pd.CategoricalDtype)
         }
-        self.members_ = [self._make(name).fit(X, y) for name in self.member_names_]
+        self.members_ = self._fit_many(X, y, [(name, None) for name in self.member_names_])
         return self
 
     def align(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -602,7 +634,9 @@ def _cross_fit(
     out = np.empty(score.size)
     for fit_rows, held_rows in splits:
         out[held_rows] = (
-            Calibrator(method).fit(score[fit_rows], y[fit_rows]).predict(score[held_rows])
+            Calibrator(method, with_interval=False)
+            .fit(score[fit_rows], y[fit_rows])
+            .predict(score[held_rows])
         )
     return out
 

@@ -74,6 +74,36 @@ def test_same_seed_same_model(fitted):
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
 
 
+def test_members_fitted_side_by_side_give_the_model_one_at_a_time_gives(fitted):
+    """Two workers of one thread each fit the folds' members: the same model as one worker of
+    two threads, and every member keeps the ensemble's threads for scoring."""
+    _, X, y = fitted
+    groups = np.repeat(np.arange(len(X) // 3), 3)
+    one = HealthEnsemble(**SMALL, seed=7, n_jobs=1).fit(X, y, groups=groups)
+    two = HealthEnsemble(**SMALL, seed=7, n_jobs=2).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(one.oof_member_scores_, two.oof_member_scores_)
+    np.testing.assert_array_equal(one.predict_proba(X), two.predict_proba(X))
+    trees = [m for m in two.members_ if hasattr(m, "n_jobs")]
+    assert trees and all(m.n_jobs == 2 and m.model_.n_jobs == 2 for m in trees)
+    two.refit_members(X, y)
+    np.testing.assert_array_equal(one.refit_members(X, y).predict_proba(X), two.predict_proba(X))
+
+
+def test_a_calibrator_fitted_without_its_interval_says_so():
+    score = np.linspace(-3, 3, 200)
+    y = (np.random.default_rng(0).random(200) < 1 / (1 + np.exp(-score))).astype(int)
+    point = Calibrator("sigmoid", with_interval=False).fit(score, y)
+    np.testing.assert_array_equal(
+        point.predict(score), Calibrator("sigmoid").fit(score, y).predict(score)
+    )
+    with pytest.raises(ValueError, match="without its interval"):
+        point.interval(score)
+    # Venn-ABERS as the point needs its fit whatever the flag says
+    assert Calibrator("venn_abers", with_interval=False).fit(score, y).predict(score).shape == (
+        200,
+    )
+
+
 def test_contributions_add_up_to_the_log_odds_exactly(fitted):
     model, X, _ = fitted
     contributions = model.contributions(X)
