@@ -106,7 +106,10 @@ class TreeMember:
         return self
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
-        """The trees' raw score: log-odds of renewal per row."""
+        """The trees' raw score: log-odds of renewal per row (stumps: the sum of their exact
+        contributions, several times faster than LightGBM's predict and equal to rounding)."""
+        if getattr(self, "stumps_", None) is not None:
+            return stump_contributions(self.stumps_, X).sum(axis=1)
         return np.asarray(self.model_.predict(X, raw_score=True), dtype=float)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
@@ -201,11 +204,72 @@ class LinearMember:
         return np.hstack(parts)
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
-        """The regression's log-odds of renewal per row."""
-        return self.model_.decision_function((self._design(X) - self.mean_) / self.scale_)
+        """The regression's log-odds of renewal per row: its contributions' sum."""
+        return self.contributions(X).sum(axis=1)
 
     def contributions(self, X: pd.DataFrame) -> np.ndarray:
-        """(rows, features + 1): coefficient × (value − mean) per feature, intercept last."""
+        """(rows, features + 1): coefficient × (value − mean) per feature, intercept last.
+
+        Computed a feature at a time, without the design matrix: a numeric feature's share is
+        its signed-log value's term, its missing indicator's and its horizon product's; a
+        category's is its one-hot coefficient less the one-hots' mean term. Equal to the design
+        matrix's product to float rounding, in a fraction of the time and memory.
+        """
+        if hasattr(self, "quantiles_"):  # a version trained before the log transform
+            return self._design_contributions(X)
+        coef = self.model_.coef_[0] / self.scale_
+        centre = self.mean_ * coef  # each design column's mean term
+        width = at = len(self.numeric_)
+        out = np.zeros((len(X), len(self.columns_) + 1))
+        if width:
+            # a few arrays of (rows, numeric features), reused in place: scoring's memory
+            values = X[self.numeric_].to_numpy(dtype=float)
+            if not values.flags.writeable:
+                values = values.copy()
+            missing = np.isnan(values)
+            np.copyto(values, self.imputer_.statistics_, where=missing)
+            h = None
+            if self._interacted():  # the horizon, from the imputed values
+                h = np.clip(values[:, self.interact_] / self.interact_scale_, 0.0, 1.0)
+            scaled = values  # signed log, in place
+            magnitude = np.log1p(np.abs(values))
+            np.copysign(magnitude, values, out=scaled)
+            numeric = magnitude  # reused: the values' own terms
+            np.multiply(scaled, coef[:width], out=numeric)
+            numeric -= centre[:width]
+            term = np.empty_like(numeric)
+            if self.imputer_.indicator_:
+                flagged = self.imputer_.indicator_.features_
+                end = at + len(flagged)
+                np.multiply(missing, _placed(coef[at:end], flagged, width), out=term)
+                term -= _placed(centre[at:end], flagged, width)
+                numeric += term
+                at = end
+            if h is not None:
+                interacted = self._interacted()
+                end = at + len(interacted)
+                np.multiply(scaled, h[:, None], out=term)
+                term *= _placed(coef[at:end], interacted, width)
+                term -= _placed(centre[at:end], interacted, width)
+                numeric += term
+                at = end
+            del term
+            out[:, [self.columns_.index(c) for c in self.numeric_]] = numeric
+        if self.categorical_:
+            labels = np.asarray(self._labels(X))
+            for k, (column, cats) in enumerate(zip(self.categorical_, self.onehot_.categories_,
+                                                   strict=True)):  # fmt: skip
+                end = at + len(cats)
+                # one-hot: the row's category's coefficient (none for an unseen one), less the
+                # mean term of every one-hot of the feature
+                terms = np.append(coef[at:end], 0.0)
+                codes = pd.Index(cats).get_indexer(labels[:, k])  # −1: unseen
+                out[:, self.columns_.index(column)] = terms[codes] - centre[at:end].sum()
+                at = end
+        out[:, -1] = self.model_.intercept_[0]
+        return out
+
+    def _design_contributions(self, X: pd.DataFrame) -> np.ndarray:
         coef = self.model_.coef_[0] / self.scale_
         per_column = (self._design(X) - self.mean_) * coef
         # each design column (values, missing indicators, one-hots) belongs to one feature
@@ -625,6 +689,13 @@ def _spread(weights: np.ndarray, kept: np.ndarray) -> np.ndarray:
     """The kept members' weights in place among all members, 0 for the others."""
     out = np.zeros(kept.size)
     out[kept] = weights
+    return out
+
+
+def _placed(values: np.ndarray, columns: list[int] | np.ndarray, width: int) -> np.ndarray:
+    """``values`` at ``columns`` of a row of ``width`` zeros."""
+    out = np.zeros(width)
+    out[np.asarray(columns, dtype=int)] = values
     return out
 
 

@@ -271,6 +271,35 @@ def test_linear_member_with_horizon_products_stays_exact():
     assert absent.interact_ is None
 
 
+def test_linear_contributions_a_feature_at_a_time_equal_the_design_matrix():
+    # given a member fitted with missing values (indicators), an empty column, horizon products
+    X, y, _ = accounts_frame()
+    rng = np.random.default_rng(4)
+    X = X.assign(days_to_renewal=rng.uniform(0, 180, len(X)), empty=np.nan)
+    member = LinearMember(0.5, 500, 0, interact_with="days_to_renewal").fit(X, y.to_numpy())
+    # and rows to explain with an unseen category, a blank one, and values the fit never saw
+    rows = X.copy()
+    rows["segment"] = pd.Categorical(["public_sector", None, *rows["segment"][2:]])
+    rows.loc[:5, "days_to_renewal"] = np.nan
+    rows.loc[6:9, "empty"] = 3.0
+    before = rows.copy()
+    # when explained a feature at a time
+    phi = member.contributions(rows)
+    # then the values are the design matrix's, and the log-odds the regression's own
+    np.testing.assert_allclose(phi, member._design_contributions(rows), rtol=0, atol=1e-12)
+    design = (member._design(rows) - member.mean_) / member.scale_
+    np.testing.assert_allclose(
+        member.decision(rows), member.model_.decision_function(design), rtol=0, atol=1e-12
+    )
+    # and the caller's frame is untouched (the values are imputed in a copy)
+    pd.testing.assert_frame_equal(rows, before)
+    floats = rows[["events_30d", "tickets_90d", "random_noise", "days_to_renewal", "empty"]]
+    kept = floats.copy()
+    only = LinearMember(0.5, 500, 0).fit(floats.fillna(1.0).iloc[:, :3], y.to_numpy())
+    only.contributions(floats.iloc[:, :3])
+    pd.testing.assert_frame_equal(floats, kept)
+
+
 def test_a_label_no_member_can_predict_gives_the_base_rate_not_a_crash():
     # given one member and a label drawn independently of every feature
     X, _, groups = accounts_frame(600, seed=3)
