@@ -17,10 +17,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -153,7 +155,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         metrics |= _stack_metrics(ensemble)
         periods = _calibration_by_period(test, y_test, p_test)
         metrics |= _period_metrics(periods)
-        baselines = _baselines(train, test, names, data.catalog, cfg, tuned)
+        baselines = _baselines(train, test, names, data.catalog, cfg, tuned, ensemble)
         for label, p in baselines.items():
             scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
             metrics |= _prefixed(f"baseline_{label}", scores)
@@ -177,26 +179,32 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         audit = _audit(train, names, data.catalog, y_train, cfg)
 
     _report(metrics, leads, baselines, split, at_risk_words(cfg))
-    with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
-        size, nrr = _renewal_size(cfg, train, test, names, p_test)
-        metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
-        if size is not None and judge is not None:
-            metrics |= judge.size(test, size.model, p_test)
     with timer("refit"):
-        deployed = ensemble
+        deployed, everything = ensemble, table[labelled]
         if cfg.refit_on_all:
-            everything = table[labelled]
             deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
-            if size is not None:
+    # the effect model needs only the deployed win model: it is fitted on a thread of its own
+    # while the renewal size is fitted, measured and refitted (independent work; together they
+    # keep both cores busy where either alone leaves one idle through its single-threaded parts)
+    with ThreadPoolExecutor(1, thread_name_prefix="effects") as background:
+        # optional: a failure leaves the win model without an effect model
+        pending = background.submit(
+            timer.run, "effects", run_effects, params, table, names, data.catalog, deployed
+        )
+        with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
+            size, nrr = _renewal_size(cfg, train, test, names, p_test)
+            metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
+            if size is not None and judge is not None:
+                metrics |= judge.size(test, size.model, p_test)
+            if size is not None and cfg.refit_on_all:
                 renewed = _renewals(everything)
                 refit_size(size.model, renewed[names], renewed["renewal_arr"] / renewed["arr"])
-    with timer("effects"):  # optional: a failure leaves the win model without an effect model
-        outcome = run_effects(params, table, names, data.catalog, deployed)
-        effects = outcome.fit
-        if effects is not None:
-            metrics |= effects.metrics
-            if judge is not None:
-                metrics |= judge.effects(effects)
+        outcome = pending.result()
+    effects = outcome.fit
+    if effects is not None:
+        metrics |= effects.metrics
+        if judge is not None:
+            metrics |= judge.effects(effects)
     with timer("log"):
         result = _log_run(
             params, data, deployed, test, p_test, baselines, metrics,
@@ -206,8 +214,8 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
-        "train: done in %.0f s (%s); run %s, model %s v%s",
-        sum(timer.seconds.values()),
+        "train: done in %.0f s (%s; effects alongside the renewal size); run %s, model %s v%s",
+        timer.elapsed(),
         ", ".join(f"{k} {v:.0f} s" for k, v in timer.seconds.items()),
         result.run_id, params.mlflow.model_name, result.version,
     )  # fmt: skip
@@ -265,11 +273,15 @@ def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
 
 def _baselines(
     train: pd.DataFrame, test: pd.DataFrame, names: list[str], catalog: pd.DataFrame,
-    cfg: TrainConfig, tuned: Tuned,
+    cfg: TrainConfig, tuned: Tuned, ensemble: HealthEnsemble,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Out-of-time win probabilities of the single LightGBM and the classic scorecard."""
+    """Out-of-time win probabilities of the single LightGBM and the classic scorecard (the
+    single LightGBM is the ensemble's own member, fitted on the same rows, when it kept one)."""
     y = train["renewed"].astype(int).to_numpy()
-    single = TreeMember(tuned.lightgbm, cfg.seed, n_jobs=cfg.n_jobs).fit(train[names], y)
+    if "lightgbm" in ensemble.member_names_:  # that very model: same settings, rows and seed
+        single = ensemble.members_[ensemble.member_names_.index("lightgbm")]
+    else:
+        single = TreeMember(tuned.lightgbm, cfg.seed, n_jobs=cfg.n_jobs).fit(train[names], y)
     out = {"lightgbm": expit(single.decision(test[names]))}
     components = dict(zip(catalog["name"], catalog["component"], strict=True))
     weights = {k: v for k, v in cfg.scorecard.weights.items() if k in components.values()}
@@ -679,9 +691,15 @@ def _figure(metric: str, y: np.ndarray, p: np.ndarray, arr: np.ndarray, cfg: Tra
     return classification_metrics(y, p, arr, cfg.top_k_percent)[metric]
 
 
+T = TypeVar("T")
+
+
 class _Timer:
+    """Seconds per step, and the wall time since it was made (steps may overlap)."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.started = time.perf_counter()
 
     @contextmanager
     def __call__(self, step: str) -> Iterator[None]:
@@ -689,6 +707,14 @@ class _Timer:
         yield
         self.seconds[step] = round(time.perf_counter() - started, 2)
         log.info("train: %s took %.1f s", step, self.seconds[step])
+
+    def run(self, step: str, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` timed as ``step`` (for work on another thread)."""
+        with self(step):
+            return work(*args)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
 
 def _prefixed(prefix: str, values: dict[str, float]) -> dict[str, float]:

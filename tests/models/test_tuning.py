@@ -127,3 +127,24 @@ def test_a_search_cut_short_resumes_to_the_trials_of_an_uninterrupted_one():
               for s in (cut, whole)]  # fmt: skip
     assert len(trials[0]) == 4 and trials[0] == trials[1]
     assert resumed.lightgbm == through.lightgbm and resumed.capped == ()
+
+
+def test_the_two_searches_side_by_side_find_what_they_find_one_after_the_other():
+    # given the same data, params and seed, searched with one thread and with two (the linear
+    # member's study then runs beside the trees' on a thread of its own)
+    X, y, groups = accounts_frame()
+    runs = {}
+    for n_jobs in (1, 2):
+        cfg = config(trials=4, early_stopping_rounds=10, max_trees=200).model_copy(
+            update={"n_jobs": n_jobs}
+        )
+        storage = optuna.storages.InMemoryStorage()
+        tuned = tune(X, y.to_numpy(), groups, cfg, storage, "p")
+        drawn = {
+            name: [t.params for t in optuna.load_study(study_name=f"p-{name}",
+                                                       storage=storage).trials]
+            for name in ("lightgbm", "linear")
+        }  # fmt: skip
+        runs[n_jobs] = (tuned.lightgbm, tuned.linear, tuned.best_loss, tuned.trials, drawn)
+    # then both drew the same trials and chose the same parameters
+    assert runs[1] == runs[2]
