@@ -146,43 +146,52 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         f"{ensemble.calibration_choice_.rows:,}",
     )  # fmt: skip
 
-    with timer("evaluate"):
-        p_test = ensemble.predict_proba(test[names])[:, 1]
-        metrics = _prefixed("cv", classification_metrics(
-            y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent))  # fmt: skip
-        oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
-        metrics |= _prefixed("oot", oot)
-        metrics |= _stack_metrics(ensemble)
-        periods = _calibration_by_period(test, y_test, p_test)
-        metrics |= _period_metrics(periods)
-        baselines = _baselines(train, test, names, data.catalog, cfg, tuned, ensemble)
-        for label, p in baselines.items():
-            scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
-            metrics |= _prefixed(f"baseline_{label}", scores)
-            metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
-            metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
-        intervals = bootstrap_intervals(
-            y_test, {"ensemble": p_test, **baselines}, test["account_id"].to_numpy(),
-            replicates=cfg.bootstrap, seed=cfg.seed,
-        )  # fmt: skip
-        metrics |= _interval_metrics(intervals)
-        leads = _lead_time(test, p_test, cfg)
-        metrics["median_warning_days"] = leads.median_days
-        metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
-        metrics["warned_share_low"] = leads.warned_low
-        metrics["warned_share_high"] = leads.warned_high
-        metrics["warned_of_lost_contracts"] = leads.lost
-        metrics["warned_median_days"] = leads.warned_median_days
-        scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
-        if judge is not None:
-            metrics |= judge.win(scored)
-        audit = _audit(train, names, data.catalog, y_train, cfg)
-
-    _report(metrics, leads, baselines, split, at_risk_words(cfg))
-    with timer("refit"):
-        deployed, everything = ensemble, table[labelled]
-        if cfg.refit_on_all:
-            deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
+    everything = table[labelled]
+    # the deployed model's refit on every labelled snapshot runs beside the evaluation, which
+    # only reads the test's probabilities (taken first) and the members as fitted on train
+    with ThreadPoolExecutor(1, thread_name_prefix="refit") as background:
+        with timer("evaluate"):
+            p_test = ensemble.predict_proba(test[names])[:, 1]
+            single = _lightgbm_member(ensemble)  # before the refit replaces the members
+            refitting = background.submit(
+                timer.run, "refit", _refit, ensemble, everything[names],
+                everything["renewed"].astype(int), cfg.refit_on_all,
+            )  # fmt: skip
+            cv = classification_metrics(
+                y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent
+            )
+            metrics = _prefixed("cv", cv)
+            oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
+            metrics |= _prefixed("oot", oot)
+            metrics |= _stack_metrics(ensemble)
+            periods = _calibration_by_period(test, y_test, p_test)
+            metrics |= _period_metrics(periods)
+            baselines = _baselines(train, test, names, data.catalog, cfg, tuned, single)
+            for label, p in baselines.items():
+                scores = classification_metrics(
+                    y_test, p, test["arr"].to_numpy(), cfg.top_k_percent
+                )
+                metrics |= _prefixed(f"baseline_{label}", scores)
+                metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
+                metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
+            intervals = bootstrap_intervals(
+                y_test, {"ensemble": p_test, **baselines}, test["account_id"].to_numpy(),
+                replicates=cfg.bootstrap, seed=cfg.seed,
+            )  # fmt: skip
+            metrics |= _interval_metrics(intervals)
+            leads = _lead_time(test, p_test, cfg)
+            metrics["median_warning_days"] = leads.median_days
+            metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
+            metrics["warned_share_low"] = leads.warned_low
+            metrics["warned_share_high"] = leads.warned_high
+            metrics["warned_of_lost_contracts"] = leads.lost
+            metrics["warned_median_days"] = leads.warned_median_days
+            scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
+            if judge is not None:
+                metrics |= judge.win(scored)
+            audit = _audit(train, names, data.catalog, y_train, cfg)
+        _report(metrics, leads, baselines, split, at_risk_words(cfg))
+        deployed = refitting.result()
     # the effect model needs only the deployed win model: it is fitted on a thread of its own
     # while the renewal size is fitted, measured and refitted (independent work; together they
     # keep both cores busy where either alone leaves one idle through its single-threaded parts)
@@ -271,16 +280,30 @@ def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
     return make_ensemble(cfg, lightgbm=tuned.lightgbm, linear=tuned.linear)
 
 
+def _lightgbm_member(ensemble: HealthEnsemble) -> TreeMember | None:
+    """The ensemble's LightGBM member as fitted on the training rows, if it kept one."""
+    if "lightgbm" not in ensemble.member_names_:
+        return None
+    member = ensemble.members_[ensemble.member_names_.index("lightgbm")]
+    return member if isinstance(member, TreeMember) else None
+
+
+def _refit(ensemble: HealthEnsemble, X: pd.DataFrame, y: pd.Series, refit: bool) -> HealthEnsemble:
+    """The model to deploy: the members refitted on every labelled snapshot (``refit``)."""
+    return ensemble.refit_members(X, y) if refit else ensemble
+
+
 def _baselines(
     train: pd.DataFrame, test: pd.DataFrame, names: list[str], catalog: pd.DataFrame,
-    cfg: TrainConfig, tuned: Tuned, ensemble: HealthEnsemble,
+    cfg: TrainConfig, tuned: Tuned, single: TreeMember | None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Out-of-time win probabilities of the single LightGBM and the classic scorecard (the
-    single LightGBM is the ensemble's own member, fitted on the same rows, when it kept one)."""
+    """Out-of-time win probabilities of the single LightGBM and the classic scorecard.
+
+    ``single``: the ensemble's own LightGBM member (the same settings, rows and seed as a
+    baseline's); None when the stack dropped it, and the baseline is fitted here.
+    """
     y = train["renewed"].astype(int).to_numpy()
-    if "lightgbm" in ensemble.member_names_:  # that very model: same settings, rows and seed
-        single = ensemble.members_[ensemble.member_names_.index("lightgbm")]
-    else:
+    if single is None:
         single = TreeMember(tuned.lightgbm, cfg.seed, n_jobs=cfg.n_jobs).fit(train[names], y)
     out = {"lightgbm": expit(single.decision(test[names]))}
     components = dict(zip(catalog["name"], catalog["component"], strict=True))
