@@ -38,6 +38,7 @@ rows per column, ends (or starts) more than the margin away from it.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -647,11 +648,13 @@ def _refuse_times(
         )  # fmt: skip
 
 
-def read_raw(data: DataConfig) -> RawData:
+def read_raw(data: DataConfig, only: Collection[str] | None = None) -> RawData:
     """Locate every contract table, apply the remaps, validate everything.
 
     An optional table with no rows is treated as absent (in ``missing``), so downstream code
-    behaves as when its file is not there.
+    behaves as when its file is not there. ``only``: read and validate just these tables and
+    ``accounts`` (a step that needs a few of them, on data the features were built from; the
+    calendar check then spans those tables); the others are neither present nor missing.
 
     Raises:
         DataContractError: on the first problem, checked in a fixed order (tables in contract
@@ -668,6 +671,8 @@ def read_raw(data: DataConfig) -> RawData:
         missing: list[str] = []
         spans: list[_Span] = []
         for name, spec in TABLES.items():
+            if only is not None and name != "accounts" and name not in only:
+                continue
             source = _source(data, name)
             if data.source == "duckdb" and data.tables.get(name, name) not in existing:
                 source = None

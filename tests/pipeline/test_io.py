@@ -350,6 +350,24 @@ def test_error_examples_name_the_rows_and_values(tmp_path):
     assert "expected a number" in message
 
 
+def test_a_step_reads_only_the_tables_it_needs_and_still_validates_them(tmp_path):
+    # given tables where usage is broken and the interventions log is fine
+    tables = valid_tables()
+    _set("usage_events", "quantity", 0, "lots")(tables, tmp_path)
+    folder = write(tables, tmp_path / "raw")
+    with pytest.raises(io.DataContractError, match=r"usage_events\.quantity"):
+        io.read_raw(DataConfig(raw_dir=folder))
+    # when a step reads only the log and contracts, the broken usage is not its concern
+    raw = io.read_raw(DataConfig(raw_dir=folder), only=["interventions", "contracts"])
+    assert raw.present == ("accounts", "contracts", "interventions")
+    assert raw.missing == ()
+    assert raw.frame("interventions")["type"].tolist() == ["exec_call"]
+    # and the tables it reads are validated as ever
+    _set("interventions", "cost", 0, "cheap")(tables, tmp_path)
+    with pytest.raises(io.DataContractError, match="interventions"):
+        io.read_raw(DataConfig(raw_dir=write(tables, tmp_path / "raw2")), only=["interventions"])
+
+
 def test_missing_optional_table_is_fine(tmp_path):
     tables = {k: v for k, v in valid_tables().items() if k in ("accounts", "contracts")}
     raw = io.read_raw(DataConfig(raw_dir=write(tables, tmp_path / "raw")))
