@@ -16,6 +16,7 @@ import logging
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -195,7 +196,10 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     # the effect model needs only the deployed win model: it is fitted on a thread of its own
     # while the renewal size is fitted, measured and refitted (independent work; together they
     # keep both cores busy where either alone leaves one idle through its single-threaded parts)
-    with ThreadPoolExecutor(1, thread_name_prefix="effects") as background:
+    with (
+        _shared_warning_filters(),
+        ThreadPoolExecutor(1, thread_name_prefix="effects") as background,
+    ):
         # optional: a failure leaves the win model without an effect model
         pending = background.submit(
             timer.run, "effects", run_effects, params, table, names, data.catalog, deployed
@@ -278,6 +282,22 @@ def _tune(
 
 def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
     return make_ensemble(cfg, lightgbm=tuned.lightgbm, linear=tuned.linear)
+
+
+@contextmanager
+def _shared_warning_filters() -> Iterator[None]:
+    """Warning filters for work on two threads.
+
+    The filters are process-wide, and Python 3.11's ``catch_warnings`` is not thread-safe: when
+    two threads each set and restore their own, one's restore can drop the other's filter (its
+    warnings then print) or leave it behind after both. So the filters either side sets for
+    itself (the effect model: econml's ``UserWarning`` notices; calibration: venn-abers' "All-NaN
+    slice") are set here for both, and the whole state is restored once both are done.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        yield
 
 
 def _lightgbm_member(ensemble: HealthEnsemble) -> TreeMember | None:
