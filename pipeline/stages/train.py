@@ -18,7 +18,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,7 +150,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     everything = table[labelled]
     # the deployed model's refit on every labelled snapshot runs beside the evaluation, which
     # only reads the test's probabilities (taken first) and the members as fitted on train
-    with ThreadPoolExecutor(1, thread_name_prefix="refit") as background:
+    with _beside(cfg.n_jobs, "refit") as background:
         with timer("evaluate"):
             p_test = ensemble.predict_proba(test[names])[:, 1]
             single = _lightgbm_member(ensemble)  # before the refit replaces the members
@@ -198,7 +198,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     # keep both cores busy where either alone leaves one idle through its single-threaded parts)
     with (
         _shared_warning_filters(),
-        ThreadPoolExecutor(1, thread_name_prefix="effects") as background,
+        _beside(cfg.n_jobs, "effects") as background,
     ):
         # optional: a failure leaves the win model without an effect model
         pending = background.submit(
@@ -282,6 +282,20 @@ def _tune(
 
 def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
     return make_ensemble(cfg, lightgbm=tuned.lightgbm, linear=tuned.linear)
+
+
+class _Inline(Executor):
+    """Runs each task at once on the caller's thread: work "beside" on one core."""
+
+    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
+        done: Future[T] = Future()
+        done.set_result(fn(*args, **kwargs))  # an error is raised here, where it happened
+        return done
+
+
+def _beside(n_jobs: int, name: str) -> Executor:
+    """A thread for work beside the main one; with ``train.n_jobs`` 1, none (run in turn)."""
+    return ThreadPoolExecutor(1, thread_name_prefix=name) if n_jobs > 1 else _Inline()
 
 
 @contextmanager
