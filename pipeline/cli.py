@@ -862,14 +862,17 @@ def signal_check(
     """Synthetic world only: a plain LightGBM on the training set, out of time, beside the oracle.
 
     Reads output_dir/features (run `healthscore features` first) and data.oracle_dir, and prints
-    both ROC AUCs on the same test snapshots.
+    both ROC AUCs on the same test snapshots, and the ceiling: a LightGBM fitted to the oracle's
+    own probability on the training snapshots, the best these features allow.
     """
     from pipeline.lab import oracle
 
     result = _guard(oracle.run_signal_check, cfg, test_days)
     typer.echo(
         f"model AUC {result.model_auc:.3f}  oracle AUC {result.oracle_auc:.3f}  "
-        f"gap {result.gap:.3f}  ({result.test_rows:,} test snapshots from {result.test_from})"
+        f"gap {result.gap:.3f}  ({result.test_rows:,} test snapshots from {result.test_from})\n"
+        f"ceiling AUC {result.ceiling_auc:.3f}  gap {result.ceiling_gap:.3f}  (the oracle's "
+        "own probability learned from the features: what they carry at best)"
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.special import logit
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
@@ -52,18 +53,26 @@ def judge(params: Params) -> Judge | None:
 
 @dataclass(frozen=True)
 class SignalCheck:
-    """A plain LightGBM's out-of-time AUC beside the oracle's, on the same snapshots."""
+    """A plain LightGBM's out-of-time AUC beside the oracle's, on the same snapshots, and the
+    ceiling: a LightGBM fitted on the same training rows to the oracle's own probability
+    (labels without noise, which no real book has), the best these features allow."""
 
     model_auc: float
     oracle_auc: float
     train_rows: int
     test_rows: int
     test_from: str
+    ceiling_auc: float = float("nan")
 
     @property
     def gap(self) -> float:
         """How far the oracle's AUC is above the plain model's."""
         return self.oracle_auc - self.model_auc
+
+    @property
+    def ceiling_gap(self) -> float:
+        """How far the oracle's AUC is above the ceiling's: what the features cannot carry."""
+        return self.oracle_auc - self.ceiling_auc
 
 
 def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
@@ -93,9 +102,22 @@ def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
     )
     oracle = pd.read_parquet(params.data.oracle_dir / SNAPSHOTS)
     oracle = oracle.assign(as_of=oracle["as_of"].astype(scored["as_of"].dtype))
-    joined = scored.merge(
-        oracle[["account_id", "as_of", "p_renew"]], on=["account_id", "as_of"], how="inner"
+    oracle = oracle[["account_id", "as_of", "p_renew"]]
+    known = (
+        table.iloc[train][["account_id", "as_of"]]
+        .merge(oracle, on=["account_id", "as_of"], how="left")["p_renew"]
+        .to_numpy()
     )
+    ceiling = lgb.LGBMRegressor(
+        n_estimators=800, learning_rate=0.03, num_leaves=31, min_child_samples=40,
+        subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
+        random_state=params.synthetic.seed, verbose=-1,
+    ).fit(
+        table[names].iloc[train[~np.isnan(known)]],
+        logit(np.clip(known[~np.isnan(known)], 1e-4, 1 - 1e-4)),
+    )  # fmt: skip
+    scored["p_ceiling"] = ceiling.predict(table[names].iloc[test])
+    joined = scored.merge(oracle, on=["account_id", "as_of"], how="inner")
     if len(joined) < 0.95 * len(scored):
         log.warning("signal check: only %d of %d test snapshots found in the oracle",
                     len(joined), len(scored))  # fmt: skip
@@ -105,12 +127,14 @@ def run_signal_check(params: Params, test_days: int = 180) -> SignalCheck:
         train_rows=int(train.size),
         test_rows=len(joined),
         test_from=str(np.datetime_as_string(table["as_of"].iloc[test].min().to_datetime64(), "D")),
+        ceiling_auc=float(roc_auc_score(joined["renewed"], joined["p_ceiling"])),
     )
     log.info(
         "signal check: plain LightGBM out-of-time AUC %.3f vs oracle %.3f (gap %.3f) on %s "
-        "snapshots from %s; trained on %s",
+        "snapshots from %s; trained on %s; the ceiling (the oracle's own probability learned "
+        "from the features) %.3f (gap %.3f)",
         result.model_auc, result.oracle_auc, result.gap, f"{result.test_rows:,}",
-        result.test_from, f"{result.train_rows:,}",
+        result.test_from, f"{result.train_rows:,}", result.ceiling_auc, result.ceiling_gap,
     )  # fmt: skip
     return result
 

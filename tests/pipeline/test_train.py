@@ -162,3 +162,15 @@ def test_train_without_features_exits_3_and_says_what_to_run(tmp_path):
     result = CliRunner().invoke(app, ["train", "--params", str(ROOT / "params.yaml"), *args])
     assert result.exit_code == EXIT_DATA
     assert "run `healthscore features` first" in result.output
+
+
+def test_the_signal_check_shows_what_the_features_carry_at_best(trained):
+    # given the trained small world (its features and its oracle)
+    params, _ = trained
+    # when the features are checked against the oracle
+    check = oracle.run_signal_check(params)
+    # then a model fitted to the oracle's own probability (labels without noise) ranks the test's
+    # renewals better than one fitted to 923 renewals (0.785 against 0.670 on this world), and
+    # below the oracle itself (0.836), which knows the hidden state
+    assert 0.6 < check.model_auc < check.ceiling_auc < check.oracle_auc
+    assert check.ceiling_gap == pytest.approx(check.oracle_auc - check.ceiling_auc)
