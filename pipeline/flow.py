@@ -39,7 +39,7 @@ def run_all(params: Params, quiet: bool = False, judge: Judge | None = None) -> 
         days = [pd.Timestamp.now(tz="UTC").date()]
     else:
         with io.read_raw(params.data) as raw:
-            today = pd.Timestamp(io.first_fresh_day(raw, params.data.cutoff))
+            today = pd.Timestamp(io.first_fresh_day(io.known_until(raw, params.data.cutoff)))
             first = io.data_start(raw).normalize() + pd.Timedelta(days=params.features.warmup_days)
         grid = features.as_of_grid(first, today, params.features.frequency)
         earlier = [d.date() for d in grid if d < today][-params.report.backfill_runs :]

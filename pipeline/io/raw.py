@@ -736,10 +736,10 @@ def known_until(raw: RawData, cutoff: date | None) -> pd.Timestamp:
     return pd.Timestamp(cutoff) if cutoff else data_end(raw)
 
 
-def first_fresh_day(raw: RawData, cutoff: date | None) -> date:
-    """The first as-of date whose features see all of the data: the day after
-    :func:`known_until`."""
-    return (known_until(raw, cutoff).normalize() + pd.Timedelta(days=1)).date()
+def first_fresh_day(end: pd.Timestamp) -> date:
+    """The first as-of date whose features see all of the data: the day after its end
+    (:func:`known_until`, read once by the caller: it scans every timestamp column)."""
+    return (end.normalize() + pd.Timedelta(days=1)).date()
 
 
 def data_end(raw: RawData) -> pd.Timestamp:

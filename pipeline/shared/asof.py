@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from contextlib import nullcontext
 from datetime import date
 from pathlib import Path
 
@@ -29,10 +30,11 @@ def features_as_of(
     model: HealthModel,
     as_of: date,
     input_path: Path | None = None,
+    raw: io.RawData | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Features of every account to score (key, ARR and account columns beside them), and the
     outcomes of every contract known so far (for the backtest; None for a prebuilt table), from
-    one read of the data."""
+    one read of the data (``raw``, when the caller has read it already; it stays open)."""
     if data.source == "table":
         spec = data.prebuilt
         path = input_path or spec.score_path or spec.path
@@ -40,9 +42,10 @@ def features_as_of(
         table = features.prebuilt_scoring_set(io.read_prebuilt(path), spec, model.catalog)
         latest = features.latest_snapshots(table, pd.Timestamp(as_of))
         return latest.assign(as_of=pd.Timestamp(as_of)), None
-    with io.read_raw(data) as raw, tempfile.TemporaryDirectory() as tmp:
+    opened = nullcontext(raw) if raw is not None else io.read_raw(data)
+    with opened as raw, tempfile.TemporaryDirectory() as tmp:
         end = io.known_until(raw, data.cutoff)
-        if as_of > io.first_fresh_day(raw, data.cutoff):
+        if as_of > io.first_fresh_day(end):
             log.warning(
                 "score: as of %s is after the data's end (%s): nothing after it is seen",
                 as_of, end.date(),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -58,7 +59,10 @@ def scoring_date(params: Params, as_of: date | None = None, allow_stale: bool = 
 
 
 def freshness(
-    params: Params, as_of: date | None = None, allow_stale: bool = False
+    params: Params,
+    as_of: date | None = None,
+    allow_stale: bool = False,
+    raw: io.RawData | None = None,
 ) -> tuple[date, int]:
     """The date to score: ``as_of``, by default the data's end; one too far past it is refused.
     With it, how many days it lies past the data's end (0 or less: fresh; more than
@@ -66,7 +70,8 @@ def freshness(
 
     The data's end, as an as-of date, is the day after its latest row (or after
     ``data.cutoff``): the first date whose features see all of it. A prebuilt table is not
-    checked (its rows carry their own dates); its default is today (UTC).
+    checked (its rows carry their own dates); its default is today (UTC). ``raw``: the tables
+    when the caller has read them already (else they are read here).
 
     Raises:
         StaleAsOf: ``as_of`` is more than ``score.stale_after_days`` after the data's end and
@@ -74,9 +79,9 @@ def freshness(
     """
     if params.data.source == "table":
         return as_of or datetime.now(UTC).date(), 0
-    with io.read_raw(params.data) as raw:
-        end = io.known_until(raw, params.data.cutoff)
-        fresh = io.first_fresh_day(raw, params.data.cutoff)
+    with nullcontext(raw) if raw is not None else io.read_raw(params.data) as tables:
+        end = io.known_until(tables, params.data.cutoff)
+        fresh = io.first_fresh_day(end)
     if as_of is None:
         return fresh, 0
     late = (as_of - fresh).days
@@ -125,12 +130,17 @@ def _score(
     model, version = registry.load_champion(
         params.mlflow.model_name, params.mlflow.alias, params.score.version
     )
-    as_of, late = freshness(params, as_of, allow_stale)
-    log.info(
-        "score: model %s v%s (trained through %s), as of %s",
-        params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
-    )  # fmt: skip
-    snapshot, outcomes = asof.features_as_of(params.data, params.features, model, as_of, input_path)
+    # the tables are read (and validated) once, for the data's end and the features
+    prebuilt = params.data.source == "table"
+    with nullcontext() if prebuilt else io.read_raw(params.data) as raw:
+        as_of, late = freshness(params, as_of, allow_stale, raw)
+        log.info(
+            "score: model %s v%s (trained through %s), as of %s",
+            params.mlflow.model_name, version, model.trained.get("trained_through", "?"), as_of,
+        )  # fmt: skip
+        snapshot, outcomes = asof.features_as_of(
+            params.data, params.features, model, as_of, input_path, raw
+        )
     log.info("score: %s accounts with a contract in force", f"{len(snapshot):,}")
     horizon = params.features.horizon_days
     scored = accounts.score_snapshot(

@@ -59,7 +59,7 @@ def features_seen(monkeypatch):
     monkeypatch.setattr(registry, "load_champion", lambda *args: (model, "1"))
     seen: list[date] = []
 
-    def stop(data, features, model, as_of, input_path=None):
+    def stop(data, features, model, as_of, input_path=None, raw=None):
         seen.append(as_of)
         raise Stop
 

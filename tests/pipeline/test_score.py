@@ -115,12 +115,18 @@ def test_drivers_are_the_largest_points_in_plain_words(scored):
     assert "{" not in risks["text"].iloc[0], "the description template is filled in"
 
 
-def test_rerun_replaces_the_partition_with_identical_files(scored):
+def test_rerun_replaces_the_partition_with_identical_files(scored, monkeypatch):
     params, _, _ = scored
     folder = partition(params.output_dir, SECOND)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     frames = {n: pd.read_parquet(folder / n) for n in before if n.endswith(".parquet")}
+    reads, ends = [], []
+    read_raw, data_end = io.read_raw, io.raw.data_end
+    monkeypatch.setattr(io, "read_raw", lambda *a, **k: reads.append(1) or read_raw(*a, **k))
+    monkeypatch.setattr(io.raw, "data_end", lambda raw: ends.append(1) or data_end(raw))
     stages.run_score(params, SECOND)
+    # the tables are read and validated once (they were twice), the data's end scanned twice
+    assert (len(reads), len(ends)) == (1, 2)
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert sorted(after) == sorted(before)
     for name, frame in frames.items():
