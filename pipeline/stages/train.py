@@ -16,14 +16,11 @@ import logging
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import matplotlib.pyplot as plt
 import mlflow
@@ -148,71 +145,58 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     )  # fmt: skip
 
     everything = table[labelled]
-    # the deployed model's refit on every labelled snapshot runs beside the evaluation, which
-    # only reads the test's probabilities (taken first) and the members as fitted on train
-    with _beside(cfg.n_jobs, "refit") as background:
-        with timer("evaluate"):
-            p_test = ensemble.predict_proba(test[names])[:, 1]
-            single = _lightgbm_member(ensemble)  # before the refit replaces the members
-            refitting = background.submit(
-                timer.run, "refit", _refit, ensemble, everything[names],
-                everything["renewed"].astype(int), cfg.refit_on_all,
-            )  # fmt: skip
-            cv = classification_metrics(
-                y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent
-            )
-            metrics = _prefixed("cv", cv)
-            oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
-            metrics |= _prefixed("oot", oot)
-            metrics |= _stack_metrics(ensemble)
-            periods = _calibration_by_period(test, y_test, p_test)
-            metrics |= _period_metrics(periods)
-            baselines = _baselines(train, test, names, data.catalog, cfg, tuned, single)
-            for label, p in baselines.items():
-                scores = classification_metrics(
-                    y_test, p, test["arr"].to_numpy(), cfg.top_k_percent
-                )
-                metrics |= _prefixed(f"baseline_{label}", scores)
-                metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
-                metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
-            intervals = bootstrap_intervals(
-                y_test, {"ensemble": p_test, **baselines}, test["account_id"].to_numpy(),
-                replicates=cfg.bootstrap, seed=cfg.seed,
-            )  # fmt: skip
-            metrics |= _interval_metrics(intervals)
-            leads = _lead_time(test, p_test, cfg)
-            metrics["median_warning_days"] = leads.median_days
-            metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
-            metrics["warned_share_low"] = leads.warned_low
-            metrics["warned_share_high"] = leads.warned_high
-            metrics["warned_of_lost_contracts"] = leads.lost
-            metrics["warned_median_days"] = leads.warned_median_days
-            scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
-            if judge is not None:
-                metrics |= judge.win(scored)
-            audit = _audit(train, names, data.catalog, y_train, cfg)
-        _report(metrics, leads, baselines, split, at_risk_words(cfg))
-        deployed = refitting.result()
-    # the effect model needs only the deployed win model: it is fitted on a thread of its own
-    # while the renewal size is fitted, measured and refitted (independent work; together they
-    # keep both cores busy where either alone leaves one idle through its single-threaded parts)
-    with (
-        _shared_warning_filters(),
-        _beside(cfg.n_jobs, "effects") as background,
-    ):
-        # optional: a failure leaves the win model without an effect model
-        pending = background.submit(
-            timer.run, "effects", run_effects, params, table, names, data.catalog, deployed
+    # in turn, not beside each other on threads: LightGBM keeps its thread count in one
+    # process-wide variable, and fits or predictions at different counts at once crashed a run
+    # (docs/performance.md#training); the ensemble's side-by-side fits all use one thread
+    with timer("evaluate"):
+        p_test = ensemble.predict_proba(test[names])[:, 1]
+        single = _lightgbm_member(ensemble)
+        cv = classification_metrics(
+            y_train, ensemble.oof_proba_, train["arr"].to_numpy(), cfg.top_k_percent
         )
-        with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
-            size, nrr = _renewal_size(cfg, train, test, names, p_test)
-            metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
-            if size is not None and judge is not None:
-                metrics |= judge.size(test, size.model, p_test)
-            if size is not None and cfg.refit_on_all:
-                renewed = _renewals(everything)
-                refit_size(size.model, renewed[names], renewed["renewal_arr"] / renewed["arr"])
-        outcome = pending.result()
+        metrics = _prefixed("cv", cv)
+        oot = classification_metrics(y_test, p_test, test["arr"].to_numpy(), cfg.top_k_percent)
+        metrics |= _prefixed("oot", oot)
+        metrics |= _stack_metrics(ensemble)
+        periods = _calibration_by_period(test, y_test, p_test)
+        metrics |= _period_metrics(periods)
+        baselines = _baselines(train, test, names, data.catalog, cfg, tuned, single)
+        for label, p in baselines.items():
+            scores = classification_metrics(y_test, p, test["arr"].to_numpy(), cfg.top_k_percent)
+            metrics |= _prefixed(f"baseline_{label}", scores)
+            metrics[f"gain_auc_vs_{label}"] = oot["roc_auc"] - scores["roc_auc"]
+            metrics[f"gain_brier_vs_{label}"] = scores["brier"] - oot["brier"]
+        intervals = bootstrap_intervals(
+            y_test, {"ensemble": p_test, **baselines}, test["account_id"].to_numpy(),
+            replicates=cfg.bootstrap, seed=cfg.seed,
+        )  # fmt: skip
+        metrics |= _interval_metrics(intervals)
+        leads = _lead_time(test, p_test, cfg)
+        metrics["median_warning_days"] = leads.median_days
+        metrics["warned_share"] = leads.warned_share  # of non-renewals, at risk at the end
+        metrics["warned_share_low"] = leads.warned_low
+        metrics["warned_share_high"] = leads.warned_high
+        metrics["warned_of_lost_contracts"] = leads.lost
+        metrics["warned_median_days"] = leads.warned_median_days
+        scored = test[[*KEY, "renewed", "arr"]].assign(p=p_test)
+        if judge is not None:
+            metrics |= judge.win(scored)
+        audit = _audit(train, names, data.catalog, y_train, cfg)
+    _report(metrics, leads, baselines, split, at_risk_words(cfg))
+    with timer("refit"):
+        deployed = _refit(
+            ensemble, everything[names], everything["renewed"].astype(int), cfg.refit_on_all
+        )
+    with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
+        size, nrr = _renewal_size(cfg, train, test, names, p_test)
+        metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
+        if size is not None and judge is not None:
+            metrics |= judge.size(test, size.model, p_test)
+        if size is not None and cfg.refit_on_all:
+            renewed = _renewals(everything)
+            refit_size(size.model, renewed[names], renewed["renewal_arr"] / renewed["arr"])
+    with timer("effects"):  # optional: a failure leaves the win model without an effect model
+        outcome = run_effects(params, table, names, data.catalog, deployed)
     effects = outcome.fit
     if effects is not None:
         metrics |= effects.metrics
@@ -227,7 +211,7 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         )  # fmt: skip
     result.seconds = dict(timer.seconds)
     log.info(
-        "train: done in %.0f s (%s; effects alongside the renewal size); run %s, model %s v%s",
+        "train: done in %.0f s (%s); run %s, model %s v%s",
         timer.elapsed(),
         ", ".join(f"{k} {v:.0f} s" for k, v in timer.seconds.items()),
         result.run_id, params.mlflow.model_name, result.version,
@@ -282,36 +266,6 @@ def _tune(
 
 def _ensemble(cfg: TrainConfig, tuned: Tuned) -> HealthEnsemble:
     return make_ensemble(cfg, lightgbm=tuned.lightgbm, linear=tuned.linear)
-
-
-class _Inline(Executor):
-    """Runs each task at once on the caller's thread: work "beside" on one core."""
-
-    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
-        done: Future[T] = Future()
-        done.set_result(fn(*args, **kwargs))  # an error is raised here, where it happened
-        return done
-
-
-def _beside(n_jobs: int, name: str) -> Executor:
-    """A thread for work beside the main one; with ``train.n_jobs`` 1, none (run in turn)."""
-    return ThreadPoolExecutor(1, thread_name_prefix=name) if n_jobs > 1 else _Inline()
-
-
-@contextmanager
-def _shared_warning_filters() -> Iterator[None]:
-    """Warning filters for work on two threads.
-
-    The filters are process-wide, and Python 3.11's ``catch_warnings`` is not thread-safe: when
-    two threads each set and restore their own, one's restore can drop the other's filter (its
-    warnings then print) or leave it behind after both. So the filters either side sets for
-    itself (the effect model: econml's ``UserWarning`` notices; calibration: venn-abers' "All-NaN
-    slice") are set here for both, and the whole state is restored once both are done.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        yield
 
 
 def _lightgbm_member(ensemble: HealthEnsemble) -> TreeMember | None:
@@ -748,11 +702,8 @@ def _figure(metric: str, y: np.ndarray, p: np.ndarray, arr: np.ndarray, cfg: Tra
     return classification_metrics(y, p, arr, cfg.top_k_percent)[metric]
 
 
-T = TypeVar("T")
-
-
 class _Timer:
-    """Seconds per step, and the wall time since it was made (steps may overlap)."""
+    """Seconds per step, and the wall time since it was made."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -764,11 +715,6 @@ class _Timer:
         yield
         self.seconds[step] = round(time.perf_counter() - started, 2)
         log.info("train: %s took %.1f s", step, self.seconds[step])
-
-    def run(self, step: str, work: Callable[..., T], *args: object) -> T:
-        """``work(*args)`` timed as ``step`` (for work on another thread)."""
-        with self(step):
-            return work(*args)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -77,18 +77,3 @@ def test_importing_pipeline_makes_openmp_threads_wait_passively_unless_told(envi
     )
     # then OpenMP found the policy set before it loaded (unless the environment chose one)
     assert out.stdout.strip() == expected
-
-
-def test_training_work_beside_the_main_thread_runs_in_turn_on_one_core():
-    import threading
-
-    from pipeline.stages.train import _beside
-
-    # with train.n_jobs 1 the "beside" work runs at once on the caller's thread …
-    with _beside(1, "refit") as pool:
-        assert pool.submit(threading.get_ident).result() == threading.get_ident()
-        with pytest.raises(ZeroDivisionError):  # … and its error is raised where it happened
-            pool.submit(lambda: 1 / 0)
-    # with two, on a thread of its own
-    with _beside(2, "refit") as pool:
-        assert pool.submit(threading.get_ident).result() != threading.get_ident()

@@ -147,7 +147,7 @@ def test_the_gate_keeps_the_champion_unless_beaten_or_forced(trained):
     params, _ = trained
     filters = list(warnings.filters)
     same = stages.run_train(params)  # same data, same seed: equal metric, not better
-    assert warnings.filters == filters  # work on two threads leaves no warning filter behind
+    assert warnings.filters == filters  # a run leaves no warning filter behind
     assert not same.promoted and same.version == "2"
     client = MlflowClient(params.mlflow.tracking_uri)
     assert client.get_model_version_by_alias(params.mlflow.model_name, "champion").version == 1
