@@ -145,9 +145,8 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
     )  # fmt: skip
 
     everything = table[labelled]
-    # in turn, not beside each other on threads: LightGBM keeps its thread count in one
-    # process-wide variable, and fits or predictions at different counts at once crashed a run
-    # (docs/performance.md#training); the ensemble's side-by-side fits all use one thread
+    # the steps run in turn: LightGBM keeps its thread count in one process-wide variable, and
+    # steps beside each other on threads (fits at different counts) crashed a run once
     with timer("evaluate"):
         p_test = ensemble.predict_proba(test[names])[:, 1]
         single = _lightgbm_member(ensemble)
@@ -184,9 +183,9 @@ def _train(params: Params, force: bool, judge: Judge | None) -> TrainResult:
         audit = _audit(train, names, data.catalog, y_train, cfg)
     _report(metrics, leads, baselines, split, at_risk_words(cfg))
     with timer("refit"):
-        deployed = _refit(
-            ensemble, everything[names], everything["renewed"].astype(int), cfg.refit_on_all
-        )
+        deployed = ensemble
+        if cfg.refit_on_all:
+            deployed = ensemble.refit_members(everything[names], everything["renewed"].astype(int))
     with timer("renewal size"):  # optional: without renewal ARR the win model stands alone
         size, nrr = _renewal_size(cfg, train, test, names, p_test)
         metrics |= {f"size_{k}": v for k, v in (size.metrics if size else {}).items()}
@@ -274,11 +273,6 @@ def _lightgbm_member(ensemble: HealthEnsemble) -> TreeMember | None:
         return None
     member = ensemble.members_[ensemble.member_names_.index("lightgbm")]
     return member if isinstance(member, TreeMember) else None
-
-
-def _refit(ensemble: HealthEnsemble, X: pd.DataFrame, y: pd.Series, refit: bool) -> HealthEnsemble:
-    """The model to deploy: the members refitted on every labelled snapshot (``refit``)."""
-    return ensemble.refit_members(X, y) if refit else ensemble
 
 
 def _baselines(
