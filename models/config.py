@@ -238,10 +238,11 @@ class ExplorationConfig(_Section):
     controls_per_play: float = Field(default=2.0, ge=0)  # no-play controls (they cost nothing)
     surrogate_days: int = Field(default=60, ge=1)  # read a play's effect this long after it
     min_rows: int = Field(default=10, ge=2)  # per arm and in the control, else no estimate
-    # how a kind the experiment has read out is estimated per account: "shift" the effect
-    # model's estimates by the experiment's view of their bias, "slope" spread the experiment's
-    # average by each account's slope p(1 − p), or "off" (the effect model as fitted)
-    ground: Literal["shift", "slope", "off"] = "shift"
+    # how a kind the experiment has read out is estimated per account: "shrink" the effect
+    # model's estimates toward the experiment's view of their bias as far as the experiment is
+    # sure of it (empirical Bayes across kinds), "shift" by all of it, "slope" spread the
+    # experiment's average by each account's slope p(1 − p), or "off" (the effect model as fitted)
+    ground: Literal["shrink", "shift", "slope", "off"] = "shrink"
 
 
 class PlanConfig(_Section):

@@ -12,10 +12,12 @@ the very reasons that drive its effect (no overlap). A small randomised budget c
   with a linearised standard error. Unbiased whatever drove the CSMs' own choices.
 - :func:`ground` corrects an observational per-account estimate by the experiment: it shifts each
   kind's estimates by the gap between the experimental average and the observational average over
-  the same randomised rows, and widens their standard error by that gap's. Where no experiment
-  ran for a kind, the observational estimate is returned unchanged and marked so. (After
-  Kallus, Puli and Shalit, *Removing hidden confounding by experimental grounding*, NeurIPS 2018,
-  with a constant correction: the experiment is too small to fit a richer one early on.)
+  the same randomised rows, and widens their standard error by that gap's; with ``shrink``, each
+  gap is first shrunk toward 0 by how sure the experiment is of it, against how far the kinds'
+  biases spread (empirical Bayes). Where no experiment ran for a kind, the observational
+  estimate is returned unchanged and marked so. (After Kallus, Puli and Shalit, *Removing hidden
+  confounding by experimental grounding*, NeurIPS 2018, with a constant correction: the
+  experiment is too small to fit a richer one early on.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import minimize_scalar
 
 from models.interventions.policy import stable_uniform
 
@@ -188,12 +191,33 @@ class Grounded:
         se: (n, kinds) standard errors, widened by the correction's.
         shift: per kind, the correction added (0 where no experiment ran).
         grounded: per kind, whether an experiment corrected it.
+        spread: the standard deviation of the kinds' biases the correction was shrunk with
+            (``shrink=True``), NaN without shrinkage.
     """
 
     effect: np.ndarray
     se: np.ndarray
     shift: pd.Series
     grounded: pd.Series
+    spread: float = float("nan")
+
+
+def bias_spread(gap: np.ndarray, se: np.ndarray) -> float:
+    """How far the observational estimates' biases spread across kinds: the maximum-likelihood
+    standard deviation τ of a normal bias around 0, each kind's measured gap being its bias plus
+    the experiment's noise (``gap ~ N(0, τ² + se²)``); a noisy kind's gap weighs little."""
+    gap, se = np.asarray(gap, dtype=float), np.asarray(se, dtype=float)
+    if gap.size == 0 or not np.any(gap):
+        return 0.0
+
+    def minus_log_likelihood(tau: float) -> float:
+        v = tau**2 + se**2
+        return float(np.sum(np.log(v) + gap**2 / v))
+
+    top = float(np.max(np.abs(gap)))
+    best = minimize_scalar(minus_log_likelihood, bounds=(0.0, top), method="bounded")
+    candidates = {0.0: minus_log_likelihood(0.0), float(best.x): float(best.fun)}
+    return min(candidates, key=lambda tau: candidates[tau])
 
 
 def ground(
@@ -202,8 +226,16 @@ def ground(
     kinds: Sequence[str],
     experiment: pd.DataFrame,
     observational_on_experiment: pd.Series,
+    shrink: bool = False,
 ) -> Grounded:
     """Shift each kind's observational estimates by the experiment's view of their bias.
+
+    With ``shrink``, the view is an empirical-Bayes one: each kind's bias is drawn from a normal
+    of spread τ (:func:`bias_spread`, from every read-out kind's gap); the measured gap is that
+    bias plus the experiment's noise, and the shift is the bias's posterior mean
+    ``gap · τ² / (τ² + se²)`` with its posterior variance ``τ² se² / (τ² + se²)`` added to the
+    estimate's. An experiment too small to tell a kind's bias from noise then moves it little,
+    and a precise one moves it fully; without ``shrink`` every gap is taken at face value.
 
     Args:
         effect: (n, kinds) observational per-account effects.
@@ -212,16 +244,32 @@ def ground(
         experiment: :func:`randomised_effects`' table (``ate``, ``se`` per kind).
         observational_on_experiment: per kind, the observational estimate averaged over the
             randomised rows the experimental average was taken on.
+        shrink: shrink each gap toward 0 by how sure the experiment is of it.
     """
     effect = np.asarray(effect, dtype=float).copy()
     se = np.asarray(se, dtype=float).copy()
     shift = pd.Series(0.0, index=list(kinds))
     grounded = pd.Series(False, index=list(kinds))
+    read = [
+        k for k in kinds
+        if k in experiment.index and np.isfinite(experiment.loc[k, ["ate", "se"]]).all()
+    ]  # fmt: skip
+    gap = pd.Series(
+        [float(experiment.loc[k, "ate"] - observational_on_experiment[k]) for k in read],
+        index=read,
+        dtype=float,
+    )
+    noise = experiment.loc[read, "se"].astype(float) if read else pd.Series(dtype=float)
+    spread = bias_spread(gap.to_numpy(), noise.to_numpy()) if shrink else float("nan")
     for j, kind in enumerate(kinds):
-        if kind not in experiment.index or not np.isfinite(experiment.loc[kind, "ate"]):
+        if kind not in gap.index:
             continue
-        gap = float(experiment.loc[kind, "ate"] - observational_on_experiment[kind])
-        shift[kind], grounded[kind] = gap, True
-        effect[:, j] += gap
-        se[:, j] = np.sqrt(se[:, j] ** 2 + float(experiment.loc[kind, "se"]) ** 2)
-    return Grounded(effect=effect, se=se, shift=shift, grounded=grounded)
+        g, s2 = float(gap[kind]), float(noise[kind]) ** 2
+        if shrink:
+            tau2 = spread**2
+            weight = tau2 / (tau2 + s2) if tau2 + s2 > 0 else 0.0
+            g, s2 = g * weight, weight * s2
+        shift[kind], grounded[kind] = g, True
+        effect[:, j] += g
+        se[:, j] = np.sqrt(se[:, j] ** 2 + s2)
+    return Grounded(effect=effect, se=se, shift=shift, grounded=grounded, spread=spread)

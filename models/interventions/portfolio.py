@@ -120,14 +120,16 @@ class Grounding:
         se: per kind, the experiment's standard error (0: none).
         slope: mean of p(1 − p) over the experiment's rows (for ``mode="slope"``).
         mode: ``"shift"`` adds ``shift`` to every account's estimate and widens its interval by
-            ``se``; ``"slope"`` replaces the estimate by ``ate × p(1 − p) / slope``.
+            ``se``; ``"shrink"`` adds it shrunk by how sure the experiment is of it (empirical
+            Bayes across kinds, :func:`~models.interventions.experiment.ground`); ``"slope"``
+            replaces the estimate by ``ate × p(1 − p) / slope``.
     """
 
     shift: pd.Series
     se: pd.Series
     ate: pd.Series | None = None
     slope: float = 0.25
-    mode: str = "shift"
+    mode: str = "shrink"
 
     def apply(
         self, estimated: AccountEffects, kinds: Sequence[str], p0: np.ndarray
@@ -142,9 +144,12 @@ class Grounding:
                     point[:, j] = self.ate[kind] * scale
                     se[:, j] = self.se[kind] * scale
         else:
-            table = pd.DataFrame({"ate": self.shift, "se": self.se}).reindex(kinds)
+            # a kind without an experiment (se 0) is not read out: it neither moves nor
+            # counts toward how far the kinds' biases spread
+            table = pd.DataFrame({"ate": self.shift.where(self.se > 0), "se": self.se})
+            table = table.reindex(kinds)
             observed = pd.Series(0.0, index=list(kinds))
-            out = experiment.ground(point, se, kinds, table, observed)
+            out = experiment.ground(point, se, kinds, table, observed, shrink=self.mode == "shrink")
             point, se = out.effect, out.se
         return AccountEffects(
             point=point, low=point - z * se, high=point + z * se, propensity=estimated.propensity

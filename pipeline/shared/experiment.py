@@ -41,6 +41,7 @@ log = logging.getLogger("healthscore")
 
 TABLE = "assignments"
 NO_PLAY = "none"
+SEGMENT = "_segment"  # the effect model's segment of a row (a feature may be named "segment")
 
 
 @dataclass(frozen=True)
@@ -74,16 +75,22 @@ def randomised_rows(raw: io.RawData, as_of: date, lag_days: int) -> pd.DataFrame
     return out[["account_id", "decided_at", "arm", "propensity"]].reset_index(drop=True)
 
 
-def read_experiment(
+def experiment_rows(
     raw: io.RawData,
     features_cfg: FeaturesConfig,
     model: HealthModel,
     as_of: date,
     lag_days: int,
-    min_rows: int,
-) -> Readout | None:
-    """The experiment's read-out on ``as_of`` from the raw tables; None when they hold no
-    randomised rows old enough yet (or the model has no effect model)."""
+) -> pd.DataFrame | None:
+    """The randomised rows old enough to read out on ``as_of``, one per assignment, with their
+    surrogate and renewal outcomes; None when there are none (or no effect model).
+
+    Columns: ``account_id``, ``decided_at``, ``arm`` (kind index, :data:`CONTROL` for no play),
+    ``propensity``, ``p_before`` (the champion's probability at the decision), ``surrogate``
+    (its change ``lag_days`` after, play history held), ``renewed`` (1/0, NaN while unknown),
+    ``_segment`` (the effect model's segment), then the win model's features at the decision.
+    Rows whose decision snapshot could not be built are left out.
+    """
     effects = model.effects
     if effects is None:
         return None
@@ -95,46 +102,95 @@ def read_experiment(
             return None
         contracts = raw.frame("contracts")
         after_day = rows["decided_at"] + pd.Timedelta(days=lag_days)
-        spine = _spine(contracts, rows["account_id"], rows["decided_at"], after_day)
+        last_day = _last_day(contracts, rows, after_day)
+        spine = _spine(contracts, rows["account_id"], [rows["decided_at"], after_day, last_day])
         cfg = pinned_features(features_cfg, model.catalog)
         built, _ = features.build_feature_table(
             make_engine(cfg.engine, raw, Path(tmp)), spine, cfg, raw.present
         )
         outcomes = features.contract_outcomes(contracts, features_cfg.grace_days, io.data_end(raw))
     before = _at(built, rows["account_id"], rows["decided_at"])
-    after = _at(built, rows["account_id"], after_day)
     history = model.catalog.loc[model.catalog["family"] == HISTORY_FAMILY, "name"].tolist()
-    known = before["account_id"].notna().to_numpy()
+    held = {c: before[c].to_numpy() for c in history if c in before}
     p_before = _predict(model, before)
-    after = after.assign(**{c: before[c].to_numpy() for c in history if c in after})
-    p_after = np.where(after["account_id"].notna(), _predict(model, after), 0.0)
+    # the window's end; where the account has no contract in force by then (it did not renew),
+    # the last day of the contract decided on: its health as it left, not the renewal's coin flip
+    p_after = _predict(model, _at(built, rows["account_id"], after_day).assign(**held))
+    p_last = _predict(model, _at(built, rows["account_id"], last_day).assign(**held))
+    p_after = np.where(np.isnan(p_after), np.nan_to_num(p_last, nan=0.0), p_after)
     arm = rows["arm"].map({NO_PLAY: CONTROL, **{k: i for i, k in enumerate(kinds)}}).to_numpy()
     propensity = rows["propensity"].to_numpy(dtype=float)
+    known = before["account_id"].notna().to_numpy()
     ok = known & np.isfinite(p_before) & np.isfinite(propensity)
-    surrogate = randomised_effects(
-        arm[ok], propensity[ok], (p_after - p_before)[ok], kinds, min_rows
+    table = pd.DataFrame(
+        {
+            "account_id": rows["account_id"].to_numpy(),
+            "decided_at": rows["decided_at"].to_numpy(),
+            "arm": arm.astype(np.int64),
+            "propensity": propensity,
+            "p_before": p_before,
+            "surrogate": p_after - p_before,
+            "renewed": _renewals(before, outcomes),
+            SEGMENT: segments(before),
+        }
     )
-    context = context_frame(before[ok].reset_index(drop=True), model.catalog, model.features)
-    p0 = p_before[ok]
+    context = before[model.features].reset_index(drop=True)
+    return pd.concat([table, context], axis=1)[ok].reset_index(drop=True)
+
+
+def read_experiment(
+    raw: io.RawData,
+    features_cfg: FeaturesConfig,
+    model: HealthModel,
+    as_of: date,
+    lag_days: int,
+    min_rows: int,
+) -> Readout | None:
+    """The experiment's read-out on ``as_of`` from the raw tables; None when they hold no
+    randomised rows old enough yet (or the model has no effect model)."""
+    table = experiment_rows(raw, features_cfg, model, as_of, lag_days)
+    if table is None or table.empty:
+        return None
+    effects = model.effects
+    assert effects is not None  # experiment_rows returns None without one
+    kinds = list(effects.kinds_)
+    arm, propensity = table["arm"].to_numpy(), table["propensity"].to_numpy()
+    surrogate = randomised_effects(arm, propensity, table["surrogate"].to_numpy(), kinds, min_rows)
+    context = context_frame(table, model.catalog, model.features)
+    p0 = table["p_before"].to_numpy()
     mods = context[list(effects.modifier_columns_)] if effects.modifier_columns_ else None
-    point, _, _ = effects.effects(p0, segments(before[ok]), mods)
+    point, _, _ = effects.effects(p0, table[SEGMENT].to_numpy(), mods)
     observational = pd.Series(point.mean(axis=0), index=kinds)
     surrogate = surrogate.assign(
         observational=observational, shift=surrogate["ate"] - observational
     )
-    renewed = _renewals(before[ok], outcomes)
+    renewed = table["renewed"].to_numpy()
     has = ~np.isnan(renewed)
-    renewals = randomised_effects(arm[ok][has], propensity[ok][has], renewed[has], kinds, min_rows)
+    renewals = randomised_effects(arm[has], propensity[has], renewed[has], kinds, min_rows)
     slope = float(np.mean(p0 * (1 - p0)))
-    return Readout(surrogate=surrogate, renewals=renewals, rows=int(ok.sum()), slope=slope)
+    return Readout(surrogate=surrogate, renewals=renewals, rows=len(table), slope=slope)
 
 
-def _spine(
-    contracts: pd.DataFrame, accounts: pd.Series, before: pd.Series, after: pd.Series
-) -> pd.DataFrame:
-    """Scoring snapshots of ``accounts`` at each decision date and ``lag_days`` after it."""
+def _last_day(contracts: pd.DataFrame, rows: pd.DataFrame, after: pd.Series) -> pd.Series:
+    """The day before the end of the contract in force at each decision, within the window."""
+    spine = pd.concat(
+        [features.make_scoring_spine(contracts, pd.Timestamp(day)) for day in
+         rows["decided_at"].drop_duplicates()],
+        ignore_index=True,
+    )  # fmt: skip
+    ends = rows[["account_id", "decided_at"]].merge(
+        spine.rename(columns={"as_of": "decided_at"})[["account_id", "decided_at", "end_date"]],
+        on=["account_id", "decided_at"],
+        how="left",
+    )["end_date"]
+    last = pd.to_datetime(ends).dt.normalize() - pd.Timedelta(days=1)
+    return last.clip(lower=rows["decided_at"], upper=after).fillna(after)
+
+
+def _spine(contracts: pd.DataFrame, accounts: pd.Series, days: list[pd.Series]) -> pd.DataFrame:
+    """Scoring snapshots of ``accounts`` at each of their ``days`` (one series per reading)."""
     wanted = pd.DataFrame(
-        {"account_id": pd.concat([accounts, accounts]), "as_of": pd.concat([before, after])}
+        {"account_id": pd.concat([accounts] * len(days)), "as_of": pd.concat(days)}
     ).drop_duplicates()
     parts = []
     for day, group in wanted.groupby("as_of"):

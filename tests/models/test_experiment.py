@@ -125,6 +125,36 @@ def test_grounding_shifts_a_kind_by_the_experiments_view_of_its_bias_and_widens_
     assert out.grounded.tolist() == [True, False]
 
 
+def test_shrunk_grounding_moves_a_kind_as_far_as_the_experiment_is_sure_of_its_bias():
+    # given three kinds whose observational estimates are 0 everywhere, two read out precisely
+    # (biases +0.06 and -0.04) and one so noisily that its gap says nothing
+    kinds = ["exec_call", "training", "discount"]
+    effect, se = np.zeros((3, 3)), np.full((3, 3), 0.01)
+    experiment = pd.DataFrame({"ate": [0.06, -0.04, 0.03], "se": [0.01, 0.01, 0.2]}, index=kinds)
+    on_rows = pd.Series(0.0, index=kinds)
+    out = ground(effect, se, kinds, experiment, on_rows, shrink=True)
+    # the biases spread about 0.05 (their root mean square less the noise), so the precise
+    # kinds move nearly all the way and the noisy one barely
+    assert out.spread == pytest.approx(np.sqrt((0.06**2 + 0.04**2) / 2 - 0.01**2), rel=0.15)
+    weight = out.spread**2 / (out.spread**2 + np.array([0.01, 0.01, 0.2]) ** 2)
+    assert out.shift.to_numpy() == pytest.approx(weight * np.array([0.06, -0.04, 0.03]))
+    assert out.shift["exec_call"] > 0.055 and out.shift["discount"] < 0.003
+    # the posterior interval: never wider than the full shift's, nor narrower than the estimate's
+    full = ground(effect, se, kinds, experiment, on_rows)
+    assert np.all(out.se <= full.se + 1e-12) and np.all(out.se >= se)
+    assert full.shift.tolist() == pytest.approx([0.06, -0.04, 0.03])
+
+
+def test_shrunk_grounding_leaves_estimates_alone_when_every_gap_is_within_noise():
+    kinds = ["exec_call", "training"]
+    experiment = pd.DataFrame({"ate": [0.01, -0.01], "se": [0.03, 0.03]}, index=kinds)
+    out = ground(np.zeros((2, 2)), np.full((2, 2), 0.01), kinds, experiment,
+                 pd.Series(0.0, index=kinds), shrink=True)  # fmt: skip
+    assert out.spread == 0.0
+    assert out.shift.tolist() == [0.0, 0.0] and out.grounded.all()
+    assert np.allclose(out.effect, 0.0) and np.allclose(out.se, 0.01)
+
+
 def test_weighted_exploration_draws_large_accounts_less_and_logs_it():
     # given half the accounts ten times the ARR, drawn a tenth as often
     n = 20_000

@@ -268,21 +268,38 @@ def test_no_exploration_when_its_share_is_zero():
     ).sum()
 
 
-def test_grounding_moves_one_kinds_effects_and_widens_their_interval():
+def _grounded(mode: str) -> tuple[PlanTables, pd.DataFrame]:
+    """Per kind, the mean planned effect and interval after grounding: call read out with a
+    bias of -0.07 sure to 0.01, discount not read out (se 0)."""
     scores = _scores(100)
     cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), exploration={"share": 0})
     effects = _Effects({"call": 0.05, "discount": 0.08})
     grounding = Grounding(
         shift=pd.Series({"call": -0.07, "discount": 0.0}),
         se=pd.Series({"call": 0.01, "discount": 0.0}),
+        mode=mode,
     )
     out = make_plans(cfg, effects, scores, scores, AS_OF, grounding=grounding)  # type: ignore[arg-type]
-    table = out.effects.groupby("kind")[["effect", "effect_low", "effect_high"]].mean()
+    return out, out.effects.groupby("kind")[["effect", "effect_low", "effect_high"]].mean()
+
+
+def test_grounding_moves_one_kinds_effects_and_widens_their_interval():
+    out, table = _grounded("shift")
     assert table.loc["call", "effect"] == pytest.approx(-0.02)
     width = table.loc["call", "effect_high"] - table.loc["call", "effect_low"]
     assert width == pytest.approx(2 * 1.959963984540054 * np.hypot(0.02 / 1.959963984540054, 0.01))
     assert table.loc["discount", "effect"] == pytest.approx(0.08)
     assert "call" not in set(out.plans["best_plan"]), "a play that hurts is never recommended"
+
+
+def test_shrunk_grounding_counts_only_the_kinds_the_experiment_read_out():
+    assert Grounding(shift=pd.Series(dtype=float), se=pd.Series(dtype=float)).mode == "shrink"
+    _, table = _grounded("shrink")
+    # the read-out kind alone sets the spread: its gap is 7 errors wide, so it moves nearly
+    # all the way (τ² = 0.07² − 0.01² by maximum likelihood, weight 0.98)
+    weight = (0.07**2 - 0.01**2) / 0.07**2
+    assert table.loc["call", "effect"] == pytest.approx(0.05 - 0.07 * weight, abs=2e-4)
+    assert table.loc["discount", "effect"] == pytest.approx(0.08)
 
 
 def test_exploration_takes_its_share_of_the_plays_the_team_runs():
