@@ -5,7 +5,9 @@ keeps the randomised rows decided at least ``lag_days`` before the plan's date, 
 row's **surrogate** outcome: the change in the champion win model's probability from the decision
 to ``lag_days`` after it, with the play-history columns held at their values at the decision
 (they move mechanically when a play is logged; what should move is the account's behaviour). An
-account without a contract in force by then has churned: its probability after is 0.
+account without a contract in force by then did not renew: it is read on the last day of the
+contract decided on, its health as it left (reading it as 0 made the renewal's coin flip most of
+the read-out's variance).
 
 Each kind's average effect then comes from the randomised rows alone
 (:func:`models.interventions.experiment.randomised_effects`), and the observational model's
