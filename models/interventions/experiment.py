@@ -13,8 +13,8 @@ the very reasons that drive its effect (no overlap). A small randomised budget c
 - :func:`ground` corrects an observational per-account estimate by the experiment: it shifts each
   kind's estimates by the gap between the experimental average and the observational average over
   the same randomised rows, and widens their standard error by that gap's; with ``shrink``, each
-  gap is first shrunk toward 0 by how sure the experiment is of it, against how far the kinds'
-  biases spread (empirical Bayes). Where no experiment ran for a kind, the observational
+  gap is first shrunk toward 0 by how sure the experiment is of it, against how far the other
+  kinds' biases spread (empirical Bayes). Where no experiment ran for a kind, the observational
   estimate is returned unchanged and marked so. (After Kallus, Puli and Shalit, *Removing hidden
   confounding by experimental grounding*, NeurIPS 2018, with a constant correction: the
   experiment is too small to fit a richer one early on.)
@@ -191,15 +191,15 @@ class Grounded:
         se: (n, kinds) standard errors, widened by the correction's.
         shift: per kind, the correction added (0 where no experiment ran).
         grounded: per kind, whether an experiment corrected it.
-        spread: the standard deviation of the kinds' biases the correction was shrunk with
-            (``shrink=True``), NaN without shrinkage.
+        spread: per kind, the standard deviation of the other read-out kinds' biases its
+            correction was shrunk with (``shrink=True``); NaN without shrinkage or read-out.
     """
 
     effect: np.ndarray
     se: np.ndarray
     shift: pd.Series
     grounded: pd.Series
-    spread: float = float("nan")
+    spread: pd.Series | None = None
 
 
 def bias_spread(gap: np.ndarray, se: np.ndarray) -> float:
@@ -231,11 +231,13 @@ def ground(
     """Shift each kind's observational estimates by the experiment's view of their bias.
 
     With ``shrink``, the view is an empirical-Bayes one: each kind's bias is drawn from a normal
-    of spread τ (:func:`bias_spread`, from every read-out kind's gap); the measured gap is that
-    bias plus the experiment's noise, and the shift is the bias's posterior mean
-    ``gap · τ² / (τ² + se²)`` with its posterior variance ``τ² se² / (τ² + se²)`` added to the
-    estimate's. An experiment too small to tell a kind's bias from noise then moves it little,
-    and a precise one moves it fully; without ``shrink`` every gap is taken at face value.
+    of spread τ (:func:`bias_spread` of the *other* read-out kinds' gaps, so that one kind's
+    outlying read-out cannot vouch for itself); the measured gap is that bias plus the
+    experiment's noise, and the shift is the bias's posterior mean ``gap · τ² / (τ² + se²)``
+    with its posterior variance ``τ² se² / (τ² + se²)`` added to the estimate's. An experiment
+    too small to tell a kind's bias from noise then moves it little, and a precise one moves it
+    fully; a kind read out alone is not moved. Without ``shrink`` every gap is taken at face
+    value.
 
     Args:
         effect: (n, kinds) observational per-account effects.
@@ -260,13 +262,17 @@ def ground(
         dtype=float,
     )
     noise = experiment.loc[read, "se"].astype(float) if read else pd.Series(dtype=float)
-    spread = bias_spread(gap.to_numpy(), noise.to_numpy()) if shrink else float("nan")
+    spread = pd.Series(np.nan, index=list(kinds))
     for j, kind in enumerate(kinds):
         if kind not in gap.index:
             continue
         g, s2 = float(gap[kind]), float(noise[kind]) ** 2
         if shrink:
-            tau2 = spread**2
+            # the spread of the other kinds' biases: a kind's own gap, however far out, does not
+            # set how far that gap is trusted (one noisy read-out cannot pull itself through)
+            others = gap.index != kind
+            spread[kind] = bias_spread(gap[others].to_numpy(), noise[others].to_numpy())
+            tau2 = spread[kind] ** 2
             weight = tau2 / (tau2 + s2) if tau2 + s2 > 0 else 0.0
             g, s2 = g * weight, weight * s2
         shift[kind], grounded[kind] = g, True
