@@ -244,6 +244,12 @@ class ExplorationConfig(_Section):
     # experiment's average by each account's slope p(1 − p), or "off" (the effect model as fitted)
     ground: Literal["shrink", "shift", "slope", "off"] = "shrink"
 
+    @field_validator("ground", mode="before")
+    @classmethod
+    def _off_as_written(cls, value: object) -> object:
+        # YAML reads a bare `off` as false: take it as the word the comment offers
+        return "off" if value is False else value
+
 
 class PlanConfig(_Section):
     """Recommended plays per account and the portfolio allocation (the ``plan`` section)."""

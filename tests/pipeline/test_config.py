@@ -63,6 +63,15 @@ def test_overrides_are_parsed_as_yaml_and_validated(tmp_path):
     assert str(params.data.cutoff) == "2026-01-31"
 
 
+def test_a_bare_off_is_the_word_not_false():
+    # YAML 1.1 reads `off` as false; the grounding's "off" is written bare in params.yaml's
+    # comment, so it must mean the option
+    params = load_params(ROOT / "params.yaml", ["plan.exploration.ground=off"])
+    assert params.plan.exploration.ground == "off"
+    with pytest.raises(ConfigError, match=r"plan\.exploration\.ground"):
+        load_params(ROOT / "params.yaml", ["plan.exploration.ground=true"])
+
+
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
