@@ -66,6 +66,9 @@ def test_overrides_are_parsed_as_yaml_and_validated(tmp_path):
 def test_a_bare_off_is_the_word_not_false():
     # YAML 1.1 reads `off` as false; the grounding's "off" is written bare in params.yaml's
     # comment, so it must mean the option
+    assert load_params(ROOT / "params.yaml").plan.exploration.ground == "off"  # as the file has it
+    params = load_params(ROOT / "params.yaml", ["plan.exploration.ground=shrink"])
+    assert params.plan.exploration.ground == "shrink"
     params = load_params(ROOT / "params.yaml", ["plan.exploration.ground=off"])
     assert params.plan.exploration.ground == "off"
     with pytest.raises(ConfigError, match=r"plan\.exploration\.ground"):
