@@ -211,7 +211,7 @@ def bias_spread(gap: np.ndarray, se: np.ndarray) -> float:
         return 0.0
 
     def minus_log_likelihood(tau: float) -> float:
-        v = tau**2 + se**2
+        v = tau**2 + se**2 + 1e-12  # a read-out without noise (se 0) stays finite
         return float(np.sum(np.log(v) + gap**2 / v))
 
     top = float(np.max(np.abs(gap)))

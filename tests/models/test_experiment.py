@@ -160,6 +160,13 @@ def test_shrunk_grounding_leaves_estimates_alone_when_every_gap_is_within_noise(
     assert np.allclose(out.effect, 0.0) and np.allclose(out.se, 0.01)
 
 
+def test_bias_spread_is_the_gaps_root_mean_square_without_noise():
+    assert bias_spread(np.array([0.02, -0.01]), np.zeros(2)) == pytest.approx(
+        np.sqrt((0.02**2 + 0.01**2) / 2), rel=1e-3
+    )
+    assert bias_spread(np.array([]), np.array([])) == 0.0
+
+
 def test_one_kinds_outlying_read_out_cannot_vouch_for_itself():
     # given two kinds whose experiments agree with the effect model within noise, and a third
     # read out 3 errors below it on 15 rows (what turned the executive call negative once)
