@@ -199,7 +199,7 @@ class Grounded:
     se: np.ndarray
     shift: pd.Series
     grounded: pd.Series
-    spread: pd.Series | None = None
+    spread: pd.Series
 
 
 def bias_spread(gap: np.ndarray, se: np.ndarray) -> float:
