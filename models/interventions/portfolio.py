@@ -397,19 +397,21 @@ def _exploration_budget(
     capacity: dict[str, float | None],
     team_plays: float | None = None,
 ) -> float:
-    """Randomised plays worth ``exploration.share`` of the team's capacity.
+    """Randomised plays worth ``exploration.share`` of the capacity they are taken from.
 
-    The team's capacity is the plays it runs in a period (``team_plays``, read from its log) or,
-    without a log, the plan's capacity in plays: a play drawn uniformly over the kinds needs each
-    resource's mean over them, and the resource that binds first counts; with no limit on any
-    resource, the plays the capacity would fund. Never more than the share of the accounts.
+    The exploration's plays come off the plan's capacity, so they are never more than the share
+    of it: a play drawn uniformly over the kinds needs each resource's mean over them, and the
+    resource that binds first counts. A team that runs fewer plays a period than that (its
+    interventions log, ``team_plays``) explores the share of those. With no limit on any
+    resource and no log, the share of the plays the capacity would fund. Never more than the
+    share of the accounts.
     """
     share = cfg.exploration.share
     if share <= 0 or not arms:
         return 0.0
-    cap = share * len(search.best)
+    limits = [share * len(search.best)]
     if team_plays is not None and team_plays > 0:
-        return min(cap, share * team_plays)
+        limits.append(share * team_plays)
     need = {
         "csm_hours": np.mean([o.csm_hours for o in arms]),
         "exec_hours": np.mean([o.exec_hours for o in arms]),
@@ -421,8 +423,10 @@ def _exploration_budget(
         if total is not None and need.get(name, 0) > 0
     ]
     if plays:
-        return min(cap, share * min(plays))
-    return min(cap, share * float(search.plans[fund(search, capacity).plan].sum()))
+        limits.append(share * min(plays))
+    elif team_plays is None or team_plays <= 0:
+        limits.append(share * float(search.plans[fund(search, capacity).plan].sum()))
+    return min(limits)
 
 
 def _assignments(

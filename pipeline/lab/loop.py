@@ -276,6 +276,10 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     naive = naive_lifts(model, snapshot, kinds)
     naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
     naive_plans = naive_search.plans[fund(naive_search, capacity).plan]
+    # the effect model and the naive re-prediction averaged: two estimators whose biases differ
+    blend = (est.loc[ids, kinds].to_numpy() + naive)[:, column] / 2
+    blend_search = _search(p_model, blend, arr, days, options, cfg)
+    blend_plans = blend_search.plans[fund(blend_search, capacity).plan]
     first = {options[j].kind: j for j in first_slots(options)}
     true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
                                  for k in kinds])  # fmt: skip
@@ -292,7 +296,8 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         name: true_value(p_true, true_option, chosen, arr, options)
         for name, chosen in (("policy", executed), ("oracle", oracle_plans),
                              ("no_exploration", unexplored), ("naive", naive_plans),
-                             ("exact_averages", exact_plans), ("exact_shift", shifted_plans))
+                             ("exact_averages", exact_plans), ("exact_shift", shifted_plans),
+                             ("blend", blend_plans))
     }  # fmt: skip
     best = value["oracle"][0]
     explored = frame["explore_arm"].fillna("") != ""
@@ -305,6 +310,10 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         "exact_averages_vs_capacity_oracle": value["exact_averages"][0] / best
         if best
         else float("nan"),
+        "no_exploration_vs_capacity_oracle": value["no_exploration"][0] / best
+        if best
+        else float("nan"),
+        "blend_vs_capacity_oracle": value["blend"][0] / best if best else float("nan"),
         "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best
         if best
         else float("nan"),
@@ -394,7 +403,7 @@ def summarise(result: dict[str, Any]) -> pd.DataFrame:
         early, late = group[group["period"] < half], group[group["period"] >= half]
         last = group.sort_values("period").iloc[-1]["kinds"]
         row: dict[str, Any] = {"seed": seed, "epsilon": epsilon}
-        for name in ("policy", "naive", "exact_averages", "exact_shift"):
+        for name in ("policy", "no_exploration", "naive", "blend", "exact_averages", "exact_shift"):
             column = f"{name}_vs_capacity_oracle"
             if column not in group:
                 continue

@@ -301,14 +301,25 @@ def test_shrunk_grounding_leaves_a_kind_read_out_alone_as_fitted():
     assert table.loc["discount", "effect"] == pytest.approx(0.08)
 
 
-def test_exploration_takes_its_share_of_the_plays_the_team_runs():
-    # given a team that runs 100 plays a period and a tenth of them explored
-    scores = _scores(3000, seed=9).assign(arr=10_000.0)
-    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.0,
+@pytest.mark.parametrize(
+    ("csm_hours", "team", "expected"),
+    [
+        (3000, 100.0, 10.0),  # 1,286 plays' worth of hours: the team's 100 plays a period bind
+        (300, 1000.0, 0.1 * 300 / (7 / 3)),  # 129 plays' worth: the plan's capacity binds
+    ],
+)
+def test_exploration_takes_its_share_of_the_team_or_of_the_capacity_whichever_is_less(
+    csm_hours: float, team: float, expected: float
+):
+    # given a tenth explored; a play drawn uniformly over call, discount and training needs
+    # (2 + 1 + 4) / 3 CSM hours
+    scores = _scores(1500, seed=9).assign(arr=lambda f: f["arr"].clip(upper=50_000.0))
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=csm_hours), epsilon=0.0,
                      exploration={"share": 0.1, "controls_per_play": 2.0})  # fmt: skip
     effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
-    out = make_plans(cfg, effects, scores, scores, AS_OF, team_plays=100.0)  # type: ignore[arg-type]
+    out = make_plans(cfg, effects, scores, scores, AS_OF, team_plays=team)  # type: ignore[arg-type]
     arms = out.plans["explore_arm"]
     plays = arms.isin(["call", "discount", "training"]).sum()
-    assert abs(plays - 10) <= 3 * np.sqrt(10)
-    assert abs((arms == "none").sum() - 20) <= 3 * np.sqrt(20)
+    assert abs(plays - expected) <= 3 * np.sqrt(expected)
+    assert abs((arms == "none").sum() - 2 * expected) <= 3 * np.sqrt(2 * expected)
+    assert out.allocation["exploration"]["capacity_left"]["csm_hours"] >= 0.85 * csm_hours
