@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,21 +42,34 @@ def health_points(
     Raises:
         ValueError: the row counts differ.
     """
-    phi = contributions.drop(columns=BASE, errors="ignore")
     p = np.asarray(win_probability, dtype=float)
-    if len(p) != len(phi):
-        raise ValueError(f"{len(p)} probabilities for {len(phi)} rows of contributions")
-    total = phi.to_numpy().sum(axis=1)
+    if len(p) != len(contributions):
+        raise ValueError(f"{len(p)} probabilities for {len(contributions)} rows of contributions")
+    # numpy throughout, and frames wrapped without a copy: a page of 100,000 rows × 150
+    # features is 120 MB a copy
+    keep = contributions.columns != BASE
+    phi = contributions.to_numpy(dtype=float)
+    if not keep.all():  # the base is the last column as the ensemble writes it: a view
+        phi = phi[:, :-1] if keep[:-1].all() else phi[:, keep]
+    total = phi.sum(axis=1)
     gap = 100.0 * (p - base_probability)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(np.abs(total) > 1e-12, gap / total, 0.0)
-    return pd.DataFrame(phi.to_numpy() * scale[:, None], columns=phi.columns, index=phi.index)
+    return pd.DataFrame(
+        phi * scale[:, None], columns=contributions.columns[keep], index=contributions.index,
+        copy=False,
+    )  # fmt: skip
 
 
 def component_points(points: pd.DataFrame, components: dict[str, str]) -> pd.DataFrame:
     """Points summed per component (one column per component, in first-seen order)."""
-    owner = [components.get(c, "other") for c in points.columns]
-    return points.T.groupby(owner, sort=False).sum().T
+    owner = pd.Index([components.get(c, "other") for c in points.columns])
+    names = owner.unique()
+    member = names.get_indexer(owner)[:, None] == np.arange(len(names))[None, :]
+    return pd.DataFrame(
+        points.to_numpy(dtype=float) @ member.astype(float),
+        columns=names, index=points.index, copy=False,
+    )  # fmt: skip
 
 
 def describe(template: str, value: object, blank: str | None = None) -> str:
@@ -246,11 +260,13 @@ def top_drivers(
     components: dict[str, str],
     k: int = 3,
     blanks: dict[str, str] | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The ``k`` largest risks (negative points) and strengths (positive) per row, in words.
 
     ``blanks`` gives a feature's words for a blank value ("no earlier renewal"); see
-    :func:`describe`.
+    :func:`describe`. ``columns``: rank among these columns of ``points`` only (in their
+    order; ties go by it), without copying them out of ``points`` first.
 
     Returns one row per (row, driver), ordered by row, then risks before strengths, then rank:
     ``row`` (the index label of ``points``), ``kind`` (``risk`` / ``strength``), ``rank``
@@ -261,16 +277,19 @@ def top_drivers(
     Raises:
         KeyError: a column of ``points`` is not in ``values``.
     """
-    names = np.asarray(points.columns)
+    among = None if columns is None else points.columns.get_indexer(list(columns))
+    if among is not None and (among < 0).any():
+        raise KeyError(f"{[c for c in columns if c not in points.columns][:10]} not in points")
+    names = np.asarray(points.columns if among is None else points.columns[among])
     absent = [name for name in names if name not in values.columns]
     if absent:
         raise KeyError(f"{absent[:10]} not in the values")
     matrix = points.to_numpy()
-    chosen = _ranked(matrix, k)  # per row: its risks, then its strengths
+    chosen = _ranked(matrix, k, among)  # per row: its risks, then its strengths
     shown = chosen.shape[1] // 2
     cols = chosen.reshape(-1)
     rows = np.repeat(np.arange(len(matrix)), 2 * shown)
-    got = matrix[rows, cols]
+    got = matrix[rows, cols if among is None else among[cols]]
     is_risk = np.tile(np.arange(2 * shown) < shown, len(matrix))
     keep = np.where(is_risk, got < 0, got > 0)
     rows, cols, got, is_risk = rows[keep], cols[keep], got[keep], is_risk[keep]
@@ -320,19 +339,26 @@ def _strings(options: np.ndarray, codes: np.ndarray) -> object:
     return pd.Series(options[used]).array.take(renumber[codes])
 
 
-def _ranked(matrix: np.ndarray, k: int) -> np.ndarray:
+def _ranked(matrix: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
     """Per row, the columns of its ``k`` smallest values then of its ``k`` largest, each in
     that order, ties by column order: the first ``k`` columns of a stable argsort each way, for
     every column that can be a driver (negative for the smallest, positive for the largest).
+    With ``among`` (column positions), only those columns, and the result indexes ``among``.
 
     ``k`` passes of argmin (argmax), each masking what it found, instead of sorting each row.
     """
-    shown = min(k, matrix.shape[1])
+    width = matrix.shape[1] if among is None else len(among)
+    shown = min(k, width)
     chosen = np.empty((len(matrix), 2 * shown), dtype="int64")
     if not shown:
         return chosen
     for start in range(0, len(matrix), BLOCK_ROWS):
-        block = np.array(matrix[start : start + BLOCK_ROWS], dtype="float64", order="C")
+        rows = matrix[start : start + BLOCK_ROWS]
+        block = (  # a scratch copy of the block, in row order (the columns taken: a copy)
+            np.array(rows, dtype="float64", order="C")
+            if among is None
+            else np.ascontiguousarray(rows[:, among], dtype="float64")
+        )
         lines = np.arange(len(block))
         found = chosen[start : start + len(block)]
         missing = np.isnan(block)

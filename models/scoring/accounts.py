@@ -100,10 +100,17 @@ class Words:
         """The columns that say what the account is, in order (the rest of :meth:`acting`)."""
         return [c for c in columns if c in self.context]
 
-    def top(self, points: pd.DataFrame, values: pd.DataFrame, k: int) -> pd.DataFrame:
-        """:func:`models.explain.drivers.top_drivers` in these words."""
+    def top(
+        self,
+        points: pd.DataFrame,
+        values: pd.DataFrame,
+        k: int,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """:func:`models.explain.drivers.top_drivers` in these words (among ``columns`` of
+        ``points`` only, when given)."""
         return explain.top_drivers(
-            points, values, self.descriptions, self.components, k, self.blanks
+            points, values, self.descriptions, self.components, k, self.blanks, columns
         )
 
 
@@ -193,7 +200,7 @@ def _renewal_columns(
     up = model.calibrator_.predict(contributions.sum(axis=1).to_numpy())
     base = float(model.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
     points = explain.health_points(contributions, up, base)
-    top = words.top(points[words.acting(points.columns)], X, cfg.top_drivers)
+    top = words.top(points, X, cfg.top_drivers, words.acting(points.columns))
     outlook = size.outlook(up, size.contract_.predict_proba(X)[:, 1])
     arr, p = frame["arr"].to_numpy(), frame["win_probability"].to_numpy()
     dollars = renewal_dollars(arr, p, outlook, size.means_)
@@ -211,11 +218,8 @@ def _renewal_columns(
         },
         index=X.index,
     )
-    grow = top[top["kind"] == "strength"]
-    for rank in range(1, cfg.top_drivers + 1):
-        chosen = grow[grow["rank"] == rank].set_index("row")["text"]
-        out[f"top_growth_{rank}"] = chosen.reindex(X.index)
-    return out
+    growth = _driver_columns(top, X.index, cfg.top_drivers, ("strength",), "top_growth")
+    return pd.concat([out, growth], axis=1)
 
 
 def _score_chunk(
@@ -241,11 +245,13 @@ def _score_chunk(
     points = explain.health_points(contributions, p, base)
     per_component = explain.component_points(points, words.components)
     acting = words.acting(points.columns)
-    top = words.top(points[acting], X, cfg.top_drivers).assign(actionable=True)
+    top = words.top(points, X, cfg.top_drivers, acting)
+    shown = _driver_columns(top, chunk.index, cfg.top_drivers)
+    top = top.assign(actionable=True)
     context = words.about(points.columns)
     if context:
-        shown = words.top(points[context], X, cfg.top_drivers).assign(actionable=False)
-        top = pd.concat([top, shown], ignore_index=True)
+        about = words.top(points, X, cfg.top_drivers, context).assign(actionable=False)
+        top = pd.concat([top, about], ignore_index=True)
     health = health_score(p)
     columns = ["account_id", "contract_id", *_present(chunk, account_columns), "arr"]
     frame = chunk[columns].assign(
@@ -261,8 +267,7 @@ def _score_chunk(
         | (chunk["days_to_renewal"].to_numpy() <= horizon_days),
         **{f"points_{c}": per_component[c].to_numpy() for c in per_component.columns},
     )
-    frame = frame.join(_driver_columns(top[top["actionable"]], chunk.index, cfg.top_drivers))
-    return frame, top, points
+    return frame.join(shown), top, points
 
 
 def compare_runs(
@@ -351,15 +356,27 @@ def _alerts(changes: pd.DataFrame, scores: pd.DataFrame, alert_drop: int) -> pd.
     return alerts.sort_values("priority", kind="stable").reset_index(drop=True)
 
 
-def _driver_columns(top: pd.DataFrame, index: pd.Index, k: int) -> pd.DataFrame:
-    """``top_risk_1`` … ``top_strength_k`` as text columns, one row per account."""
-    out = pd.DataFrame(index=index)
-    for kind in ("risk", "strength"):
-        part = top[top["kind"] == kind]
-        for rank in range(1, k + 1):
-            chosen = part[part["rank"] == rank].set_index("row")["text"]
-            out[f"top_{kind}_{rank}"] = chosen.reindex(index)
-    return out
+def _driver_columns(
+    top: pd.DataFrame,
+    index: pd.Index,
+    k: int,
+    kinds: Sequence[str] = ("risk", "strength"),
+    prefix: str = "top",
+) -> pd.DataFrame:
+    """``top_risk_1`` … ``top_strength_k`` as text columns, one row per account (``prefix`` and
+    ``kinds`` name them). Each column is one take of the text by position, no index lookups."""
+    position = index.get_indexer(top["row"])
+    text = top["text"].array
+    kind, rank = top["kind"].to_numpy(), top["rank"].to_numpy()
+    columns = {}
+    for name in kinds:
+        for r in range(1, k + 1):
+            mask = (kind == name) & (rank == r)
+            take = np.full(len(index), -1, dtype="int64")
+            take[position[mask]] = np.flatnonzero(mask)
+            label = f"{prefix}_{name}_{r}" if len(kinds) > 1 else f"{prefix}_{r}"
+            columns[label] = text.take(take, allow_fill=True)
+    return pd.DataFrame(columns, index=index)
 
 
 def _present(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:

@@ -527,9 +527,11 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         X = self.align(X)
         total = np.zeros((len(X), X.shape[1] + 1))
         for weight, member in zip(self.weights_, self.members_, strict=True):
-            total += weight * member.contributions(X)
+            part = np.asarray(member.contributions(X), dtype=float)  # a member's own array
+            part *= weight  # in place: no temporary of the page's size per member
+            total += part
         total[:, -1] += self.intercept_
-        return pd.DataFrame(total, columns=[*X.columns, "_base"], index=X.index)
+        return pd.DataFrame(total, columns=[*X.columns, "_base"], index=X.index, copy=False)
 
 
 def make_ensemble(

@@ -4,7 +4,9 @@ Takes the champion model and the training set of ``output_dir/features`` (run ``
 first), draws N feature rows from it (resampled with replacement: the model's real input
 distribution), then, chunk by chunk of ``score.chunk_rows`` as the score stage does:
 
-- ``score``: win probability and interval only;
+- ``score``: every number the score stage writes without the reasons: the win probability and
+  its interval (the members' log-odds once) and, when the model has one, the renewal size's
+  outlook (what the expected renewal ARR is computed from);
 - ``score + reasons``: the score stage's own chunk (:func:`models.scoring.accounts` ``_score_chunk``
   and, when the model has one, the renewal-size part with its growth reasons, ``size`` timed
   apart): exact contributions, points of health, components, the top drivers in plain words
@@ -48,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.renewal.size import RenewalSize
 from models.scoring import accounts as scoring
 from models.win.ensemble import HealthEnsemble, TreeMember
 from pipeline.config import Params, load_params
@@ -142,7 +145,7 @@ def measure(
 def _time_chunk(
     part: pd.DataFrame,
     ensemble: HealthEnsemble,
-    size: object,
+    size: RenewalSize | None,
     names: list[str],
     words: scoring.Words,
     params: Params,
@@ -155,9 +158,12 @@ def _time_chunk(
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
     _, _, points = scoring._score_chunk(part, ensemble, names, words, cfg, horizon, ())
 
-    def score() -> None:
-        ensemble.predict_proba(X)
-        ensemble.predict_interval(X)
+    def score() -> None:  # every number the score stage writes, without the reasons
+        log_odds = ensemble.decision_function(X)
+        ensemble.calibrator_.predict(log_odds)
+        ensemble.calibrator_.interval(log_odds)
+        if size is not None:
+            size.predict(X)
 
     def reasons() -> float:  # what the score stage does per chunk; returns the size's part
         frame, _, _ = scoring._score_chunk(part, ensemble, names, words, cfg, horizon, ())

@@ -22,6 +22,31 @@ def test_points_rescale_log_odds_to_health_above_the_base():
     np.testing.assert_allclose(parts["usage"], [5.0, -5.0])
 
 
+def test_points_and_components_of_a_base_anywhere_and_of_many_components():
+    # given the base in the middle, and four features over three components, one unmapped
+    phi = pd.DataFrame({"a": [1.0, 2.0], "_base": [0.5, 0.5], "b": [1.0, -1.0],
+                        "c": [2.0, 0.0], "d": [0.0, 1.0]})  # fmt: skip
+    points = health_points(phi, np.array([0.9, 0.7]), 0.5)
+    assert list(points.columns) == ["a", "b", "c", "d"]
+    np.testing.assert_allclose(points.sum(axis=1), [40.0, 20.0])
+    np.testing.assert_allclose(points.loc[0], [10.0, 10.0, 20.0, 0.0])
+    parts = component_points(points, {"a": "usage", "c": "usage", "b": "support"})
+    assert list(parts.columns) == ["usage", "support", "other"]
+    np.testing.assert_allclose(parts.to_numpy(), [[30.0, 10.0, 0.0], [20.0, -10.0, 10.0]])
+
+
+def test_drivers_among_some_columns_equal_the_drivers_of_those_columns():
+    rng = np.random.default_rng(3)
+    points = pd.DataFrame(rng.normal(size=(50, 8)).round(1), columns=list("abcdefgh"))
+    values = pd.DataFrame(rng.integers(0, 9, size=(50, 8)), columns=list("abcdefgh"))
+    words = {c: f"{c} is {{value}}" for c in "abcdefgh"}
+    among = ["g", "b", "e", "a"]  # out of order: ties go by this order, as a frame of them
+    expected = top_drivers(points[among], values, words, {}, k=2)
+    pd.testing.assert_frame_equal(top_drivers(points, values, words, {}, 2, None, among), expected)
+    with pytest.raises(KeyError, match="zz"):
+        top_drivers(points, values, words, {}, 2, None, ["a", "zz"])
+
+
 def test_no_contribution_means_no_points():
     points = health_points(pd.DataFrame({"a": [0.0], "_base": [1.0]}), np.array([0.7]), 0.7)
     assert points.iloc[0, 0] == 0.0
