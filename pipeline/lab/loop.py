@@ -339,6 +339,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         entry = {
             "truth": truth,
             "estimate": estimate,
+            "naive": float(naive[:, kinds.index(kind)].mean()),
             "low": float(low.loc[ids, kind].mean()),
             "high": float(high.loc[ids, kind].mean()),
             "sign_right": bool(np.sign(estimate) == np.sign(truth)),
