@@ -3,6 +3,8 @@ how long ago. The decision context for causal estimates is the interventions sta
 
 from __future__ import annotations
 
+import pandas as pd
+
 from features.base import (
     Engine,
     FamilyResult,
@@ -53,3 +55,18 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
         """
     )
     return FamilyResult(FAMILY, frame, tuple(features), {f"{TABLE}.type": kinds})
+
+
+def one_more_play(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``frame``'s play-history features as if one more play of ``kind`` had run on its as-of
+    date: the kind's and all plays' counts up by one, the days since the kind 0. Columns the
+    frame does not hold are left out (a kind the log never had has no columns of its own)."""
+    col = slug(kind)
+    changed = {
+        name: frame[name].fillna(0) + 1
+        for name in (f"{col}_365d", "interventions_90d", "interventions_365d")
+        if name in frame.columns
+    }
+    if f"days_since_{col}" in frame.columns:
+        changed[f"days_since_{col}"] = pd.Series(0.0, index=frame.index)
+    return frame.assign(**changed)

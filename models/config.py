@@ -269,4 +269,7 @@ class PlanConfig(_Section):
     epsilon: float = Field(default=0.1, ge=0, lt=1)  # randomised holdout share
     random_share: float = Field(default=0.5, ge=0, le=1)  # of the holdout: a random allowed plan
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
+    # the effect model's estimates moved this share of the way to the win model re-scored
+    # with one more play of the kind (0: the effect model alone)
+    reprediction_weight: float = Field(default=0.0, ge=0, le=1)
     seed: int = 42

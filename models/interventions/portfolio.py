@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from features.interventions import one_more_play
 from models.config import PlanConfig
 from models.errors import ModelInputError
 from models.interventions import allocation, experiment, plans, policy
@@ -56,6 +57,39 @@ class AccountEffects:
     low: np.ndarray
     high: np.ndarray
     propensity: np.ndarray
+
+
+class _Classifier(Protocol):
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
+def reprediction_lifts(model: _Classifier, X: pd.DataFrame, kinds: Sequence[str]) -> np.ndarray:
+    """(n, kinds): the win model's probability with one more play of each kind in the
+    account's history (:func:`features.interventions.one_more_play`), less its probability
+    as is: the play's effect as the win model learned it from the log (an S-learner).
+
+    Confounded like any reading of the log, but not the way the effect model is: it comes
+    from the win model's whole fit, not from the decision rows alone."""
+    base = model.predict_proba(X)[:, 1]
+    lifts = np.zeros((len(X), len(kinds)))
+    for j, kind in enumerate(kinds):
+        lifts[:, j] = model.predict_proba(one_more_play(X, kind))[:, 1] - base
+    return lifts
+
+
+def blend_reprediction(
+    estimated: AccountEffects, reprediction: np.ndarray, weight: float
+) -> AccountEffects:
+    """The effect model's estimates moved ``weight`` of the way to the win model's
+    re-prediction (:func:`reprediction_lifts`), each interval widened by the distance moved:
+    where the two readings of the log disagree, neither is sure."""
+    if weight <= 0:
+        return estimated
+    moved = weight * (np.asarray(reprediction, dtype=float) - estimated.point)
+    point = estimated.point + moved
+    below = np.hypot(estimated.point - estimated.low, moved)
+    above = np.hypot(estimated.high - estimated.point, moved)
+    return AccountEffects(point, point - below, point + above, estimated.propensity)
 
 
 @dataclass(frozen=True)
@@ -255,6 +289,7 @@ def make_plans(
     options: Sequence[plans.Option] | None = None,
     grounding: Grounding | None = None,
     team_plays: float | None = None,
+    reprediction: np.ndarray | None = None,
 ) -> PlanTables:
     """Recommended plays per account, allocated within capacity, with the learning loop's arms.
 
@@ -272,7 +307,9 @@ def make_plans(
         options: the options to plan with; None: :func:`catalog_options` of ``cfg``.
         grounding: per-kind corrections the experiment measured (None: the estimates as fitted).
         team_plays: plays the team runs in a period (from the interventions log): the capacity
-            the exploration takes its share of; None: the plan's capacity in plays.
+            the exploration takes its share of when fewer than the plan's; None: the plan's.
+        reprediction: (n, kinds) the win model re-scored with one more play of each kind
+            (:func:`reprediction_lifts`), blended in by ``cfg.reprediction_weight``.
 
     Returns:
         The plan tables.
@@ -290,6 +327,8 @@ def make_plans(
         raise ValueError(f"options of kinds the effect model did not estimate: {unknown}")
     column = np.array([kinds.index(o.kind) for o in options])
     estimated = account_effects(effects, context, scores, effects.modifier_columns_)
+    if reprediction is not None:
+        estimated = blend_reprediction(estimated, reprediction, cfg.reprediction_weight)
     if grounding is not None:
         estimated = grounding.apply(estimated, kinds, scores["win_probability"].to_numpy(float))
     flagged = effects.extrapolated(estimated.propensity)

@@ -36,9 +36,8 @@ import pandas as pd
 from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
-from features.base import slug
 from models.interventions import plans
-from models.interventions.portfolio import catalog_options, fund
+from models.interventions.portfolio import catalog_options, fund, reprediction_lifts
 from pipeline.config import Params
 from pipeline.errors import InputError, MissingInput
 from pipeline.io import catalog, registry
@@ -152,22 +151,7 @@ def naive_lifts(
     model: registry.HealthModel, snapshot: pd.DataFrame, kinds: list[str]
 ) -> np.ndarray:
     """(n, kinds): the win model re-scored with one more play of the kind in its history."""
-    X = model.ensemble.align(snapshot[model.features])
-    base = model.ensemble.predict_proba(X)[:, 1]
-    out = np.zeros((len(X), len(kinds)))
-    for j, kind in enumerate(kinds):
-        changed = X.copy()
-        for column, value in (
-            (f"{slug(kind)}_365d", 1),
-            ("interventions_90d", 1),
-            ("interventions_365d", 1),
-        ):
-            if column in changed:
-                changed[column] = changed[column].fillna(0) + value
-        if f"days_since_{slug(kind)}" in changed:
-            changed[f"days_since_{slug(kind)}"] = 0.0
-        out[:, j] = model.ensemble.predict_proba(changed)[:, 1] - base
-    return out
+    return reprediction_lifts(model.ensemble, snapshot[model.features], kinds)
 
 
 def exact_averages(p: np.ndarray, true: np.ndarray) -> np.ndarray:

@@ -152,9 +152,14 @@ def _plan(params: Params, as_of: date) -> PlanResult:
             )
             team = team_plays(raw, params.features.frequency, as_of)
     grounding = _grounding(params.plan.exploration, readout)
+    reprediction = None
+    if params.plan.reprediction_weight > 0:
+        kinds = list(model.effects.kinds_)
+        reprediction = portfolio.reprediction_lifts(model.ensemble, snapshot[model.features], kinds)
     out = portfolio.make_plans(
-        params.plan, model.effects, scores, context, as_of, options, grounding, team
-    )
+        params.plan, model.effects, scores, context, as_of, options, grounding, team,
+        reprediction,
+    )  # fmt: skip
     frame = out.plans
     target = catalog.PLANS.path(params.output_dir, as_of)
     funded = frame[frame["funded"]]

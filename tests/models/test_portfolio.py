@@ -10,13 +10,16 @@ import pytest
 from models.config import Capacity, PlanConfig, Play
 from models.interventions.plans import count_plans, search_plans
 from models.interventions.portfolio import (
+    AccountEffects,
     CatalogOptions,
     Grounding,
     PlanTables,
+    blend_reprediction,
     catalog_options,
     exclusions,
     fund,
     make_plans,
+    reprediction_lifts,
 )
 
 AS_OF = date(2026, 10, 1)
@@ -323,3 +326,47 @@ def test_exploration_takes_its_share_of_the_team_or_of_the_capacity_whichever_is
     assert abs(plays - expected) <= 3 * np.sqrt(expected)
     assert abs((arms == "none").sum() - 2 * expected) <= 3 * np.sqrt(2 * expected)
     assert out.allocation["exploration"]["capacity_left"]["csm_hours"] >= 0.85 * csm_hours
+
+
+def test_blending_the_reprediction_moves_the_estimate_and_widens_its_interval():
+    # given an estimate of +0.02 within ±0.03, and a re-prediction of −0.02
+    point = np.array([[0.02]])
+    estimated = AccountEffects(point, point - 0.03, point + 0.03, np.array([[0.5, 0.5]]))
+    blended = blend_reprediction(estimated, np.array([[-0.02]]), 0.25)
+    # then a quarter of the way there, each side widened by the 0.01 moved
+    assert blended.point[0, 0] == pytest.approx(0.01)
+    assert blended.low[0, 0] == pytest.approx(0.01 - np.hypot(0.03, 0.01))
+    assert blended.high[0, 0] == pytest.approx(0.01 + np.hypot(0.03, 0.01))
+    assert blend_reprediction(estimated, np.array([[-0.02]]), 0.0) is estimated
+
+
+class _HistoryModel:
+    """A win model that reads the play history: +0.1 per call in the year, −0.05 per
+    intervention in 90 days (a blank count reads 0)."""
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        p = 0.5 + 0.1 * X["call_365d"].fillna(0) - 0.05 * X["interventions_90d"]
+        return np.column_stack([1 - p, p])
+
+
+def test_reprediction_lifts_rescore_the_history_with_one_more_play_of_each_kind():
+    X = pd.DataFrame({"call_365d": [0.0, np.nan], "interventions_90d": [1, 0],
+                      "interventions_365d": [2, 0], "days_since_call": [40.0, np.nan]})  # fmt: skip
+    lifts = reprediction_lifts(_HistoryModel(), X, ["call", "webinar"])
+    # a call: +0.1 for the call, −0.05 for one more intervention; a webinar (no column of
+    # its own): only the intervention counts move
+    np.testing.assert_allclose(lifts, [[0.05, -0.05], [0.05, -0.05]])
+
+
+def test_plans_blend_the_reprediction_by_its_weight():
+    scores = _scores(50)
+    effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
+    reprediction = np.tile([0.01, 0.0, 0.10], (50, 1))
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.0,
+                     reprediction_weight=0.5)  # fmt: skip
+    out = make_plans(cfg, effects, scores, scores, AS_OF, reprediction=reprediction)  # type: ignore[arg-type]
+    table = out.effects.groupby("kind")["effect"].mean()
+    assert table.to_dict() == pytest.approx({"call": 0.03, "discount": 0.04, "training": 0.08})
+    off = make_plans(cfg.model_copy(update={"reprediction_weight": 0.0}), effects, scores,
+                     scores, AS_OF, reprediction=reprediction)  # type: ignore[arg-type]  # fmt: skip
+    assert off.effects.groupby("kind")["effect"].mean()["call"] == pytest.approx(0.05)

@@ -271,3 +271,35 @@ def test_play_history_of_a_decision_counts_only_plays_before_it(planned):
         decisions.loc[treated, "interventions_365d"] != rebuilt.loc[treated, "interventions_365d"]
     )
     assert differs.mean() > 0.5
+
+
+def test_a_full_reprediction_weight_plans_with_the_win_model_rescored(planned):
+    # given the plan of SECOND re-run with the estimates moved all the way to the win model
+    # re-scored with one more play of each kind
+    from pipeline.io import registry
+    from pipeline.lab.evaluate_plays import naive_lifts
+    from pipeline.shared.asof import features_as_of
+
+    params, _ = planned
+    fitted = read(params, SECOND, "effects.parquet")
+    full = params.model_copy(
+        update={"plan": params.plan.model_copy(update={"reprediction_weight": 1.0})}
+    )
+    try:
+        stages.run_plan(full, SECOND)
+        moved = read(params, SECOND, "effects.parquet")
+    finally:
+        stages.run_plan(params, SECOND)  # the module's other tests read the default plan
+    # then every estimate is the re-prediction, and differs from the effect model's
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, _ = registry.load_champion(params.mlflow.model_name, params.mlflow.alias, None)
+    snapshot, _ = features_as_of(params.data, params.features, model, SECOND)
+    kinds = list(model.effects.kinds_)
+    ids = moved["account_id"].drop_duplicates()
+    snapshot = snapshot.set_index("account_id").reindex(ids).reset_index()
+    expected = pd.DataFrame(naive_lifts(model, snapshot, kinds), index=ids, columns=kinds)
+    got = moved.pivot(index="account_id", columns="kind", values="effect").loc[ids, kinds]
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), atol=1e-12)
+    assert not np.allclose(fitted["effect"], moved["effect"])
+    assert (moved["effect_high"] - moved["effect_low"] >= fitted["effect_high"]
+            - fitted["effect_low"] - 1e-12).all(), "moving widens, never narrows"  # fmt: skip
