@@ -218,7 +218,7 @@ def _renewal_columns(
         },
         index=X.index,
     )
-    growth = _driver_columns(top, X.index, cfg.top_drivers, ("strength",), "top_growth")
+    growth = _driver_columns(top, X.index, cfg.top_drivers, ("strength",), "top_growth_{rank}")
     return pd.concat([out, growth], axis=1)
 
 
@@ -361,10 +361,10 @@ def _driver_columns(
     index: pd.Index,
     k: int,
     kinds: Sequence[str] = ("risk", "strength"),
-    prefix: str = "top",
+    label: str = "top_{kind}_{rank}",
 ) -> pd.DataFrame:
-    """``top_risk_1`` … ``top_strength_k`` as text columns, one row per account (``prefix`` and
-    ``kinds`` name them). Each column is one take of the text by position, no index lookups."""
+    """``top_risk_1`` … ``top_strength_k`` as text columns, one row per account (``label``
+    names them). Each column is one take of the text by position, no index lookups."""
     position = index.get_indexer(top["row"])
     text = top["text"].array
     kind, rank = top["kind"].to_numpy(), top["rank"].to_numpy()
@@ -374,8 +374,7 @@ def _driver_columns(
             mask = (kind == name) & (rank == r)
             take = np.full(len(index), -1, dtype="int64")
             take[position[mask]] = np.flatnonzero(mask)
-            label = f"{prefix}_{name}_{r}" if len(kinds) > 1 else f"{prefix}_{r}"
-            columns[label] = text.take(take, allow_fill=True)
+            columns[label.format(kind=name, rank=r)] = text.take(take, allow_fill=True)
     return pd.DataFrame(columns, index=index)
 
 
