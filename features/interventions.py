@@ -19,6 +19,7 @@ from features.config import FeaturesConfig
 
 FAMILY = "interventions"
 TABLE = "interventions"
+ALL_90D, ALL_365D = "interventions_90d", "interventions_365d"  # every kind's plays, counted
 
 
 _f = feature_maker(FAMILY, "interventions")
@@ -29,8 +30,8 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     kinds = discover(engine, TABLE, "type", "ts", vocabulary=cfg.vocabulary)
     parts = []
     features = [
-        _f("interventions_90d", "{value} intervention{s} in the last 90 days"),
-        _f("interventions_365d", "{value} intervention{s} in the last year"),
+        _f(ALL_90D, "{value} intervention{s} in the last 90 days"),
+        _f(ALL_365D, "{value} intervention{s} in the last year"),
     ]
     for kind in kinds:
         is_kind = f"i.type = {sql_literal(kind)}"
@@ -47,8 +48,8 @@ def interventions_features(engine: Engine, cfg: FeaturesConfig) -> FamilyResult:
     frame = engine.query(
         f"""
         SELECT s.account_id, s.as_of,
-          count(*) FILTER (WHERE i.ts >= s.since_90d) AS interventions_90d,
-          count(*) FILTER (WHERE i.ts >= s.since_365d) AS interventions_365d
+          count(*) FILTER (WHERE i.ts >= s.since_90d) AS {ALL_90D},
+          count(*) FILTER (WHERE i.ts >= s.since_365d) AS {ALL_365D}
           {"," + ", ".join(parts) if parts else ""}
         FROM spine s JOIN {TABLE} i ON i.account_id = s.account_id AND i.ts < s.as_of
         GROUP BY s.account_id, s.as_of
@@ -64,7 +65,7 @@ def one_more_play(frame: pd.DataFrame, kind: str) -> pd.DataFrame:
     col = slug(kind)
     changed = {
         name: frame[name].fillna(0) + 1
-        for name in (f"{col}_365d", "interventions_90d", "interventions_365d")
+        for name in (f"{col}_365d", ALL_90D, ALL_365D)
         if name in frame.columns
     }
     if f"days_since_{col}" in frame.columns:
