@@ -280,6 +280,17 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     blend = (est.loc[ids, kinds].to_numpy() + naive)[:, column] / 2
     blend_search = _search(p_model, blend, arr, days, options, cfg)
     blend_plans = blend_search.plans[fund(blend_search, capacity).plan]
+    experiment = (
+        catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
+        if catalog.EXPERIMENT.exists(params.output_dir, as_of)
+        else None
+    )
+    # the blend's weight chosen per kind by the experiment: how far towards the re-prediction
+    # the read-out's shift of the effect model points, shrunk by the read-out's noise
+    weights = experiment_weights(est.loc[ids, kinds].to_numpy(), naive, kinds, experiment)
+    chosen = est.loc[ids, kinds].to_numpy() + weights * (naive - est.loc[ids, kinds].to_numpy())
+    chosen_search = _search(p_model, chosen[:, column], arr, days, options, cfg)
+    chosen_plans = chosen_search.plans[fund(chosen_search, capacity).plan]
     first = {options[j].kind: j for j in first_slots(options)}
     true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
                                  for k in kinds])  # fmt: skip
@@ -297,7 +308,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         for name, chosen in (("policy", executed), ("oracle", oracle_plans),
                              ("no_exploration", unexplored), ("naive", naive_plans),
                              ("exact_averages", exact_plans), ("exact_shift", shifted_plans),
-                             ("blend", blend_plans))
+                             ("blend", blend_plans), ("chosen_blend", chosen_plans))
     }  # fmt: skip
     best = value["oracle"][0]
     explored = frame["explore_arm"].fillna("") != ""
@@ -314,6 +325,10 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         if best
         else float("nan"),
         "blend_vs_capacity_oracle": value["blend"][0] / best if best else float("nan"),
+        "chosen_blend_vs_capacity_oracle": value["chosen_blend"][0] / best
+        if best
+        else float("nan"),
+        "exact_shift_vs_capacity_oracle": value["exact_shift"][0] / best if best else float("nan"),
         "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best
         if best
         else float("nan"),
@@ -323,11 +338,6 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         "explored": int(explored.sum()),
         "funded": int(frame["funded"].sum()),
     }
-    experiment = (
-        catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
-        if catalog.EXPERIMENT.exists(params.output_dir, as_of)
-        else None
-    )
     low = estimated.pivot_table(index="account_id", columns="kind", values="effect_low")
     high = estimated.pivot_table(index="account_id", columns="kind", values="effect_high")
     kinds_out = {}
@@ -340,6 +350,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
             "truth": truth,
             "estimate": estimate,
             "naive": float(naive[:, kinds.index(kind)].mean()),
+            "chosen_weight": float(weights[kinds.index(kind)]),
             "low": float(low.loc[ids, kind].mean()),
             "high": float(high.loc[ids, kind].mean()),
             "sign_right": bool(np.sign(estimate) == np.sign(truth)),
@@ -356,6 +367,28 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         kinds_out[kind] = entry
     out["kinds"] = kinds_out
     return out
+
+
+def experiment_weights(
+    estimated: np.ndarray, naive: np.ndarray, kinds: list[str], experiment: pd.DataFrame | None
+) -> np.ndarray:
+    """Per kind, the share of the way from the effect model to the naive re-prediction that the
+    experiment's read-out supports: the least-squares weight of the re-prediction's gap on the
+    read-out's shift, shrunk by the read-out's noise, ``shift·gap / (gap² + se²)`` in [0, 1]
+    (0 for a kind the experiment has not read)."""
+    weights = np.zeros(len(kinds))
+    if experiment is None:
+        return weights
+    gap = naive.mean(axis=0) - estimated.mean(axis=0)
+    for j, kind in enumerate(kinds):
+        if kind not in experiment.index:
+            continue
+        row = experiment.loc[kind]
+        shift, se = _num(row.get("shift")), _num(row.get("se"))
+        if shift is None or se is None or np.isnan(shift) or np.isnan(se):
+            continue
+        weights[j] = np.clip(shift * gap[j] / (gap[j] ** 2 + se**2), 0.0, 1.0)
+    return weights
 
 
 def _num(value: Any) -> float | None:
@@ -404,7 +437,8 @@ def summarise(result: dict[str, Any]) -> pd.DataFrame:
         early, late = group[group["period"] < half], group[group["period"] >= half]
         last = group.sort_values("period").iloc[-1]["kinds"]
         row: dict[str, Any] = {"seed": seed, "epsilon": epsilon}
-        for name in ("policy", "no_exploration", "naive", "blend", "exact_averages", "exact_shift"):
+        for name in ("policy", "no_exploration", "naive", "blend", "chosen_blend",
+                     "exact_averages", "exact_shift"):  # fmt: skip
             column = f"{name}_vs_capacity_oracle"
             if column not in group:
                 continue
