@@ -68,7 +68,7 @@ def allocate(
     capacity: Mapping[str, float | None],
     frontier_points: int = 12,
     *,
-    time_limit: float = 5.0,
+    node_limit: int = 2_000,
     mip_rel_gap: float = 1e-4,
     frontier_gap: float = 1e-3,
 ) -> Allocation:
@@ -80,8 +80,9 @@ def allocate(
         capacity: ``csm_hours``, ``exec_hours`` and ``budget`` (money) → the most the portfolio
             may use; ``None`` or a missing key = unlimited.
         frontier_points: budget caps on the saved-vs-cost frontier (at least 2).
-        time_limit: seconds per solve; past it the solver's best incumbent is used and
-            ``optimal`` is False.
+        node_limit: branch-and-bound nodes per solve: the work is bound by a count, not the
+            clock, so a plan is the same on a loaded machine. Past it the solver's best
+            incumbent is used (or the rounded LP when better) and ``optimal`` is False.
         mip_rel_gap: relative optimality gap of the allocation.
         frontier_gap: relative gap of each frontier point (a planning curve: 0.1 % is plenty,
             and proving 0.01 % on a tight budget costs the solver seconds per point).
@@ -98,7 +99,7 @@ def allocate(
     limits = _limits(capacity)
     if frontier_points < 2:
         raise ValueError(f"frontier_points must be >= 2, got {frontier_points}")
-    options = {"time_limit": float(time_limit), "mip_rel_gap": float(mip_rel_gap)}
+    options = {"node_limit": int(node_limit), "mip_rel_gap": float(mip_rel_gap)}
     frontier_options = {**options, "mip_rel_gap": max(float(frontier_gap), float(mip_rel_gap))}
     columns = _undominated(portfolio)
     solution = _solve(portfolio, limits, options, columns)
@@ -254,11 +255,11 @@ def _solve(
             x[free] = np.rint(result.x)
             if result.status == 1:
                 optimal = False
-                message = f"time limit reached: best incumbent, gap {result.mip_gap:.2%}"
+                message = f"node limit reached: best incumbent, gap {result.mip_gap:.2%}"
         elif incumbent is None:
             raise _Infeasible(
                 f"no allocation fits the capacity {dict(limits)} ({result.message}): give every "
-                "account a zero-cost candidate (business as usual), or raise time_limit"
+                "account a zero-cost candidate (business as usual), or raise node_limit"
             )
         else:
             x = incumbent

@@ -95,10 +95,10 @@ def test_frontier_is_monotone_from_no_budget_to_the_uncapped_optimum():
     assert frontier.optimal.all()
 
 
-def test_a_solver_stopped_by_its_time_limit_falls_back_to_the_rounded_lp(monkeypatch):
-    # given milp stopping at its time limit with no incumbent
+def test_a_solver_stopped_by_its_node_limit_falls_back_to_the_rounded_lp(monkeypatch):
+    # given milp stopping at its node limit with no incumbent
     def stopped(*args, **kwargs):
-        return OptimizeResult(status=1, x=None, message="Time limit reached", mip_gap=None)
+        return OptimizeResult(status=1, x=None, message="Node limit reached", mip_gap=None)
 
     monkeypatch.setattr(allocation, "milp", stopped)
     account, saved, cost, csm, exe = _tiny()
@@ -120,3 +120,20 @@ def test_allocation_rejects_impossible_capacity_and_unknown_resources():
         allocate(account, saved, cost, csm, exe, {"seats": 3.0})
     with pytest.raises(ValueError, match="csm_hours must be finite"):
         allocate(account, saved, cost, -csm, exe, {})
+
+
+def test_the_solver_is_bound_by_a_node_count_not_the_clock(monkeypatch):
+    # given a spy on the solver, and a tight gap so the binary program is solved
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(dict(kwargs["options"]))  # milp takes its options out of the dict
+        return allocation_milp(*args, **kwargs)
+
+    allocation_milp = allocation.milp
+    monkeypatch.setattr(allocation, "milp", spy)
+    account, saved, cost, csm, exe = _tiny()
+    allocate(account, saved, cost, csm, exe, {"csm_hours": 23.0}, node_limit=7, mip_rel_gap=1e-9)
+    # then every solve it ran was limited by nodes and none by seconds
+    assert seen
+    assert all(o["node_limit"] == 7 and "time_limit" not in o for o in seen)
