@@ -238,6 +238,9 @@ class ExplorationConfig(_Section):
     controls_per_play: float = Field(default=2.0, ge=0)  # no-play controls (they cost nothing)
     surrogate_days: int = Field(default=60, ge=1)  # read a play's effect this long after it
     min_rows: int = Field(default=10, ge=2)  # per arm and in the control, else no estimate
+    # read each arm's outcome against what the win probability at the decision predicts of it
+    # (regression adjustment: still unbiased, narrower where that probability explains it)
+    adjust: bool = True
     # how a kind the experiment has read out is estimated per account: "off" keeps the effect
     # model as fitted (the read-out is still logged and written beside it: experiment.csv);
     # "shrink" moves its estimates toward the experiment's view of their bias as far as the

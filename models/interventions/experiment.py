@@ -132,6 +132,7 @@ def randomised_effects(
     outcome: np.ndarray,
     kinds: Sequence[str],
     min_rows: int = 10,
+    covariates: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Each kind's average effect on ``outcome`` from the randomised rows, against the control.
 
@@ -141,6 +142,10 @@ def randomised_effects(
         outcome: (n,) the outcome (a renewal, or a surrogate of it).
         kinds: names of the kind indices.
         min_rows: fewer rows than this in an arm (or the control) gives no estimate (NaN).
+        covariates: (n,) or (n, p) measured before the draw (e.g. the win probability at the
+            decision), or None. The outcome is first adjusted by its pooled within-arm
+            regression on them (:func:`adjust_outcome`): unbiased still, since the draw makes
+            them independent of the arm, and narrower where they predict the outcome.
 
     Returns:
         One row per kind: ``ate``, ``se``, ``lo``, ``hi`` (95 %), ``rows`` and ``control_rows``.
@@ -152,6 +157,8 @@ def randomised_effects(
         raise ValueError("arm, propensity and outcome must have one entry per row")
     if np.any(~np.isfinite(w)) or np.any(~np.isfinite(y)):
         raise ValueError("randomised rows need a finite propensity in (0, 1] and outcome")
+    if covariates is not None:
+        y = adjust_outcome(arm, w, y, covariates)
 
     def mean_and_var(mask: np.ndarray) -> tuple[float, float]:
         wi, yi = w[mask], y[mask]
@@ -180,6 +187,32 @@ def randomised_effects(
             }
         )
     return pd.DataFrame(rows).set_index("kind")
+
+
+def adjust_outcome(
+    arm: np.ndarray, weight: np.ndarray, outcome: np.ndarray, covariates: np.ndarray
+) -> np.ndarray:
+    """The outcome less what the covariates predict of it, ``y − (x − x̄)·θ``.
+
+    ``θ`` is the weighted least-squares slope of ``y`` on ``x`` with one intercept per arm (so a
+    play's effect does not leak into it), ``x̄`` the weighted mean over every row: each arm's mean
+    moves only by chance differences in its covariates (CUPED; Deng et al., 2013, with Lin's
+    2013 per-arm intercepts). Covariates with a non-finite value or no spread are left out."""
+    x = np.asarray(covariates, dtype=float)
+    x = x.reshape(len(x), -1)
+    if x.shape[0] != outcome.size:
+        raise ValueError(
+            f"covariates need one row per outcome; got {x.shape[0]} for {outcome.size}"
+        )
+    keep = np.isfinite(x).all(axis=0) & (x.std(axis=0) > 0)
+    x = x[:, keep]
+    if not x.shape[1]:
+        return outcome
+    centred = x - np.average(x, axis=0, weights=weight)
+    arms = (arm[:, None] == np.unique(arm)[None, :]).astype(float)
+    design = np.hstack([arms, centred]) * np.sqrt(weight)[:, None]
+    coef, *_ = np.linalg.lstsq(design, outcome * np.sqrt(weight), rcond=None)
+    return outcome - centred @ coef[arms.shape[1] :]
 
 
 @dataclass(frozen=True)

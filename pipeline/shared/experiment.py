@@ -147,9 +147,14 @@ def read_experiment(
     as_of: date,
     lag_days: int,
     min_rows: int,
+    adjust: bool = True,
 ) -> Readout | None:
     """The experiment's read-out on ``as_of`` from the raw tables; None when they hold no
-    randomised rows old enough yet (or the model has no effect model)."""
+    randomised rows old enough yet (or the model has no effect model).
+
+    With ``adjust``, both outcomes are read against what the win probability at the decision
+    predicts of them (:func:`~models.interventions.experiment.adjust_outcome`): still unbiased,
+    and narrower by as much of the outcome's spread as that probability explains."""
     table = experiment_rows(raw, features_cfg, model, as_of, lag_days)
     if table is None or table.empty:
         return None
@@ -157,9 +162,13 @@ def read_experiment(
     assert effects is not None  # experiment_rows returns None without one
     kinds = list(effects.kinds_)
     arm, propensity = table["arm"].to_numpy(), table["propensity"].to_numpy()
-    surrogate = randomised_effects(arm, propensity, table["surrogate"].to_numpy(), kinds, min_rows)
-    context = context_frame(table, model.catalog, model.features)
     p0 = table["p_before"].to_numpy()
+    q = np.clip(p0, 1e-6, 1 - 1e-6)
+    covariates = np.column_stack([p0, np.log(q / (1 - q))]) if adjust else None
+    surrogate = randomised_effects(
+        arm, propensity, table["surrogate"].to_numpy(), kinds, min_rows, covariates
+    )
+    context = context_frame(table, model.catalog, model.features)
     mods = context[list(effects.modifier_columns_)] if effects.modifier_columns_ else None
     point, _, _ = effects.effects(p0, table[SEGMENT].to_numpy(), mods)
     observational = pd.Series(point.mean(axis=0), index=kinds)
@@ -168,7 +177,10 @@ def read_experiment(
     )
     renewed = table["renewed"].to_numpy()
     has = ~np.isnan(renewed)
-    renewals = randomised_effects(arm[has], propensity[has], renewed[has], kinds, min_rows)
+    renewals = randomised_effects(
+        arm[has], propensity[has], renewed[has], kinds, min_rows,
+        None if covariates is None else covariates[has],
+    )  # fmt: skip
     slope = float(np.mean(p0 * (1 - p0)))
     return Readout(surrogate=surrogate, renewals=renewals, rows=len(table), slope=slope)
 

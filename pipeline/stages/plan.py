@@ -148,7 +148,7 @@ def _plan(params: Params, as_of: date) -> PlanResult:
         with io.read_raw(params.data) as raw:
             cfg = params.plan.exploration
             readout = read_experiment(
-                raw, params.features, model, as_of, cfg.surrogate_days, cfg.min_rows
+                raw, params.features, model, as_of, cfg.surrogate_days, cfg.min_rows, cfg.adjust
             )
             team = team_plays(raw, params.features.frequency, as_of)
     grounding = _grounding(params.plan.exploration, readout)
