@@ -6,7 +6,7 @@ Defined here, beside the code that uses them, so ``models/`` needs nothing from 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -273,6 +273,7 @@ class PlanConfig(_Section):
     random_share: float = Field(default=0.5, ge=0, le=1)  # of the holdout: a random allowed plan
     exploration: ExplorationConfig = Field(default_factory=ExplorationConfig)
     # the effect model's estimates moved this share of the way to the win model re-scored
-    # with one more play of the kind (0: the effect model alone)
-    reprediction_weight: float = Field(default=0.0, ge=0, le=1)
+    # with one more play of the kind (0: the effect model alone); "experiment": a share per
+    # kind, as far as the experiment's read-out agrees with the re-prediction
+    reprediction_weight: Annotated[float, Field(ge=0, le=1)] | Literal["experiment"] = 0.0
     seed: int = 42

@@ -12,7 +12,7 @@ what the experiment has read out so far (:class:`Grounding`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
@@ -78,18 +78,55 @@ def reprediction_lifts(model: _Classifier, X: pd.DataFrame, kinds: Sequence[str]
 
 
 def blend_reprediction(
-    estimated: AccountEffects, reprediction: np.ndarray, weight: float
+    estimated: AccountEffects, reprediction: np.ndarray, weight: float | np.ndarray
 ) -> AccountEffects:
-    """The effect model's estimates moved ``weight`` of the way to the win model's
-    re-prediction (:func:`reprediction_lifts`), each interval widened by the distance moved:
-    where the two readings of the log disagree, neither is sure."""
-    if weight <= 0:
+    """The effect model's estimates moved ``weight`` (one share, or one per kind) of the way to
+    the win model's re-prediction (:func:`reprediction_lifts`), each interval widened by the
+    distance moved: where the two readings of the log disagree, neither is sure."""
+    weight = np.asarray(weight, dtype=float)
+    if not np.any(weight > 0):
         return estimated
     moved = weight * (np.asarray(reprediction, dtype=float) - estimated.point)
     point = estimated.point + moved
     below = np.hypot(estimated.point - estimated.low, moved)
     above = np.hypot(estimated.high - estimated.point, moved)
     return AccountEffects(point, point - below, point + above, estimated.propensity)
+
+
+def experiment_weights(
+    estimated: np.ndarray,
+    reprediction: np.ndarray,
+    kinds: Sequence[str],
+    experiment: pd.DataFrame | None,
+) -> np.ndarray:
+    """Per kind, the share of the way from the effect model to the re-prediction that the
+    experiment's read-out supports.
+
+    The read-out says how far the effect model is off on its randomised rows (``shift``, with
+    its standard error ``se``); the re-prediction says the effect model is off by ``gap`` (the
+    two averages' difference over the book). The weight is the least-squares coefficient of
+    the one on the other, shrunk by the read-out's noise: ``shift·gap / (gap² + se²)``, clipped
+    to [0, 1]. A read-out as far as the re-prediction, and sure of it, moves a kind all the way;
+    one pointing the other way, or lost in its noise, leaves it where the effect model put it;
+    a kind the experiment has not read keeps weight 0.
+
+    Args:
+        estimated: (n, kinds) the effect model's per-account estimates.
+        reprediction: (n, kinds) :func:`reprediction_lifts` of the same accounts.
+        kinds: the columns' kinds.
+        experiment: the read-out per kind (index: kind; columns ``shift`` and ``se``), or None.
+    """
+    weights = np.zeros(len(kinds))
+    if experiment is None or not {"shift", "se"} <= set(experiment.columns):
+        return weights
+    gap = np.asarray(reprediction, float).mean(axis=0) - np.asarray(estimated, float).mean(axis=0)
+    for j, kind in enumerate(kinds):
+        if kind not in experiment.index:
+            continue
+        shift, se = float(experiment.loc[kind, "shift"]), float(experiment.loc[kind, "se"])
+        if np.isfinite(shift) and np.isfinite(se) and gap[j] ** 2 + se**2 > 0:
+            weights[j] = np.clip(shift * gap[j] / (gap[j] ** 2 + se**2), 0.0, 1.0)
+    return weights
 
 
 @dataclass(frozen=True)
@@ -131,6 +168,8 @@ class PlanTables:
             (account_id, ts, arm, propensity, source) plus ``offset_days``: the funded plays,
             the holdout's and the exploration's arms, no-play controls included.
         explored: how many accounts the exploration drew (plays and controls).
+        reprediction_weights: per kind, the share of the way its estimates moved to the
+            re-prediction (0 everywhere when it is off).
     """
 
     plans: pd.DataFrame
@@ -141,6 +180,7 @@ class PlanTables:
     plan_space: int
     assignments: pd.DataFrame
     explored: int
+    reprediction_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -290,6 +330,7 @@ def make_plans(
     grounding: Grounding | None = None,
     team_plays: float | None = None,
     reprediction: np.ndarray | None = None,
+    readout: pd.DataFrame | None = None,
 ) -> PlanTables:
     """Recommended plays per account, allocated within capacity, with the learning loop's arms.
 
@@ -310,6 +351,9 @@ def make_plans(
             the exploration takes its share of when fewer than the plan's; None: the plan's.
         reprediction: (n, kinds) the win model re-scored with one more play of each kind
             (:func:`reprediction_lifts`), blended in by ``cfg.reprediction_weight``.
+        readout: the experiment's read-out per kind (``shift``, ``se``), which sets each
+            kind's weight when ``cfg.reprediction_weight`` is ``"experiment"``
+            (:func:`experiment_weights`).
 
     Returns:
         The plan tables.
@@ -327,8 +371,13 @@ def make_plans(
         raise ValueError(f"options of kinds the effect model did not estimate: {unknown}")
     column = np.array([kinds.index(o.kind) for o in options])
     estimated = account_effects(effects, context, scores, effects.modifier_columns_)
+    weights = np.zeros(len(kinds))
     if reprediction is not None:
-        estimated = blend_reprediction(estimated, reprediction, cfg.reprediction_weight)
+        if cfg.reprediction_weight == "experiment":
+            weights = experiment_weights(estimated.point, reprediction, kinds, readout)
+        else:
+            weights = np.full(len(kinds), float(cfg.reprediction_weight))
+        estimated = blend_reprediction(estimated, reprediction, weights)
     if grounding is not None:
         estimated = grounding.apply(estimated, kinds, scores["win_probability"].to_numpy(float))
     flagged = effects.extrapolated(estimated.propensity)
@@ -378,6 +427,7 @@ def make_plans(
         plan_space=len(search.plans),
         assignments=_assignments(scores, options, search, funding.plan, assignment, draw, as_of),
         explored=int(draw.assigned.sum()),
+        reprediction_weights=dict(zip(kinds, weights.round(4).tolist(), strict=True)),
     )
 
 

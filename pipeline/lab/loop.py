@@ -38,7 +38,12 @@ import numpy as np
 import pandas as pd
 
 from models.interventions.plans import Option
-from models.interventions.portfolio import catalog_options, first_slots, fund
+from models.interventions.portfolio import (
+    catalog_options,
+    experiment_weights,
+    first_slots,
+    fund,
+)
 from pipeline import synthetic
 from pipeline.config import Params
 from pipeline.io import catalog, registry
@@ -367,28 +372,6 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         kinds_out[kind] = entry
     out["kinds"] = kinds_out
     return out
-
-
-def experiment_weights(
-    estimated: np.ndarray, naive: np.ndarray, kinds: list[str], experiment: pd.DataFrame | None
-) -> np.ndarray:
-    """Per kind, the share of the way from the effect model to the naive re-prediction that the
-    experiment's read-out supports: the least-squares weight of the re-prediction's gap on the
-    read-out's shift, shrunk by the read-out's noise, ``shift·gap / (gap² + se²)`` in [0, 1]
-    (0 for a kind the experiment has not read)."""
-    weights = np.zeros(len(kinds))
-    if experiment is None:
-        return weights
-    gap = naive.mean(axis=0) - estimated.mean(axis=0)
-    for j, kind in enumerate(kinds):
-        if kind not in experiment.index:
-            continue
-        row = experiment.loc[kind]
-        shift, se = _num(row.get("shift")), _num(row.get("se"))
-        if shift is None or se is None or np.isnan(shift) or np.isnan(se):
-            continue
-        weights[j] = np.clip(shift * gap[j] / (gap[j] ** 2 + se**2), 0.0, 1.0)
-    return weights
 
 
 def _num(value: Any) -> float | None:

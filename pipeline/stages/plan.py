@@ -153,12 +153,12 @@ def _plan(params: Params, as_of: date) -> PlanResult:
             team = team_plays(raw, params.features.frequency, as_of)
     grounding = _grounding(params.plan.exploration, readout)
     reprediction = None
-    if params.plan.reprediction_weight > 0:
+    if params.plan.reprediction_weight == "experiment" or params.plan.reprediction_weight > 0:
         kinds = list(model.effects.kinds_)
         reprediction = portfolio.reprediction_lifts(model.ensemble, snapshot[model.features], kinds)
     out = portfolio.make_plans(
         params.plan, model.effects, scores, context, as_of, options, grounding, team,
-        reprediction,
+        reprediction, None if readout is None else readout.surrogate,
     )  # fmt: skip
     frame = out.plans
     target = catalog.PLANS.path(params.output_dir, as_of)
@@ -176,6 +176,7 @@ def _plan(params: Params, as_of: date) -> PlanResult:
         "explored": out.explored,
         "experiment_rows": readout.rows if readout else 0,
         "grounded": [] if grounding is None else sorted(grounding.shift[grounding.se > 0].index),
+        "reprediction_weights": out.reprediction_weights,
         "plan_space": out.plan_space,
         "exact_search": out.exact,
         "allocation": out.allocation,

@@ -17,6 +17,7 @@ from models.interventions.portfolio import (
     blend_reprediction,
     catalog_options,
     exclusions,
+    experiment_weights,
     fund,
     make_plans,
     reprediction_lifts,
@@ -370,3 +371,42 @@ def test_plans_blend_the_reprediction_by_its_weight():
     off = make_plans(cfg.model_copy(update={"reprediction_weight": 0.0}), effects, scores,
                      scores, AS_OF, reprediction=reprediction)  # type: ignore[arg-type]  # fmt: skip
     assert off.effects.groupby("kind")["effect"].mean()["call"] == pytest.approx(0.05)
+
+
+def test_experiment_weights_follow_the_read_out_and_shrink_with_its_noise():
+    # the re-prediction says +0.02 above the effect model on both kinds
+    estimated = np.tile([0.00, 0.01], (4, 1))
+    naive = estimated + 0.02
+    sure = pd.DataFrame({"shift": [0.02, -0.01], "se": [0.0, 0.001]}, index=["a", "b"])
+    weights = experiment_weights(estimated, naive, ["a", "b", "c"], sure)
+    # a read-out as far as the re-prediction: all the way; one pointing away: none; unread: none
+    np.testing.assert_allclose(weights, [1.0, 0.0, 0.0])
+    halfway = pd.DataFrame({"shift": [0.01], "se": [0.0]}, index=["a"])
+    assert experiment_weights(estimated, naive, ["a", "b"], halfway)[0] == pytest.approx(0.5)
+    # noise as large as the gap halves the weight; no read-out, no weight
+    noisy = pd.DataFrame({"shift": [0.02], "se": [0.02]}, index=["a"])
+    assert experiment_weights(estimated, naive, ["a", "b"], noisy)[0] == pytest.approx(0.5)
+    assert not experiment_weights(estimated, naive, ["a", "b"], None).any()
+
+
+def test_plans_take_each_kinds_weight_from_the_experiment():
+    # given a re-prediction 0.04 below the effect model on calls and 0.04 above on training
+    scores = _scores(50)
+    effects = _Effects({"call": 0.05, "discount": 0.08, "training": 0.06})
+    reprediction = np.tile([0.01, 0.08, 0.10], (50, 1))
+    cfg = PlanConfig(catalog=CATALOG, capacity=Capacity(csm_hours=150), epsilon=0.0,
+                     reprediction_weight="experiment")  # fmt: skip
+    # and an experiment sure that calls are 0.04 too high, and training 0.04 too high as well
+    readout = pd.DataFrame(
+        {"shift": [-0.04, -0.04], "se": [0.0, 0.0]}, index=pd.Index(["call", "training"])
+    )
+    out = make_plans(cfg, effects, scores, scores, AS_OF, reprediction=reprediction,  # type: ignore[arg-type]
+                     readout=readout)  # fmt: skip
+    # then calls move all the way to the re-prediction, training (it points the other way) and
+    # discounts (not read) stay as the effect model has them
+    assert out.reprediction_weights == {"call": 1.0, "discount": 0.0, "training": 0.0}
+    table = out.effects.groupby("kind")["effect"].mean()
+    assert table.to_dict() == pytest.approx({"call": 0.01, "discount": 0.08, "training": 0.06})
+    # and without a read-out nothing moves
+    unread = make_plans(cfg, effects, scores, scores, AS_OF, reprediction=reprediction)  # type: ignore[arg-type]
+    assert set(unread.reprediction_weights.values()) == {0.0}

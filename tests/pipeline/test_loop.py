@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.io import catalog
-from pipeline.lab.loop import LoopSettings, experiment_weights, paired_gain, run_loop, summarise
+from pipeline.lab.loop import LoopSettings, paired_gain, run_loop, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,19 +106,3 @@ def test_paired_gain_and_summary_read_the_loop_figures():
     assert table.loc[(1, 0.1), "policy (second half)"] == pytest.approx(0.85)
     assert table.loc[(2, 0.0), "policy (first half)"] == pytest.approx(0.4)
     assert table.loc[(1, 0.1), "signs right (last)"] == "1/1"
-
-
-def test_experiment_weights_follow_the_read_out_and_shrink_with_its_noise():
-    # the re-prediction says +0.02 above the effect model on both kinds
-    estimated = np.tile([0.00, 0.01], (4, 1))
-    naive = estimated + 0.02
-    sure = pd.DataFrame({"shift": [0.02, -0.01], "se": [0.0, 0.001]}, index=["a", "b"])
-    weights = experiment_weights(estimated, naive, ["a", "b", "c"], sure)
-    # a read-out as far as the re-prediction: all the way; one pointing away: none; unread: none
-    np.testing.assert_allclose(weights, [1.0, 0.0, 0.0])
-    halfway = pd.DataFrame({"shift": [0.01], "se": [0.0]}, index=["a"])
-    assert experiment_weights(estimated, naive, ["a", "b"], halfway)[0] == pytest.approx(0.5)
-    # noise as large as the gap halves the weight; no read-out, no weight
-    noisy = pd.DataFrame({"shift": [0.02], "se": [0.02]}, index=["a"])
-    assert experiment_weights(estimated, naive, ["a", "b"], noisy)[0] == pytest.approx(0.5)
-    assert not experiment_weights(estimated, naive, ["a", "b"], None).any()

@@ -288,6 +288,7 @@ def test_a_full_reprediction_weight_plans_with_the_win_model_rescored(planned):
     try:
         stages.run_plan(full, SECOND)
         moved = read(params, SECOND, "effects.parquet")
+        weights = catalog.PLAN_SUMMARY.read(params.output_dir, SECOND)["reprediction_weights"]
     finally:
         stages.run_plan(params, SECOND)  # the module's other tests read the default plan
     # then every estimate is the re-prediction, and differs from the effect model's
@@ -301,5 +302,6 @@ def test_a_full_reprediction_weight_plans_with_the_win_model_rescored(planned):
     got = moved.pivot(index="account_id", columns="kind", values="effect").loc[ids, kinds]
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), atol=1e-12)
     assert not np.allclose(fitted["effect"], moved["effect"])
+    assert weights == dict.fromkeys(kinds, 1.0)  # the summary says how far each kind moved
     assert (moved["effect_high"] - moved["effect_low"] >= fitted["effect_high"]
             - fitted["effect_low"] - 1e-12).all(), "moving widens, never narrows"  # fmt: skip
