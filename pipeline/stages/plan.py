@@ -153,7 +153,10 @@ def _plan(params: Params, as_of: date) -> PlanResult:
             team = team_plays(raw, params.features.frequency, as_of)
     grounding = _grounding(params.plan.exploration, readout)
     reprediction = None
-    if params.plan.reprediction_weight == "experiment" or params.plan.reprediction_weight > 0:
+    weight = params.plan.reprediction_weight
+    # weighted by the experiment's read-out, nothing moves until there is one
+    wanted = readout is not None if weight == "experiment" else weight > 0
+    if wanted:
         kinds = list(model.effects.kinds_)
         reprediction = portfolio.reprediction_lifts(model.ensemble, snapshot[model.features], kinds)
     out = portfolio.make_plans(
