@@ -293,8 +293,8 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     # the blend's weight chosen per kind by the experiment: how far towards the re-prediction
     # the read-out's shift of the effect model points, shrunk by the read-out's noise
     weights = experiment_weights(est.loc[ids, kinds].to_numpy(), naive, kinds, experiment)
-    chosen = est.loc[ids, kinds].to_numpy() + weights * (naive - est.loc[ids, kinds].to_numpy())
-    chosen_search = _search(p_model, chosen[:, column], arr, days, options, cfg)
+    weighted = est.loc[ids, kinds].to_numpy() + weights * (naive - est.loc[ids, kinds].to_numpy())
+    chosen_search = _search(p_model, weighted[:, column], arr, days, options, cfg)
     chosen_plans = chosen_search.plans[fund(chosen_search, capacity).plan]
     first = {options[j].kind: j for j in first_slots(options)}
     true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
