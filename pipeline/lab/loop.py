@@ -281,6 +281,10 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     naive = naive_lifts(model, snapshot, kinds)
     naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
     naive_plans = naive_search.plans[fund(naive_search, capacity).plan]
+    # the blends below start from the effect model's own estimates: valued only when the plan
+    # ran without the re-prediction (a plan that blended it is the weighted blend already)
+    moved = any(catalog.PLAN_SUMMARY.read(params.output_dir, as_of)
+                .get("reprediction_weights", {}).values())  # fmt: skip
     # the effect model and the naive re-prediction averaged: two estimators whose biases differ
     blend = (est.loc[ids, kinds].to_numpy() + naive)[:, column] / 2
     blend_search = _search(p_model, blend, arr, days, options, cfg)
@@ -329,9 +333,11 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         "no_exploration_vs_capacity_oracle": value["no_exploration"][0] / best
         if best
         else float("nan"),
-        "blend_vs_capacity_oracle": value["blend"][0] / best if best else float("nan"),
+        "blend_vs_capacity_oracle": value["blend"][0] / best
+        if best and not moved
+        else float("nan"),
         "chosen_blend_vs_capacity_oracle": value["chosen_blend"][0] / best
-        if best
+        if best and not moved
         else float("nan"),
         "exact_shift_vs_capacity_oracle": value["exact_shift"][0] / best if best else float("nan"),
         "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best

@@ -28,6 +28,8 @@ def test_a_small_loop_plans_explores_applies_and_measures(tmp_path):
             # read the experiment out after four weeks, from two rows an arm
             "plan.exploration.surrogate_days=28",
             "plan.exploration.min_rows=2",
+            # the blends are valued beside a plan that ran on the effect model alone
+            "plan.reprediction_weight=0",
         ],
     )
     settings = LoopSettings(seeds=(7,), periods=2, epsilons=(0.2,), accounts=1500)
