@@ -272,77 +272,73 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         cell = (row_of[row.account_id], where[(row.arm, int(row.offset_days))])
         executed[cell] = True
         recommended[cell] = row.source == "recommended"
-    oracle = _search(p_true, true_option, arr, days, options, cfg)
-    oracle_plans = oracle.plans[fund(oracle, capacity).plan]
-    ours = _search(p_model, est.loc[ids, kinds].to_numpy()[:, column], arr, days, options, cfg)
-    unexplored = ours.plans[fund(ours, capacity).plan]
+
+    def funded(p: np.ndarray, lifts: np.ndarray) -> np.ndarray:
+        """The plans searched on these lifts and funded within capacity."""
+        search = _search(p, lifts, arr, days, options, cfg)
+        return search.plans[fund(search, capacity).plan]
+
+    own = est.loc[ids, kinds].to_numpy()  # the plan's estimates per kind
     snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     snapshot = snapshot.set_index("account_id").reindex(ids).reset_index()
     naive = naive_lifts(model, snapshot, kinds)
-    naive_search = _search(p_model, naive[:, column], arr, days, options, cfg)
-    naive_plans = naive_search.plans[fund(naive_search, capacity).plan]
-    # the blends below start from the effect model's own estimates: valued only when the plan
-    # ran without the re-prediction (a plan that blended it is the weighted blend already)
-    moved = any(catalog.PLAN_SUMMARY.read(params.output_dir, as_of)
-                .get("reprediction_weights", {}).values())  # fmt: skip
-    # the effect model and the naive re-prediction averaged: two estimators whose biases differ
-    blend = (est.loc[ids, kinds].to_numpy() + naive)[:, column] / 2
-    blend_search = _search(p_model, blend, arr, days, options, cfg)
-    blend_plans = blend_search.plans[fund(blend_search, capacity).plan]
-    experiment = (
-        catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
-        if catalog.EXPERIMENT.exists(params.output_dir, as_of)
-        else None
-    )
-    # the blend's weight chosen per kind by the experiment: how far towards the re-prediction
-    # the read-out's shift of the effect model points, shrunk by the read-out's noise
-    weights = experiment_weights(est.loc[ids, kinds].to_numpy(), naive, kinds, experiment)
-    weighted = est.loc[ids, kinds].to_numpy() + weights * (naive - est.loc[ids, kinds].to_numpy())
-    chosen_search = _search(p_model, weighted[:, column], arr, days, options, cfg)
-    chosen_plans = chosen_search.plans[fund(chosen_search, capacity).plan]
     first = {options[j].kind: j for j in first_slots(options)}
     true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
                                  for k in kinds])  # fmt: skip
-    exact = exact_averages(p_model, true_kind)[:, column]
-    exact_search = _search(p_model, exact, arr, days, options, cfg)
-    exact_plans = exact_search.plans[fund(exact_search, capacity).plan]
-    # the effect model's per-account shape, each kind shifted to its true mean
-    model_kind = est.loc[ids, kinds].to_numpy()
-    shifted = (model_kind - model_kind.mean(axis=0) + true_kind.mean(axis=0))[:, column]
-    shifted_search = _search(p_model, shifted, arr, days, options, cfg)
-    shifted_plans = shifted_search.plans[fund(shifted_search, capacity).plan]
-
-    value = {
-        name: true_value(p_true, true_option, chosen, arr, options)
-        for name, chosen in (("policy", executed), ("oracle", oracle_plans),
-                             ("no_exploration", unexplored), ("naive", naive_plans),
-                             ("exact_averages", exact_plans), ("exact_shift", shifted_plans),
-                             ("blend", blend_plans), ("chosen_blend", chosen_plans))
-    }  # fmt: skip
+    policies = {
+        "policy": executed,
+        "oracle": funded(p_true, true_option),
+        "no_exploration": funded(p_model, own[:, column]),
+        "naive": funded(p_model, naive[:, column]),
+        "exact_averages": funded(p_model, exact_averages(p_model, true_kind)[:, column]),
+        # the plan's per-account shape, each kind shifted to its true mean
+        "exact_shift": funded(
+            p_model, (own - own.mean(axis=0) + true_kind.mean(axis=0))[:, column]
+        ),
+    }
+    # the blends start from the effect model's own estimates: valued only when the plan ran on
+    # them alone (a plan that blended the re-prediction in is the weighted blend already)
+    planned = catalog.PLAN_SUMMARY.read(params.output_dir, as_of).get("reprediction_weights", {})
+    moved = any(planned.values())
+    if moved:
+        weights = np.array([planned.get(kind, 0.0) for kind in kinds])
+    else:
+        experiment = (
+            catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
+            if catalog.EXPERIMENT.exists(params.output_dir, as_of)
+            else None
+        )
+        # each kind's weight chosen by the experiment (plan.reprediction_weight: experiment)
+        weights = experiment_weights(own, naive, kinds, experiment)
+        # an even blend: two estimators whose biases differ, averaged
+        policies["blend"] = funded(p_model, ((own + naive) / 2)[:, column])
+        policies["chosen_blend"] = funded(p_model, (own + weights * (naive - own))[:, column])
+    value = {name: true_value(p_true, true_option, chosen, arr, options)
+             for name, chosen in policies.items()}  # fmt: skip
     best = value["oracle"][0]
+
+    def share(name: str) -> float:
+        """A policy's value as a share of the capacity oracle's (NaN when not valued)."""
+        return value[name][0] / best if best and name in value else float("nan")
+
     explored = frame["explore_arm"].fillna("") != ""
     out: dict[str, Any] = {
         "accounts": len(frame),
         "value_capacity_oracle": best,
         "value_policy": value["policy"][0],
-        "policy_vs_capacity_oracle": value["policy"][0] / best if best else float("nan"),
-        "naive_vs_capacity_oracle": value["naive"][0] / best if best else float("nan"),
-        "exact_averages_vs_capacity_oracle": value["exact_averages"][0] / best
-        if best
-        else float("nan"),
-        "no_exploration_vs_capacity_oracle": value["no_exploration"][0] / best
-        if best
-        else float("nan"),
-        "blend_vs_capacity_oracle": value["blend"][0] / best
-        if best and not moved
-        else float("nan"),
-        "chosen_blend_vs_capacity_oracle": value["chosen_blend"][0] / best
-        if best and not moved
-        else float("nan"),
-        "exact_shift_vs_capacity_oracle": value["exact_shift"][0] / best if best else float("nan"),
-        "exploration_cost": (value["no_exploration"][0] - value["policy"][0]) / best
-        if best
-        else float("nan"),
+        **{
+            f"{name}_vs_capacity_oracle": share(name)
+            for name in (
+                "policy",
+                "naive",
+                "exact_averages",
+                "no_exploration",
+                "blend",
+                "chosen_blend",
+                "exact_shift",
+            )
+        },
+        "exploration_cost": share("no_exploration") - share("policy"),
         # recommended a plan whose true lift is negative (the exploration's random plays apart)
         "harmful_share": true_value(p_true, true_option, recommended, arr, options)[1],
         "harmful_share_with_exploration": value["policy"][1],
