@@ -64,6 +64,7 @@ def generated(tmp_path_factory):
         "params",
         "bench",
         "simulate-loop",
+        "rows-needed",
     ],
 )
 def test_every_command_explains_itself(command):

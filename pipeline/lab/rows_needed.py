@@ -1,0 +1,266 @@
+"""``healthscore rows-needed``: how many randomised plays of each kind a per-account lift learner
+needs before the plan it drives reaches a share of the capacity-limited oracle.
+
+Evaluation code (it reads the world's hidden state). Per seed, the loop's world at its first
+period (as ``simulate-loop`` builds it: written, featurised, trained and planned as the nightly job
+does), then, on the truth of the coming month, the value of the plan searched and funded on:
+
+- the effect model's own per-account lifts (what the plan used);
+- each kind's exact average spread by the slope ``p(1 − p)`` (the best any correction of the
+  per-kind averages can do with this win model);
+- a LightGBM fitted to the true per-account lifts on what the plan knows of each account (its
+  features, win probability and days to renewal; 2-fold cross-fitted): the ceiling of a learner
+  of per-account lifts on these features;
+- the same learner fitted on ``N`` randomised rows per kind, and the averages of those rows
+  spread by slope, for each ``N`` in ``rows``, ``repeats`` times.
+
+A randomised row's outcome is the account's true lift of the kind plus normal noise of standard
+deviation ``sigma``, read against a control arm of ``N`` rows of noise alone. That is optimistic
+on purpose: real rows also carry the outcome's own variation between accounts and the
+surrogate's error. So the rows the curve needs are a lower bound on what the experiment needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Params
+
+log = logging.getLogger("healthscore")
+
+ValueOf = Callable[[np.ndarray], float]
+
+
+def _learner(rows: int, seed: int) -> Any:  # a LightGBM regressor, imported lazily
+    import lightgbm as lgb
+
+    return lgb.LGBMRegressor(
+        n_estimators=200, learning_rate=0.03, num_leaves=7, min_child_samples=max(20, rows // 50),
+        subsample=0.8, subsample_freq=1, verbose=-1, n_jobs=1, random_state=seed,
+    )  # fmt: skip
+
+
+def fitted_to_truth(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(n, kinds): a LightGBM per kind fitted to the true lifts, each half predicted by the model
+    of the other half (what the features carry of the per-account lifts at best)."""
+    import lightgbm as lgb
+
+    fold = np.arange(len(X)) % 2
+    pred = np.zeros_like(truth, dtype=float)
+    for j in range(truth.shape[1]):
+        for f in (0, 1):
+            model = lgb.LGBMRegressor(
+                n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=20,
+                verbose=-1, n_jobs=1, random_state=0,
+            )  # fmt: skip
+            model.fit(X[fold != f], truth[fold != f, j])
+            pred[fold == f, j] = model.predict(X[fold == f])
+    return pred
+
+
+def learning_curve(
+    value: ValueOf,
+    X: np.ndarray,
+    truth: np.ndarray,
+    p: np.ndarray,
+    rows: Sequence[int],
+    sigma: float,
+    repeats: int,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Per ``N`` in ``rows`` and repeat: the value (``value(lifts)``, lifts ``(n, kinds)``) of the
+    lifts learned from ``N`` randomised rows per kind, and of those rows' averages spread by slope.
+
+    Each kind's rows are accounts drawn with replacement (fresh noise each time, as the same
+    account drawn again in a later month would be); outcome = true lift + N(0, ``sigma``), less
+    the mean of ``N`` control rows of noise alone. Deterministic given ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    n, kinds = truth.shape
+    slope = p * (1 - p)
+    spread = slope / slope.mean()
+    out = []
+    for size in rows:
+        for rep in range(repeats):
+            means = np.zeros(kinds)
+            learned = np.zeros((n, kinds))
+            for j in range(kinds):
+                drawn = rng.integers(0, n, size)
+                outcome = truth[drawn, j] + rng.normal(0.0, sigma, size)
+                outcome -= rng.normal(0.0, sigma, size).mean()  # the control arm
+                means[j] = outcome.mean()
+                model = _learner(size, rep)
+                model.fit(X[drawn], outcome)
+                learned[:, j] = model.predict(X)
+            out.append({
+                "rows_per_kind": int(size), "repeat": rep, "sigma": sigma,
+                "learned": value(learned),
+                "averages_by_slope": value(spread[:, None] * means[None, :]),
+            })  # fmt: skip
+            log.info(
+                "rows-needed: %d rows a kind (repeat %d): learned %.3f, averages by slope %.3f",
+                size, rep, out[-1]["learned"], out[-1]["averages_by_slope"],
+            )  # fmt: skip
+    return out
+
+
+def rows_needed(
+    params: Params,
+    seed: int,
+    accounts: int,
+    rows: Sequence[int],
+    sigma: float,
+    repeats: int,
+    root: Path,
+) -> dict[str, Any]:
+    """One seed's world at the loop's first period (kept in ``root``), and its curve."""
+    from models.interventions.portfolio import catalog_options, first_slots
+    from pipeline import synthetic
+    from pipeline.io import catalog, registry
+    from pipeline.lab.evaluate_plays import _funded, _search, exact_averages, true_value
+    from pipeline.lab.loop import LoopSettings, _loop_params, true_lifts
+    from pipeline.shared.asof import features_as_of
+    from pipeline.stages import features as features_stage
+    from pipeline.stages import plan as plan_stage
+    from pipeline.stages import score as score_stage
+    from pipeline.stages import train as train_stage
+
+    settings = LoopSettings(seeds=(seed,), periods=1, epsilons=(0.0,), accounts=accounts)
+    params = _loop_params(params, settings, seed, 0.0, root)
+    params.output_dir.mkdir(parents=True, exist_ok=True)
+    world = synthetic.loop_world(params.synthetic, params.features, 1)
+    index = pd.Series(np.arange(world.acc.n), index=synthetic.account_ids(world))
+    synthetic.write_tables(world, params.data.raw_dir)
+    features_stage.run_features(params, quiet=True)
+    train_stage.run_train(params)
+    as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
+    score_stage.run_score(params, as_of)
+    plan_stage.run_plan(params, as_of)
+
+    frame = catalog.PLANNED.read(params.output_dir, as_of)
+    registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
+    model, _ = registry.load_champion(params.mlflow.model_name, params.mlflow.alias, None)
+    assert model.effects is not None
+    kinds = list(model.effects.kinds_)
+    cfg = params.plan
+    options = catalog_options(cfg, kinds).options
+    column = np.array([kinds.index(o.kind) for o in options])
+    p_true, true_option = true_lifts(world, index[frame["account_id"]].to_numpy(), options)
+    arr = frame["arr"].to_numpy(dtype=float)
+    days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
+    p_model = frame["win_probability"].to_numpy(dtype=float)
+    capacity = cfg.capacity.model_dump()
+    first = {options[j].kind: j for j in first_slots(options)}
+    truth = np.column_stack([true_option[:, first[k]] for k in kinds])
+    snapshot, _ = features_as_of(params.data, params.features, model, as_of)
+    snapshot = snapshot.set_index("account_id").reindex(frame["account_id"]).reset_index()
+    X = model.ensemble.align(snapshot[model.features])
+    X = np.column_stack([
+        X[c].cat.codes.to_numpy(float) if isinstance(X[c].dtype, pd.CategoricalDtype)
+        else X[c].to_numpy(float)
+        for c in X.columns
+    ] + [p_model, days])  # fmt: skip
+
+    def plan_value(p: np.ndarray, lifts: np.ndarray) -> float:
+        search = _search(p, lifts, arr, days, options, cfg)
+        return true_value(p_true, true_option, search.plans[_funded(search, capacity)], arr,
+                          options)[0]  # fmt: skip
+
+    best = plan_value(p_true, true_option)
+
+    def share(lifts: np.ndarray) -> float:
+        """The plan on these per-kind lifts, valued on the truth, over the capacity oracle's."""
+        return plan_value(p_model, lifts[:, column]) / best
+
+    estimated = catalog.PLAY_EFFECTS.read(params.output_dir, as_of).pivot_table(
+        index="account_id", columns="kind", values="effect"
+    )
+    result: dict[str, Any] = {
+        "seed": seed, "as_of": str(as_of), "accounts": len(frame), "kinds": kinds,
+        "true_mean": truth.mean(axis=0).tolist(), "true_sd": truth.std(axis=0).tolist(),
+        "effect_model": share(estimated.loc[frame["account_id"], kinds].to_numpy()),
+        "exact_averages": share(exact_averages(p_model, truth)),
+        "fitted_to_truth": share(fitted_to_truth(X, truth)),
+    }  # fmt: skip
+    log.info(
+        "rows-needed: seed %d, %d accounts planned: effect model %.3f, exact averages %.3f, "
+        "a learner fitted to the true lifts %.3f of the capacity oracle", seed, len(frame),
+        result["effect_model"], result["exact_averages"], result["fitted_to_truth"],
+    )  # fmt: skip
+    result["curve"] = learning_curve(share, X, truth, p_model, rows, sigma, repeats, seed)
+    return result
+
+
+def run_rows_needed(
+    params: Params,
+    seeds: Sequence[int],
+    accounts: int,
+    rows: Sequence[int],
+    sigma: float,
+    repeats: int,
+    out: Path,
+) -> dict[str, Any]:
+    """Every seed's curve; writes ``out/rows_needed.json`` and ``out/rows_needed.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "settings": {"seeds": list(seeds), "accounts": accounts, "rows": list(rows),
+                     "sigma": sigma, "repeats": repeats},
+        "seeds": [],
+    }  # fmt: skip
+    for seed in seeds:
+        result["seeds"].append(
+            rows_needed(params, seed, accounts, rows, sigma, repeats, out / "worlds" / str(seed))
+        )
+        scratch = out / ".rows_needed.json.tmp"
+        scratch.write_text(json.dumps(result, indent=1) + "\n")
+        scratch.replace(out / "rows_needed.json")
+    plot(result, out / "rows_needed.png")
+    return result
+
+
+def summary(result: dict[str, Any]) -> pd.DataFrame:
+    """Per rows a kind: the mean and range over seeds and repeats of both readings."""
+    curve = pd.DataFrame([row for seed in result["seeds"] for row in seed["curve"]])
+    return curve.groupby("rows_per_kind")[["learned", "averages_by_slope"]].agg(
+        ["mean", "min", "max", "count"]
+    )
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Share of the capacity oracle against randomised rows per kind (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summary(result)
+    x = table.index.to_numpy()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, label in (("learned", "LightGBM on N randomised rows a kind"),
+                        ("averages_by_slope", "their averages, spread by slope")):  # fmt: skip
+        ax.plot(x, table[(name, "mean")], marker="o", label=label)
+        ax.fill_between(x, table[(name, "min")], table[(name, "max")], alpha=0.2)
+    for key, style, label in (
+        ("fitted_to_truth", "-", "learner fitted to the true lifts"),
+        ("exact_averages", "--", "exact averages, spread by slope"),
+        ("effect_model", ":", "the effect model (shipped)"),
+    ):
+        level = np.mean([seed[key] for seed in result["seeds"]])
+        ax.axhline(level, color="grey", linestyle=style, linewidth=1, label=f"{label}: {level:.2f}")
+    ax.axhline(0.85, color="red", linewidth=0.8, label="target 0.85")
+    ax.set_xscale("log")
+    ax.set_xlabel("randomised rows per kind")
+    ax.set_ylabel("plan value / capacity-limited oracle")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
