@@ -299,15 +299,14 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     # the blends start from the effect model's own estimates: valued only when the plan ran on
     # them alone (a plan that blended the re-prediction in is the weighted blend already)
     planned = catalog.PLAN_SUMMARY.read(params.output_dir, as_of).get("reprediction_weights", {})
-    moved = any(planned.values())
-    if moved:
+    experiment = (
+        catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
+        if catalog.EXPERIMENT.exists(params.output_dir, as_of)
+        else None
+    )
+    if any(planned.values()):
         weights = np.array([planned.get(kind, 0.0) for kind in kinds])
     else:
-        experiment = (
-            catalog.EXPERIMENT.read(params.output_dir, as_of).set_index("kind")
-            if catalog.EXPERIMENT.exists(params.output_dir, as_of)
-            else None
-        )
         # each kind's weight chosen by the experiment (plan.reprediction_weight: experiment)
         weights = experiment_weights(own, naive, kinds, experiment)
         # an even blend: two estimators whose biases differ, averaged
