@@ -326,7 +326,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         "value_capacity_oracle": best,
         "value_policy": value["policy"][0],
         **{
-            f"{name}_vs_capacity_oracle": share(name)
+            f"{name}_vs_capacity_oracle": _num(share(name))  # null when not valued
             for name in (
                 "policy",
                 "naive",
@@ -451,7 +451,7 @@ def paired_gain(result: dict[str, Any], a: str, b: str, periods: range) -> dict[
     def side(spec: str) -> pd.Series:
         column, epsilon = spec.split("@")
         part = table[np.isclose(table["epsilon"], float(epsilon))]
-        return part.set_index(["seed", "period"])[column]
+        return part.set_index(["seed", "period"])[column].astype(float)  # null: NaN
 
     diff = (side(a) - side(b)).dropna()
     n = int(diff.size)
