@@ -182,9 +182,9 @@ def _one_loop(
         rows.append({"seed": seed, "epsilon": epsilon, "period": t, "as_of": str(as_of),
                      **figures})  # fmt: skip
         log.info(
-            "loop: seed %d ε %.2f period %d (%s): policy %.3f of the capacity oracle, naive "
-            "%.3f; %d explored", seed, epsilon, t, as_of, figures["policy_vs_capacity_oracle"],
-            figures["naive_vs_capacity_oracle"], figures["explored"],
+            "loop: seed %d ε %.2f period %d (%s): policy %s of the capacity oracle, naive %s; "
+            "%d explored", seed, epsilon, t, as_of, _shown(figures["policy_vs_capacity_oracle"]),
+            _shown(figures["naive_vs_capacity_oracle"]), figures["explored"],
         )  # fmt: skip
     return rows
 
@@ -337,7 +337,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
                 "exact_shift",
             )
         },
-        "exploration_cost": share("no_exploration") - share("policy"),
+        "exploration_cost": _num(share("no_exploration") - share("policy")),
         # recommended a plan whose true lift is negative (the exploration's random plays apart)
         "harmful_share": true_value(p_true, true_option, recommended, arr, options)[1],
         "harmful_share_with_exploration": value["policy"][1],
@@ -373,6 +373,11 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
         kinds_out[kind] = entry
     out["kinds"] = kinds_out
     return out
+
+
+def _shown(share: float | None) -> str:
+    """A share for the log: three decimals, or "not valued"."""
+    return "not valued" if share is None else f"{share:.3f}"
 
 
 def _num(value: Any) -> float | None:
@@ -424,7 +429,7 @@ def summarise(result: dict[str, Any]) -> pd.DataFrame:
         for name in ("policy", "no_exploration", "naive", "blend", "chosen_blend",
                      "exact_averages", "exact_shift"):  # fmt: skip
             column = f"{name}_vs_capacity_oracle"
-            if column not in group:
+            if column not in group or group[column].isna().all():  # not valued in this run
                 continue
             row[f"{name} (first half)"] = early[column].mean()
             row[f"{name} (second half)"] = late[column].mean()

@@ -9,10 +9,11 @@ does), then, on the truth of the coming month, the value of the plan searched an
 - each kind's exact average spread by the slope ``p(1 − p)`` (the best any correction of the
   per-kind averages can do with this win model);
 - a LightGBM fitted to the true per-account lifts on what the plan knows of each account (its
-  features, win probability and days to renewal; 2-fold cross-fitted): the ceiling of a learner
-  of per-account lifts on these features;
-- the same learner fitted on ``N`` randomised rows per kind, and the averages of those rows
-  spread by slope, for each ``N`` in ``rows``, ``repeats`` times.
+  features, win probability and days to renewal), each half of the book predicted from the
+  other: the ceiling of this learner of per-account lifts on these features;
+- the same learner fitted on ``N`` randomised rows per kind (again each half of the book
+  predicted from rows of the other), and the averages of those rows spread by slope, for each
+  ``N`` in ``rows``, ``repeats`` times.
 
 A randomised row's outcome is the account's true lift of the kind plus normal noise of standard
 deviation ``sigma``, read against a control arm of ``N`` rows of noise alone. That is optimistic
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import Params
+from pipeline.errors import InputError
 
 log = logging.getLogger("healthscore")
 
@@ -39,6 +42,7 @@ ValueOf = Callable[[np.ndarray], float]
 
 
 def _learner(rows: int, seed: int) -> Any:  # a LightGBM regressor, imported lazily
+    """The learner of per-account lifts, fitted to the truth and to noisy rows alike."""
     import lightgbm as lgb
 
     return lgb.LGBMRegressor(
@@ -47,58 +51,85 @@ def _learner(rows: int, seed: int) -> Any:  # a LightGBM regressor, imported laz
     )  # fmt: skip
 
 
-def fitted_to_truth(X: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(n, kinds): a LightGBM per kind fitted to the true lifts, each half predicted by the model
-    of the other half (what the features carry of the per-account lifts at best)."""
-    import lightgbm as lgb
+def _halves(n: int) -> np.ndarray:
+    """Each account's half of the book: a learner predicts one half from rows of the other."""
+    return np.arange(n) % 2
 
-    fold = np.arange(len(X)) % 2
+
+def fitted_to_truth(features_matrix: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per-account lifts learned from the truth itself: what the features carry at best.
+
+    Args:
+        features_matrix: (n, features) what the plan knows of each account.
+        truth: (n, kinds) each account's true lift of each kind.
+
+    Returns:
+        (n, kinds): each half of the book predicted by the learner fitted to the other half.
+    """
+    half = _halves(len(truth))
     pred = np.zeros_like(truth, dtype=float)
     for j in range(truth.shape[1]):
         for f in (0, 1):
-            model = lgb.LGBMRegressor(
-                n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=20,
-                verbose=-1, n_jobs=1, random_state=0,
-            )  # fmt: skip
-            model.fit(X[fold != f], truth[fold != f, j])
-            pred[fold == f, j] = model.predict(X[fold == f])
+            model = _learner(int((half != f).sum()), 0)
+            model.fit(features_matrix[half != f], truth[half != f, j])
+            pred[half == f, j] = model.predict(features_matrix[half == f])
     return pred
 
 
 def learning_curve(
     value: ValueOf,
-    X: np.ndarray,
+    features_matrix: np.ndarray,
     truth: np.ndarray,
     p: np.ndarray,
     rows: Sequence[int],
     sigma: float,
     repeats: int,
     seed: int = 0,
-) -> list[dict[str, float]]:
-    """Per ``N`` in ``rows`` and repeat: the value (``value(lifts)``, lifts ``(n, kinds)``) of the
-    lifts learned from ``N`` randomised rows per kind, and of those rows' averages spread by slope.
+) -> list[dict[str, float | int]]:
+    """The value of lifts learned from ``N`` randomised rows a kind, for each ``N`` in ``rows``.
 
-    Each kind's rows are accounts drawn with replacement (fresh noise each time, as the same
-    account drawn again in a later month would be); outcome = true lift + N(0, ``sigma``), less
-    the mean of ``N`` control rows of noise alone. Deterministic given ``seed``.
+    A row is an account drawn with replacement (fresh noise each time, as the same account
+    drawn again in a later month would be); its outcome is its true lift + N(0, ``sigma``), less
+    the mean of ``N`` control rows of noise alone (each kind's own control arm: a real
+    experiment shares one, which only helps it). Each half of the book is predicted by a learner
+    fitted to ``N`` rows drawn from the other half, so no account is valued by a model that saw
+    its own rows. The kind's average is the mean of the first half's ``N`` rows.
+
+    Args:
+        value: the plan's value, as a share of the oracle's, of ``(n, kinds)`` per-kind lifts.
+        features_matrix: (n, features) what the plan knows of each account.
+        truth: (n, kinds) each account's true lift of each kind.
+        p: (n,) the win probability the averages are spread by (slope ``p(1 − p)``).
+        rows: the numbers of rows a kind to try.
+        sigma: the noise of one row's outcome.
+        repeats: draws per number of rows.
+        seed: the draws' seed (the curve is deterministic given it).
+
+    Returns:
+        One record per ``N`` and repeat: ``rows_per_kind``, ``repeat``, ``sigma``, ``learned``
+        (the learner's value) and ``averages_by_slope`` (the rows' averages spread by slope).
     """
     rng = np.random.default_rng(seed)
     n, kinds = truth.shape
+    half = _halves(n)
     slope = p * (1 - p)
     spread = slope / slope.mean()
-    out = []
+    out: list[dict[str, float | int]] = []
     for size in rows:
         for rep in range(repeats):
             means = np.zeros(kinds)
             learned = np.zeros((n, kinds))
             for j in range(kinds):
-                drawn = rng.integers(0, n, size)
-                outcome = truth[drawn, j] + rng.normal(0.0, sigma, size)
-                outcome -= rng.normal(0.0, sigma, size).mean()  # the control arm
-                means[j] = outcome.mean()
-                model = _learner(size, rep)
-                model.fit(X[drawn], outcome)
-                learned[:, j] = model.predict(X)
+                for f in (0, 1):
+                    others = np.flatnonzero(half != f)
+                    drawn = others[rng.integers(0, len(others), size)]
+                    outcome = truth[drawn, j] + rng.normal(0.0, sigma, size)
+                    outcome -= rng.normal(0.0, sigma, size).mean()  # the control arm
+                    if f == 0:
+                        means[j] = outcome.mean()
+                    model = _learner(size, rep)
+                    model.fit(features_matrix[drawn], outcome)
+                    learned[half == f, j] = model.predict(features_matrix[half == f])
             out.append({
                 "rows_per_kind": int(size), "repeat": rep, "sigma": sigma,
                 "learned": value(learned),
@@ -120,7 +151,16 @@ def rows_needed(
     repeats: int,
     root: Path,
 ) -> dict[str, Any]:
-    """One seed's world at the loop's first period (kept in ``root``), and its curve."""
+    """One seed's world at the loop's first period (kept in ``root``, replaced), and its curve.
+
+    Returns:
+        ``seed``, ``as_of``, ``accounts`` (planned), ``kinds``, each kind's ``true_mean`` and
+        ``true_sd``, the shares of the capacity oracle of ``effect_model``, ``exact_averages`` and
+        ``fitted_to_truth``, and the ``curve`` (:func:`learning_curve`).
+
+    Raises:
+        InputError: the world's log gave no effect model to plan with.
+    """
     from models.interventions.portfolio import catalog_options, first_slots
     from pipeline import synthetic
     from pipeline.io import catalog, registry
@@ -132,6 +172,8 @@ def rows_needed(
     from pipeline.stages import score as score_stage
     from pipeline.stages import train as train_stage
 
+    if root.exists():
+        shutil.rmtree(root)  # a new world, a new tracking store: no champion of an older run
     settings = LoopSettings(seeds=(seed,), periods=1, epsilons=(0.0,), accounts=accounts)
     params = _loop_params(params, settings, seed, 0.0, root)
     params.output_dir.mkdir(parents=True, exist_ok=True)
@@ -147,7 +189,8 @@ def rows_needed(
     frame = catalog.PLANNED.read(params.output_dir, as_of)
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
     model, _ = registry.load_champion(params.mlflow.model_name, params.mlflow.alias, None)
-    assert model.effects is not None
+    if model.effects is None:
+        raise InputError(f"seed {seed}: no effect model was trained, nothing to plan with")
     kinds = list(model.effects.kinds_)
     cfg = params.plan
     options = catalog_options(cfg, kinds).options
@@ -158,14 +201,15 @@ def rows_needed(
     p_model = frame["win_probability"].to_numpy(dtype=float)
     capacity = cfg.capacity.model_dump()
     first = {options[j].kind: j for j in first_slots(options)}
-    truth = np.column_stack([true_option[:, first[k]] for k in kinds])
+    truth = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
+                             for k in kinds])  # fmt: skip
     snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     snapshot = snapshot.set_index("account_id").reindex(frame["account_id"]).reset_index()
-    X = model.ensemble.align(snapshot[model.features])
-    X = np.column_stack([
-        X[c].cat.codes.to_numpy(float) if isinstance(X[c].dtype, pd.CategoricalDtype)
-        else X[c].to_numpy(float)
-        for c in X.columns
+    known = model.ensemble.align(snapshot[model.features])
+    features_matrix = np.column_stack([
+        known[c].cat.codes.to_numpy(float) if isinstance(known[c].dtype, pd.CategoricalDtype)
+        else known[c].to_numpy(float)
+        for c in known.columns
     ] + [p_model, days])  # fmt: skip
 
     def plan_value(p: np.ndarray, lifts: np.ndarray) -> float:
@@ -174,6 +218,8 @@ def rows_needed(
                           options)[0]  # fmt: skip
 
     best = plan_value(p_true, true_option)
+    if best <= 0:
+        raise InputError(f"seed {seed}: the capacity oracle finds no play worth its cost")
 
     def share(lifts: np.ndarray) -> float:
         """The plan on these per-kind lifts, valued on the truth, over the capacity oracle's."""
@@ -187,14 +233,16 @@ def rows_needed(
         "true_mean": truth.mean(axis=0).tolist(), "true_sd": truth.std(axis=0).tolist(),
         "effect_model": share(estimated.loc[frame["account_id"], kinds].to_numpy()),
         "exact_averages": share(exact_averages(p_model, truth)),
-        "fitted_to_truth": share(fitted_to_truth(X, truth)),
+        "fitted_to_truth": share(fitted_to_truth(features_matrix, truth)),
     }  # fmt: skip
     log.info(
         "rows-needed: seed %d, %d accounts planned: effect model %.3f, exact averages %.3f, "
         "a learner fitted to the true lifts %.3f of the capacity oracle", seed, len(frame),
         result["effect_model"], result["exact_averages"], result["fitted_to_truth"],
     )  # fmt: skip
-    result["curve"] = learning_curve(share, X, truth, p_model, rows, sigma, repeats, seed)
+    result["curve"] = learning_curve(
+        share, features_matrix, truth, p_model, rows, sigma, repeats, seed
+    )
     return result
 
 

@@ -61,6 +61,9 @@ def test_a_small_loop_plans_explores_applies_and_measures(tmp_path):
     moved = {kind: k["chosen_weight"] for kind, k in rows[1]["kinds"].items()}
     assert any(moved.values())
     assert rows[1]["chosen_blend_vs_capacity_oracle"] is None
+    assert rows[1]["blend_vs_capacity_oracle"] is None
+    # and the experiment's read-out is reported beside the plan that used it
+    assert any("experiment" in k for k in rows[1]["kinds"].values())
     # and the world logged every randomised play with the propensity the plan gave it
     world = tmp_path / "worlds" / "seed_7_eps_0.2"
     loop_params = params.model_copy(update={"output_dir": world / "outputs"})
