@@ -29,6 +29,7 @@ import json
 import logging
 import shutil
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -82,7 +83,8 @@ class LoopSettings:
 
 
 def run_loop(params: Params, settings: LoopSettings, out: Path) -> dict[str, Any]:
-    """Run every (seed, ε) loop; write ``out/loop.json`` and ``out/loop.png``; return the JSON.
+    """Run every (seed, ε) loop; write ``out/loop.json`` and ``out/loop.png`` (after every
+    period, so a run stopped early keeps the months it measured); return the JSON.
 
     Each loop's world, outputs and tracking store stay in ``out/worlds/seed_S_eps_E`` (replaced
     on a re-run) for inspection.
@@ -94,9 +96,9 @@ def run_loop(params: Params, settings: LoopSettings, out: Path) -> dict[str, Any
             root = out / "worlds" / f"seed_{seed}_eps_{epsilon:g}"
             if root.exists():
                 shutil.rmtree(root)
-            rows += _one_loop(_loop_params(params, settings, seed, epsilon, root),
-                              settings, seed, epsilon)  # fmt: skip
-            _write(out, settings, rows)
+            # loop.json is rewritten after every period: a run stopped early keeps its months
+            _one_loop(_loop_params(params, settings, seed, epsilon, root), settings, seed,
+                      epsilon, rows, lambda: _write(out, settings, rows))  # fmt: skip
     return _write(out, settings, rows)
 
 
@@ -151,15 +153,20 @@ def _loop_params(
 
 
 def _one_loop(
-    params: Params, settings: LoopSettings, seed: int, epsilon: float
-) -> list[dict[str, Any]]:
-    """One world, one ε: train, then plan, measure, apply and step for every period."""
+    params: Params,
+    settings: LoopSettings,
+    seed: int,
+    epsilon: float,
+    rows: list[dict[str, Any]],
+    measured: Callable[[], object],
+) -> None:
+    """One world, one ε: train, then plan, measure, apply and step for every period; each
+    period's figures are appended to ``rows``, then ``measured()`` is called."""
     params.output_dir.mkdir(parents=True, exist_ok=True)
     world = synthetic.loop_world(params.synthetic, params.features, settings.periods)
     ids = synthetic.account_ids(world)
     index = pd.Series(np.arange(ids.size), index=ids)
     queue: dict[int, list[tuple[int, int, float, int]]] = defaultdict(list)
-    rows = []
     for t in range(settings.periods):
         synthetic.write_tables(world, params.data.raw_dir)
         if t == 0 or (settings.retrain_every and t % settings.retrain_every == 0):
@@ -186,7 +193,7 @@ def _one_loop(
             "%d explored", seed, epsilon, t, as_of, _shown(figures["policy_vs_capacity_oracle"]),
             _shown(figures["naive_vs_capacity_oracle"]), figures["explored"],
         )  # fmt: skip
-    return rows
+        measured()
 
 
 def _actions(world: World, queue: dict[int, list[tuple[int, int, float, int]]]) -> Actions:
