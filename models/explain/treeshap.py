@@ -25,8 +25,16 @@ are LightGBM's ``internal_count`` / ``leaf_count``, and the expected value is
 floating-point rounding (tested on models with missing values, zero-as-missing, categorical
 splits, repeated features on a path and single-leaf trees).
 
-The tables cost ``Σ_leaves 2^d · d`` floats; a model whose tables would exceed ``max_bytes``
-(deep trees) is refused by :func:`tree_tables`, and its member falls back to ``pred_contrib``.
+A small tree goes one step further. A row's pattern at every leaf depends on the row only
+through the tree's split decisions, so a tree of ``s`` splits over ``D`` distinct features gets one
+table of ``2^s × D`` values: each decision vector's whole contribution, the leaves' tables summed.
+Explaining a row is then, per tree, ``s`` decisions and ``D`` additions, not a pattern and ``d``
+additions per leaf. Trees whose table would pass ``TREE_TABLE_BYTES`` (more than about 10 splits)
+keep the leaves' tables.
+
+The tables cost ``Σ_leaves 2^d · d + Σ_small trees 2^s · D`` floats; a model whose tables would
+exceed ``max_bytes`` (deep trees) is refused by :func:`tree_tables`, and its member falls back to
+``pred_contrib``.
 
 Usage::
 
@@ -46,7 +54,11 @@ import pandas as pd
 from models.win.stumps import K_ZERO_THRESHOLD, lightgbm_matrix
 
 MAX_BYTES = 256 * 2**20
+# a tree's own table (2^splits × its distinct features) up to this size: it stays in cache for
+# the block of rows, and the tree needs no per-leaf patterns (1,024 × 11 floats fit)
+TREE_TABLE_BYTES = 96 * 2**10
 BLOCK = 128  # rows explained together, tree by tree
+LAYOUT = 2  # the tables' layout; tables pickled with an older one are rebuilt
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
 
@@ -76,12 +88,22 @@ class TreeTables:
     leaf_features: np.ndarray
     leaf_table_start: np.ndarray  # table [start, start + 2^d · d): row = pattern, column = slot
     table: np.ndarray
+    tree_table_start: np.ndarray  # (T,) tree_table [start, start + 2^s · D), or −1: by leaves
+    tree_feature_start: np.ndarray  # (T+1,) each tree's distinct features: tree_features
+    tree_features: np.ndarray
+    tree_table: np.ndarray  # row = the tree's split decisions (bit g: split g goes left)
     max_nodes: int
+    layout: int  # LAYOUT when built (no default: a table pickled before it has none)
 
     @property
     def nbytes(self) -> int:
         """Bytes the contribution tables take, the figure ``max_bytes`` is checked against."""
-        return int(self.table.nbytes)
+        return int(self.table.nbytes + self.tree_table.nbytes)
+
+
+def current(tables: TreeTables | None) -> bool:
+    """Whether ``tables`` (as kept in a pickled model) have today's layout."""
+    return tables is None or getattr(tables, "layout", 0) == LAYOUT
 
 
 def tree_tables(booster: lgb.Booster, max_bytes: int = MAX_BYTES) -> TreeTables | None:
@@ -111,9 +133,20 @@ def tree_tables(booster: lgb.Booster, max_bytes: int = MAX_BYTES) -> TreeTables 
         tree_node_start.append(len(nodes))
         tree_leaf_start.append(len(leaves))
     widths = [len({f for _, _, f, _ in path}) for _, path in leaves]
-    if 8 * sum(2**d * d for d in widths) > max_bytes:
+    if 8 * (sum(2**d * d for d in widths) + sum(_tree_sizes(nodes, tree_node_start))) > max_bytes:
         return None
     return _flatten(model, nodes, leaves, widths, tree_node_start, tree_leaf_start, expected)
+
+
+def _tree_sizes(nodes: list[tuple], tree_node_start: list[int]) -> list[int]:
+    """Floats of each tree's own table (``2^s · D``), 0 where it would pass the cap."""
+    sizes = []
+    for t in range(len(tree_node_start) - 1):
+        splits = tree_node_start[t + 1] - tree_node_start[t]
+        distinct = len({n[0] for n in nodes[tree_node_start[t] : tree_node_start[t + 1]]})
+        floats = 2**splits * distinct if splits else 0
+        sizes.append(floats if 0 < 8 * floats <= TREE_TABLE_BYTES else 0)
+    return sizes
 
 
 def _parse_tree(root: dict, nodes: list[tuple], leaves: list[tuple], first: int) -> float:
@@ -191,6 +224,35 @@ def _flatten(
     values = np.asarray([v for v, _ in leaves], dtype=float)
     _fill_tables(width, np.asarray(z_start, dtype=np.int64), np.asarray(z), values,
                  table_start, table)  # fmt: skip
+    # the small trees' own tables: each decision vector's contribution, its leaves' summed
+    tree_floats = np.asarray(_tree_sizes(nodes, tree_node_start), dtype=np.int64)
+    tree_table_start = np.where(tree_floats > 0, np.cumsum(tree_floats) - tree_floats, -1)
+    tree_feature_start, tree_features, leaf_tree_slot = [0], [], []
+    for t in range(len(tree_node_start) - 1):
+        owned = list(
+            dict.fromkeys(n[0] for n in nodes[tree_node_start[t] : tree_node_start[t + 1]])
+        )
+        tree_features.extend(owned)
+        tree_feature_start.append(len(tree_features))
+        for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
+            leaf_tree_slot.extend(
+                owned.index(f) for f in features[feature_start[leaf] : feature_start[leaf + 1]]
+            )
+    tree_table = np.zeros(int(tree_floats.sum()))
+    flat = {
+        "path_start": np.asarray(path_start, dtype=np.int64),
+        "path_node": np.asarray(path_node, dtype=np.int64),
+        "path_left": np.asarray(path_left, dtype=np.bool_),
+        "path_slot": np.asarray(path_slot, dtype=np.int64),
+        "leaf_feature_start": np.asarray(feature_start, dtype=np.int64),
+    }
+    _fill_tree_tables(
+        np.asarray(tree_node_start, dtype=np.int64), np.asarray(tree_leaf_start, dtype=np.int64),
+        tree_table_start, np.asarray(tree_feature_start, dtype=np.int64), flat["path_start"],
+        flat["path_node"], flat["path_left"], flat["path_slot"], width,
+        flat["leaf_feature_start"], np.asarray(leaf_tree_slot, dtype=np.int64), table_start,
+        table, tree_table,
+    )  # fmt: skip
     sizes = np.diff(tree_node_start)
     return TreeTables(
         n_features=int(model["max_feature_idx"]) + 1,
@@ -206,16 +268,17 @@ def _flatten(
         node_cat_start=np.asarray(cat_start, dtype=np.int64),
         node_cat_words=np.asarray(cat_words, dtype=np.int64),
         cat_bits=np.asarray(bits, dtype=np.uint32),
-        path_start=np.asarray(path_start, dtype=np.int64),
-        path_node=np.asarray(path_node, dtype=np.int64),
-        path_left=np.asarray(path_left, dtype=np.bool_),
-        path_slot=np.asarray(path_slot, dtype=np.int64),
+        **flat,
         leaf_width=width,
-        leaf_feature_start=np.asarray(feature_start, dtype=np.int64),
         leaf_features=np.asarray(features, dtype=np.int64),
         leaf_table_start=table_start,
         table=table,
+        tree_table_start=tree_table_start.astype(np.int64),
+        tree_feature_start=np.asarray(tree_feature_start, dtype=np.int64),
+        tree_features=np.asarray(tree_features, dtype=np.int64),
+        tree_table=tree_table,
         max_nodes=int(sizes.max()) if len(sizes) else 0,
+        layout=LAYOUT,
     )
 
 
@@ -241,7 +304,9 @@ def tree_contributions(
             tables.node_default_left, tables.node_threshold, tables.node_cat_start,
             tables.node_cat_words, tables.cat_bits, tables.path_start, tables.path_node,
             tables.path_left, tables.path_slot, tables.leaf_width, tables.leaf_feature_start,
-            tables.leaf_features, tables.leaf_table_start, tables.table, max(tables.max_nodes, 1),
+            tables.leaf_features, tables.leaf_table_start, tables.table, tables.tree_table_start,
+            tables.tree_feature_start, tables.tree_features, tables.tree_table,
+            max(tables.max_nodes, 1),
         )  # fmt: skip
     finally:
         numba.set_num_threads(previous)
@@ -291,6 +356,33 @@ def _fill_tables(  # pragma: no cover - jitted
                 )
 
 
+@numba.njit(cache=True)
+def _fill_tree_tables(  # pragma: no cover - jitted
+    tree_node_start: np.ndarray, tree_leaf_start: np.ndarray, tree_table_start: np.ndarray,
+    tree_feature_start: np.ndarray, path_start: np.ndarray, path_node: np.ndarray,
+    path_left: np.ndarray, path_slot: np.ndarray, leaf_width: np.ndarray,
+    leaf_feature_start: np.ndarray, leaf_tree_slot: np.ndarray, leaf_table_start: np.ndarray,
+    table: np.ndarray, tree_table: np.ndarray,
+) -> None:  # fmt: skip
+    for t in range(len(tree_table_start)):
+        if tree_table_start[t] < 0:
+            continue
+        splits = tree_node_start[t + 1] - tree_node_start[t]
+        width = tree_feature_start[t + 1] - tree_feature_start[t]
+        for decisions in range(1 << splits):  # bit g: split g of the tree goes left
+            row = tree_table_start[t] + decisions * width
+            for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
+                d = leaf_width[leaf]
+                pattern = (1 << d) - 1
+                for p in range(path_start[leaf], path_start[leaf + 1]):
+                    if ((decisions >> path_node[p]) & 1 == 1) != path_left[p]:
+                        pattern &= ~(1 << path_slot[p])
+                base = leaf_table_start[leaf] + pattern * d
+                f0 = leaf_feature_start[leaf]
+                for k in range(d):
+                    tree_table[row + leaf_tree_slot[f0 + k]] += table[base + k]
+
+
 @numba.njit(cache=True, inline="always")
 def _goes_left(  # pragma: no cover - jitted
     x: float,
@@ -326,7 +418,9 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
     node_cat_start: np.ndarray, node_cat_words: np.ndarray, cat_bits: np.ndarray,
     path_start: np.ndarray, path_node: np.ndarray, path_left: np.ndarray,
     path_slot: np.ndarray, leaf_width: np.ndarray, leaf_feature_start: np.ndarray,
-    leaf_features: np.ndarray, leaf_table_start: np.ndarray, table: np.ndarray, max_nodes: int,
+    leaf_features: np.ndarray, leaf_table_start: np.ndarray, table: np.ndarray,
+    tree_table_start: np.ndarray, tree_feature_start: np.ndarray, tree_features: np.ndarray,
+    tree_table: np.ndarray, max_nodes: int,
 ) -> None:  # fmt: skip
     rows = X.shape[0]
     last = out.shape[1] - 1
@@ -338,6 +432,22 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
         stop = min(rows, (b + 1) * BLOCK)
         for t in range(trees):
             first = tree_node_start[t]
+            if tree_table_start[t] >= 0:  # a small tree: its decisions index its own table
+                f0 = tree_feature_start[t]
+                width = tree_feature_start[t + 1] - f0
+                for r in range(b * BLOCK, stop):
+                    decisions = 0
+                    for g in range(first, tree_node_start[t + 1]):
+                        if _goes_left(
+                            X[r, node_feature[g]], node_categorical[g], node_missing[g],
+                            node_default_left[g], node_threshold[g], node_cat_start[g],
+                            node_cat_words[g], cat_bits,
+                        ):  # fmt: skip
+                            decisions |= 1 << (g - first)
+                    base = tree_table_start[t] + decisions * width
+                    for k in range(width):
+                        out[r, tree_features[f0 + k]] += tree_table[base + k]
+                continue
             for r in range(b * BLOCK, stop):
                 for g in range(first, tree_node_start[t + 1]):
                     left[g - first] = _goes_left(

@@ -38,7 +38,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from models.config import TrainConfig
 from models.errors import ModelInputError
-from models.explain.treeshap import tree_contributions, tree_tables
+from models.explain.treeshap import current, tree_contributions, tree_tables
 from models.win.calibration import Calibrator, Method, choose_calibration
 from models.win.stumps import stump_contributions, stump_tables
 
@@ -122,7 +122,8 @@ class TreeMember:
         """
         if getattr(self, "stumps_", None) is not None:
             return stump_contributions(self.stumps_, X)
-        if not hasattr(self, "shap_tables_"):  # built on first use (and kept when pickled)
+        # built on first use and kept when pickled; rebuilt when pickled in an older layout
+        if not hasattr(self, "shap_tables_") or not current(self.shap_tables_):
             self.shap_tables_ = tree_tables(self.model_.booster_)
         if self.shap_tables_ is not None:
             return tree_contributions(self.shap_tables_, X, self.n_jobs)

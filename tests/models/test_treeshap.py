@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.explain.treeshap import tree_contributions, tree_tables
+from models.explain.treeshap import LAYOUT, tree_contributions, tree_tables
 from models.win.ensemble import TreeMember
 from models.win.stumps import stump_contributions, stump_tables
 
@@ -61,14 +61,19 @@ def hostile(X: pd.DataFrame, booster: lgb.Booster) -> pd.DataFrame:
     ],
     ids=["nan", "zero", "no-missing", "deep", "one-hot", "many-categories"],
 )
-def test_equals_lightgbm_pred_contrib(extra):
-    # given a model of this kind and rows that hit every edge of its splits
+@pytest.mark.parametrize("leaves", [15, 8], ids=["by-leaves", "by-tree"])
+def test_equals_lightgbm_pred_contrib(extra, leaves):
+    # given a model of this kind (trees of 15 leaves explained leaf by leaf, of 8 by their own
+    # tables) and rows that hit every edge of its splits
     X, y = frame()
-    params = {"n_estimators": 60, "num_leaves": 15, "min_child_samples": 10, **extra}
+    params = {"n_estimators": 60, "num_leaves": leaves, "min_child_samples": 10, **extra}
     booster = lgb.LGBMClassifier(**params, verbose=-1, random_state=0).fit(X, y).booster_
     rows = hostile(X, booster)
     tables = tree_tables(booster)
     assert tables is not None
+    by_tree = tables.tree_table_start >= 0
+    if "num_leaves" not in extra:
+        assert by_tree.all() if leaves == 8 else not by_tree.any()
     # when explained by the tables
     got = tree_contributions(tables, rows, n_jobs=2)
     # then the values are LightGBM's own TreeSHAP, and rows add up to the raw score
@@ -123,6 +128,11 @@ def test_tree_member_uses_the_tables_and_keeps_them_through_pickle():
     np.testing.assert_array_equal(again.contributions(X), first)
     native = member.model_.booster_.predict(X, pred_contrib=True)
     np.testing.assert_allclose(first, native, atol=1e-12)
+    # and tables pickled in an older layout are rebuilt, not misread
+    old = pickle.loads(pickle.dumps(member))
+    object.__delattr__(old.shap_tables_, "layout")
+    np.testing.assert_array_equal(old.contributions(X), first)
+    assert old.shap_tables_.layout == LAYOUT
     # and a refit builds tables for its own trees
     member.fit(X.iloc[:400], y.to_numpy()[:400])
     assert not hasattr(member, "shap_tables_")
@@ -144,3 +154,18 @@ def test_stumps_read_tiny_values_as_zero_like_lightgbm():
     # then the closed form gives pred_contrib's values
     native = booster.predict(rows, pred_contrib=True)
     np.testing.assert_allclose(stump_contributions(stump_tables(booster), rows), native, atol=1e-12)
+
+
+def test_small_and_large_trees_of_one_model_are_each_explained_their_way():
+    # given a model whose later trees stop early for want of rows (some by their own tables,
+    # some leaf by leaf)
+    X, y = frame()
+    params = {"n_estimators": 60, "num_leaves": 15, "min_child_samples": 100, "random_state": 0}
+    booster = lgb.LGBMClassifier(**params, verbose=-1).fit(X, y).booster_
+    tables = tree_tables(booster)
+    by_tree = tables.tree_table_start >= 0
+    assert 0 < by_tree.sum() < len(by_tree)
+    # then together they give LightGBM's own values
+    rows = hostile(X, booster)
+    native = booster.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(tree_contributions(tables, rows), native, rtol=0, atol=1e-12)
