@@ -14,6 +14,7 @@ import re
 import string
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -26,7 +27,7 @@ NUMBER_FORMAT = re.compile(
 BARE = "{value}"
 PLURAL = "{s}"  # a plural's "s" in a catalog description, left out for one
 WHOLE, FRACTION = ",.0f", ",.1f"  # a number under a bare {value}: a count, as people read it
-BLOCK_ROWS = 4096  # rows ranked at a time: their scratch arrays stay small and warm
+TOP_BLOCK = 512  # rows ranked together, column by column: their best-so-far stays in cache
 
 
 def health_points(
@@ -159,15 +160,16 @@ def _describe_each(
     missing = np.isnan(numbers) if dtype.kind == "f" else np.zeros(len(numbers), dtype=bool)
     texts[missing] = blank if blank is not None else unknown(template)
     present = np.flatnonzero(~missing)
-    filled, exact = _fill_numbers(pieces, numbers[present])
+    filled, exact = _fill_numbers(pieces, numbers[present], BARE in template)
     texts[present[exact]] = filled[exact]
     texts[present[~exact]] = [describe(template, v, blank) for v in objects[present[~exact]]]
     return texts
 
 
 def _pieces(template: str) -> list[tuple[str, str | None]] | None:
-    """The template as (literal text, format of a ``{value}`` after it or None) pairs; None
-    when it holds any other field, a conversion or a format numpy does not fill."""
+    """The template as (literal text, format of a ``{value}`` after it, :data:`PLURAL` for a
+    plural's "s", or None) pairs; None when it holds any other field, a conversion or a format
+    numpy does not fill."""
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:  # unbalanced braces: describe raises or falls back as before
@@ -180,22 +182,34 @@ def _pieces(template: str) -> list[tuple[str, str | None]] | None:
             field == "value" and conversion is None and (not spec or NUMBER_FORMAT.fullmatch(spec))
         ):
             pieces.append((literal, spec or ""))
+        elif field == "s" and not spec and conversion is None:
+            pieces.append((literal, PLURAL))
         else:
             return None
+    if sum(spec == PLURAL for _, spec in pieces) != template.count(PLURAL):
+        return None  # "{s}" inside escaped braces: describe's own replace decides
     return pieces
 
 
 def _fill_numbers(
-    pieces: list[tuple[str, str | None]], numbers: np.ndarray
+    pieces: list[tuple[str, str | None]], numbers: np.ndarray, bare: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The pieces joined over ``numbers`` (none missing), and where the text is exact."""
+    """The pieces joined over ``numbers`` (none missing), and where the text is exact.
+
+    A plural's "s" is left out where the number reads one, as :func:`describe` decides it:
+    exactly ±1 when the template has a bare ``{value}`` (``bare``), else rounded to ±1."""
     text = np.full(len(numbers), "", dtype="U1")
     exact = np.ones(len(numbers), dtype=bool)
     if not len(numbers):  # numpy's zfill fails on an empty array
         return text, exact
     for literal, spec in pieces:
         text = np.strings.add(text, literal)
-        if spec is not None:
+        if spec == PLURAL:
+            value = numbers.astype("float64")
+            shown = value if bare else np.round(value)  # half to even, as Python's round
+            text = np.strings.add(text, np.where(np.abs(shown) == 1, "", "s"))
+            exact &= np.isfinite(value)  # round(inf) raises in describe: it decides
+        elif spec is not None:
             formatted, fits = _format_numbers(numbers, spec)
             text = np.strings.add(text, formatted)
             exact &= fits
@@ -289,9 +303,10 @@ def top_drivers(
     shown = chosen.shape[1] // 2
     cols = chosen.reshape(-1)
     rows = np.repeat(np.arange(len(matrix)), 2 * shown)
-    got = matrix[rows, cols if among is None else among[cols]]
+    held = np.maximum(cols, 0)  # −1: a row with fewer values than places
+    got = matrix[rows, held if among is None else among[held]]
     is_risk = np.tile(np.arange(2 * shown) < shown, len(matrix))
-    keep = np.where(is_risk, got < 0, got > 0)
+    keep = np.where(is_risk, got < 0, got > 0) & (cols >= 0)
     rows, cols, got, is_risk = rows[keep], cols[keep], got[keep], is_risk[keep]
     ranks = np.tile(np.arange(2 * shown) % shown + 1, len(matrix))[keep]
     picked = np.empty(len(cols), dtype=object)
@@ -341,37 +356,69 @@ def _strings(options: np.ndarray, codes: np.ndarray) -> object:
 
 def _ranked(matrix: np.ndarray, k: int, among: np.ndarray | None = None) -> np.ndarray:
     """Per row, the columns of its ``k`` smallest values then of its ``k`` largest, each in
-    that order, ties by column order: the first ``k`` columns of a stable argsort each way, for
-    every column that can be a driver (negative for the smallest, positive for the largest).
-    With ``among`` (column positions), only those columns, and the result indexes ``among``.
+    that order, ties by column order (a stable argsort's first ``k`` each way); NaN is never
+    picked, and a row with fewer than ``k`` values has −1 in the places left. With ``among``
+    (column positions), only those columns, and the result indexes ``among``.
 
-    ``k`` passes of argmin (argmax), each masking what it found, instead of sorting each row.
+    One pass over the columns per block of rows (:func:`_top_k`, jitted, both cores), keeping
+    each row's ``k`` best each way, instead of sorting each row.
     """
     width = matrix.shape[1] if among is None else len(among)
     shown = min(k, width)
-    chosen = np.empty((len(matrix), 2 * shown), dtype="int64")
-    if not shown:
+    chosen = np.full((len(matrix), 2 * shown), -1, dtype="int64")
+    if not shown or not len(matrix):
         return chosen
-    for start in range(0, len(matrix), BLOCK_ROWS):
-        rows = matrix[start : start + BLOCK_ROWS]
-        block = (  # a scratch copy of the block, in row order (the columns taken: a copy)
-            np.array(rows, dtype="float64", order="C")
-            if among is None
-            else np.ascontiguousarray(rows[:, among], dtype="float64")
-        )
-        lines = np.arange(len(block))
-        found = chosen[start : start + len(block)]
-        missing = np.isnan(block)
-        block[missing] = np.inf  # NaN is never a driver: last either way
-        held = []
-        for rank in range(shown):
-            found[:, rank] = cols = block.argmin(axis=1)  # the first of equal values
-            held.append(block[lines, cols])
-            block[lines, cols] = np.inf
-        for rank in range(shown - 1, -1, -1):
-            block[lines, found[:, rank]] = held[rank]
-        block[missing] = -np.inf
-        for rank in range(shown, 2 * shown):
-            found[:, rank] = cols = block.argmax(axis=1)
-            block[lines, cols] = -np.inf
+    columns = np.arange(width, dtype="int64") if among is None else np.asarray(among, "int64")
+    values = matrix if matrix.dtype == np.float64 else matrix.astype("float64")
+    _top_k(values, columns, shown, chosen)
     return chosen
+
+
+@numba.njit(cache=True, parallel=True)
+def _top_k(  # pragma: no cover - jitted
+    matrix: np.ndarray, columns: np.ndarray, k: int, chosen: np.ndarray
+) -> None:
+    rows = matrix.shape[0]
+    blocks = (rows + TOP_BLOCK - 1) // TOP_BLOCK
+    for b in numba.prange(blocks):
+        first, stop = b * TOP_BLOCK, min(rows, (b + 1) * TOP_BLOCK)
+        low = np.empty((stop - first, k))
+        high = np.empty((stop - first, k))
+        lows = np.zeros(stop - first, dtype=np.int64)
+        highs = np.zeros(stop - first, dtype=np.int64)
+        # a value enters when below the k-th smallest so far (above the k-th largest); NaN
+        # compares false, so it never does
+        below = np.full(stop - first, np.inf)
+        above = np.full(stop - first, -np.inf)
+        # column by column over the block: reads a column's run of rows whatever the layout
+        for position in range(len(columns)):
+            j = columns[position]
+            for r in range(first, stop):
+                v = matrix[r, j]
+                i = r - first
+                if v < below[i] or (lows[i] < k and v == v):
+                    n = lows[i]
+                    at = n if n < k else k - 1
+                    while at > 0 and v < low[i, at - 1]:  # after equal values: column order
+                        if at < k:
+                            low[i, at] = low[i, at - 1]
+                            chosen[r, at] = chosen[r, at - 1]
+                        at -= 1
+                    low[i, at] = v
+                    chosen[r, at] = position
+                    lows[i] = min(n + 1, k)
+                    if lows[i] == k:
+                        below[i] = low[i, k - 1]
+                if v > above[i] or (highs[i] < k and v == v):
+                    n = highs[i]
+                    at = n if n < k else k - 1
+                    while at > 0 and v > high[i, at - 1]:
+                        if at < k:
+                            high[i, at] = high[i, at - 1]
+                            chosen[r, k + at] = chosen[r, k + at - 1]
+                        at -= 1
+                    high[i, at] = v
+                    chosen[r, k + at] = position
+                    highs[i] = min(n + 1, k)
+                    if highs[i] == k:
+                        above[i] = high[i, k - 1]

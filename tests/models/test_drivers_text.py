@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.explain.drivers import describe, describe_all, top_drivers
+from models.explain.drivers import _pieces, _ranked, describe, describe_all, top_drivers
 
 SPECS = ["", ".0f", ".1f", "+.0f", ".0%", "+.0%", ",.0f", ",.1f", "f", "-.1f", " .0%", "g", ".2e"]
 
@@ -239,3 +239,47 @@ def test_integers_read_as_python_formats_them(numbers, spec):
     values = pd.Series(numbers, dtype="int64")
     assert describe_all(template, values).tolist() == [describe(template, v) for v in
                                                         values.to_numpy(dtype=object)]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    numbers=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([1.0, -1.0, 0.5, 1.5, -0.5, -1.5, 0.99, 1.49, -0.0, 2.5]),
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    spec=st.sampled_from(SPECS),
+)
+def test_plurals_read_as_describe_reads_them(numbers, spec):
+    # given a count's plural under every format: exactly one under a bare {value}, else rounded
+    template = f"{{value:{spec}}} day{{s}} ({{s}})" if spec else "{value} ticket{s}"
+    values = pd.Series(numbers)
+    # when they are described all at once, then each text is describe's
+    assert describe_all(template, values).tolist() == [describe(template, v) for v in values]
+    # and "{s}" in escaped braces is no plural: such a template is left to describe itself
+    assert _pieces("{value} of {{s}}") is None
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_ranking_is_a_stable_sort_each_way_without_nan(order, k):
+    # given rows with ties, NaN, rows of fewer values than k and a subset of columns
+    rng = np.random.default_rng(k)
+    matrix = np.round(rng.normal(0, 1, (1500, 12)), 1)
+    matrix[rng.random(matrix.shape) < 0.15] = np.nan
+    matrix[::50, 2:] = np.nan  # two values at most
+    matrix = np.asarray(matrix, order=order)
+    for among in (None, np.array([11, 0, 5, 3, 8, 2, 9])):
+        seen = matrix if among is None else matrix[:, among]
+        # when ranked, then each side is the stable argsort's first k among the values present
+        got = _ranked(matrix, k, among)
+        shown = min(k, seen.shape[1])
+        for r, row in enumerate(seen):
+            present = np.flatnonzero(~np.isnan(row))
+            low = present[np.argsort(row[present], kind="stable")][:shown]
+            high = present[np.argsort(-row[present], kind="stable")][:shown]
+            pad = [-1] * (shown - len(low))
+            assert got[r].tolist() == [*low, *pad, *high, *pad], (r, row)
