@@ -28,8 +28,10 @@ are ``reasons ÷ floor`` with a LightGBM member and ``reasons ÷ score`` without
 
 The jitted kernels are compiled (or loaded from numba's cache) on a few rows before timing.
 
-Each measure is the fastest of ``REPEATS`` runs per chunk (the first run of a chunk also pays for
-the memory the process had not touched yet, and slower ones for whatever else the machine did).
+The chunks run inside :func:`pipeline.memory.reuse_memory`, as in the score stage (its large
+arrays reuse the heap). Each measure is the fastest of ``REPEATS`` runs per chunk (the first run
+of a chunk also pays for the memory the process had not touched yet, and slower ones for
+whatever else the machine did).
 Runs in a child process per size and champion so each peak RSS is its own. Figures, not
 assertions: ``make bench-score ARGS="1000000"`` or ``healthscore bench --score-accounts 1000000``.
 """
@@ -56,6 +58,7 @@ from models.win.ensemble import HealthEnsemble, TreeMember
 from pipeline.config import Params, load_params
 from pipeline.io import registry
 from pipeline.io.catalog import load_training_set
+from pipeline.memory import reuse_memory
 
 CHAMPIONS = ("with_lightgbm", "without_lightgbm")
 # a twin's LightGBM member's stacking weight (3–4.5 % in the champions that kept one)
@@ -110,11 +113,12 @@ def measure(
     )
     trees = [m for m in ensemble.members_ if isinstance(m, TreeMember)]
     ensemble.contributions(table[names].head(10))  # compile (or load) the jitted kernels untimed
-    for start in range(0, accounts, chunk):
-        part = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
-        chunk_seconds = _time_chunk(part, ensemble, model.size, names, words, params, repeats)
-        for name, seconds in chunk_seconds.items():
-            timings[name] += seconds
+    with reuse_memory() as reused:  # as the score stage runs
+        for start in range(0, accounts, chunk):
+            part = table.iloc[rows[start : start + chunk]].reset_index(drop=True)
+            chunk_seconds = _time_chunk(part, ensemble, model.size, names, words, params, repeats)
+            for name, seconds in chunk_seconds.items():
+                timings[name] += seconds
     counts = {n: m.model_.booster_.num_trees() for n, m in zip(ensemble.member_names_,
               ensemble.members_, strict=True) if isinstance(m, TreeMember)}  # fmt: skip
     tables = [getattr(m, "shap_tables_", None) for m in trees]
@@ -122,6 +126,7 @@ def measure(
         "accounts": accounts,
         "champion": champion,
         "repeats": repeats,
+        "heap_reused": reused,
         "registered": registered,
         "shap_tables_mb": round(sum(t.nbytes for t in tables if t is not None) / 2**20, 1),
         "features": len(names),

@@ -30,6 +30,7 @@ from pipeline import io
 from pipeline.config import Params
 from pipeline.errors import InputError
 from pipeline.io import catalog, registry
+from pipeline.memory import reuse_memory
 from pipeline.shared import asof
 from pipeline.threads import thread_limits
 
@@ -112,13 +113,14 @@ def run_score(
     """Score every account active at ``as_of`` (default: the data's end) and write its
     partition, replacing a re-run.
 
-    Every thread pool (LightGBM, OpenMP, BLAS, joblib, numba) is held to ``train.n_jobs``.
+    Every thread pool (LightGBM, OpenMP, BLAS, joblib, numba) is held to ``train.n_jobs``, and
+    the chunks' large arrays reuse the heap (:func:`pipeline.memory.reuse_memory`).
 
     Raises:
         StaleAsOf: ``as_of`` is too far past the data's end and ``allow_stale`` is not set
             (:func:`scoring_date`); nothing is written.
     """
-    with thread_limits(params.train.n_jobs):
+    with thread_limits(params.train.n_jobs), reuse_memory():
         return _score(params, as_of, input_path, allow_stale)
 
 
