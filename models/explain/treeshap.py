@@ -58,7 +58,7 @@ MAX_BYTES = 256 * 2**20
 # the block of rows, and the tree needs no per-leaf patterns (1,024 × 11 floats fit)
 TREE_TABLE_BYTES = 96 * 2**10
 BLOCK = 128  # rows explained together, tree by tree
-LAYOUT = 2  # the tables' layout; tables pickled with an older one are rebuilt
+LAYOUT = 3  # the tables' layout; tables pickled with an older one are rebuilt
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 
 
@@ -76,6 +76,8 @@ class TreeTables:
     node_missing: np.ndarray  # 0 None, 1 Zero, 2 NaN
     node_default_left: np.ndarray
     node_threshold: np.ndarray
+    node_plain: np.ndarray  # a numeric split without zero-as-missing: x ≤ threshold, or NaN's way
+    node_nan_left: np.ndarray  # where a NaN goes at a plain split
     node_cat_start: np.ndarray  # categorical splits: words of cat_bits [start, start + words)
     node_cat_words: np.ndarray
     cat_bits: np.ndarray  # uint32 bitsets of the categories sent left
@@ -265,6 +267,11 @@ def _flatten(
         node_missing=np.asarray([n[2] for n in nodes], dtype=np.int8),
         node_default_left=np.asarray([n[3] for n in nodes], dtype=np.bool_),
         node_threshold=np.asarray([n[4] for n in nodes], dtype=float),
+        node_plain=np.asarray([not n[1] and n[2] != _MISSING["Zero"] for n in nodes], bool),
+        # a NaN is read as 0 unless missing values have their own way (see _goes_left)
+        node_nan_left=np.asarray(
+            [n[3] if n[2] == _MISSING["NaN"] else n[4] >= 0.0 for n in nodes], dtype=np.bool_
+        ),
         node_cat_start=np.asarray(cat_start, dtype=np.int64),
         node_cat_words=np.asarray(cat_words, dtype=np.int64),
         cat_bits=np.asarray(bits, dtype=np.uint32),
@@ -301,7 +308,8 @@ def tree_contributions(
         _explain(
             matrix, out, tables.expected_value, tables.tree_node_start, tables.tree_leaf_start,
             tables.node_feature, tables.node_categorical, tables.node_missing,
-            tables.node_default_left, tables.node_threshold, tables.node_cat_start,
+            tables.node_default_left, tables.node_threshold, tables.node_plain,
+            tables.node_nan_left, tables.node_cat_start,
             tables.node_cat_words, tables.cat_bits, tables.path_start, tables.path_node,
             tables.path_left, tables.path_slot, tables.leaf_width, tables.leaf_feature_start,
             tables.leaf_features, tables.leaf_table_start, tables.table, tables.tree_table_start,
@@ -415,9 +423,10 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
     X: np.ndarray, out: np.ndarray, expected: float, tree_node_start: np.ndarray,
     tree_leaf_start: np.ndarray, node_feature: np.ndarray, node_categorical: np.ndarray,
     node_missing: np.ndarray, node_default_left: np.ndarray, node_threshold: np.ndarray,
-    node_cat_start: np.ndarray, node_cat_words: np.ndarray, cat_bits: np.ndarray,
-    path_start: np.ndarray, path_node: np.ndarray, path_left: np.ndarray,
-    path_slot: np.ndarray, leaf_width: np.ndarray, leaf_feature_start: np.ndarray,
+    node_plain: np.ndarray, node_nan_left: np.ndarray, node_cat_start: np.ndarray,
+    node_cat_words: np.ndarray, cat_bits: np.ndarray, path_start: np.ndarray,
+    path_node: np.ndarray, path_left: np.ndarray, path_slot: np.ndarray,
+    leaf_width: np.ndarray, leaf_feature_start: np.ndarray,
     leaf_features: np.ndarray, leaf_table_start: np.ndarray, table: np.ndarray,
     tree_table_start: np.ndarray, tree_feature_start: np.ndarray, tree_features: np.ndarray,
     tree_table: np.ndarray, max_nodes: int,
@@ -438,23 +447,29 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
                 for r in range(b * BLOCK, stop):
                     decisions = 0
                     for g in range(first, tree_node_start[t + 1]):
-                        if _goes_left(
-                            X[r, node_feature[g]], node_categorical[g], node_missing[g],
-                            node_default_left[g], node_threshold[g], node_cat_start[g],
-                            node_cat_words[g], cat_bits,
-                        ):  # fmt: skip
-                            decisions |= 1 << (g - first)
+                        x = X[r, node_feature[g]]
+                        if node_plain[g]:  # most splits: no branch on the split's kind
+                            goes = x <= node_threshold[g] if x == x else node_nan_left[g]
+                        else:
+                            goes = _goes_left(
+                                x, node_categorical[g], node_missing[g], node_default_left[g],
+                                node_threshold[g], node_cat_start[g], node_cat_words[g], cat_bits,
+                            )  # fmt: skip
+                        decisions |= np.int64(goes) << (g - first)
                     base = tree_table_start[t] + decisions * width
                     for k in range(width):
                         out[r, tree_features[f0 + k]] += tree_table[base + k]
                 continue
             for r in range(b * BLOCK, stop):
                 for g in range(first, tree_node_start[t + 1]):
-                    left[g - first] = _goes_left(
-                        X[r, node_feature[g]], node_categorical[g], node_missing[g],
-                        node_default_left[g], node_threshold[g], node_cat_start[g],
-                        node_cat_words[g], cat_bits,
-                    )  # fmt: skip
+                    x = X[r, node_feature[g]]
+                    if node_plain[g]:
+                        left[g - first] = x <= node_threshold[g] if x == x else node_nan_left[g]
+                    else:
+                        left[g - first] = _goes_left(
+                            x, node_categorical[g], node_missing[g], node_default_left[g],
+                            node_threshold[g], node_cat_start[g], node_cat_words[g], cat_bits,
+                        )  # fmt: skip
                 for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
                     d = leaf_width[leaf]
                     pattern = (1 << d) - 1
