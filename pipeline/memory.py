@@ -12,9 +12,9 @@ moved from 1.00 s to 0.93–0.97 s.
 
 :func:`reuse_memory` sets, for a block, glibc's ``M_MMAP_MAX`` to 0 (no mappings: every block
 from the heap) and ``M_TRIM_THRESHOLD`` high (freed memory is not returned at once), then puts
-glibc's defaults back and trims the heap. The process's peak memory is what it was (the same
-arrays, reused); what it holds between chunks is that peak. Elsewhere than glibc (musl,
-macOS) it does nothing.
+back the thresholds glibc reaches by itself in a process that frees large arrays, and trims.
+The process's peak memory is what it was (the same arrays, reused); what it holds between
+chunks is that peak. Elsewhere than glibc (musl, macOS) it does nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # mallopt's parameters, from glibc's malloc.h
-DEFAULTS = {M_TRIM_THRESHOLD: 128 * 1024, M_MMAP_MAX: 65536}  # glibc's own
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # mallopt's, from glibc's malloc.h
 KEPT = {M_TRIM_THRESHOLD: 2**31 - 1, M_MMAP_MAX: 0}
+# after the block: setting any of these ends glibc's own adjustment of the mmap threshold (which
+# rises with the blocks a process frees, up to 32 MB, the trim threshold at twice it), so the
+# state it reaches in a process that has freed large arrays is put back, fixed
+AFTER = {M_MMAP_MAX: 65536, M_MMAP_THRESHOLD: 32 * 2**20, M_TRIM_THRESHOLD: 64 * 2**20}
 
 
 @contextmanager
@@ -41,7 +44,7 @@ def reuse_memory() -> Iterator[bool]:
     try:
         yield applied
     finally:
-        for key, value in DEFAULTS.items():
+        for key, value in AFTER.items():
             libc.mallopt(key, value)
         libc.malloc_trim(0)
 
