@@ -382,43 +382,41 @@ def _top_k(  # pragma: no cover - jitted
     blocks = (rows + TOP_BLOCK - 1) // TOP_BLOCK
     for b in numba.prange(blocks):
         first, stop = b * TOP_BLOCK, min(rows, (b + 1) * TOP_BLOCK)
-        low = np.empty((stop - first, k))
-        high = np.empty((stop - first, k))
-        lows = np.zeros(stop - first, dtype=np.int64)
-        highs = np.zeros(stop - first, dtype=np.int64)
-        # a value enters when below the k-th smallest so far (above the k-th largest); NaN
-        # compares false, so it never does
-        below = np.full(stop - first, np.inf)
-        above = np.full(stop - first, -np.inf)
+        # per row and side (0: the smallest; 1: the largest, kept as the smallest negated):
+        # the k best so far, how many, and the bar a value must pass to enter
+        best = np.empty((stop - first, 2, k))
+        count = np.zeros((stop - first, 2), dtype=np.int64)
+        bar = np.full((stop - first, 2), np.inf)
         # column by column over the block: reads a column's run of rows whatever the layout
         for position in range(len(columns)):
             j = columns[position]
             for r in range(first, stop):
                 v = matrix[r, j]
                 i = r - first
-                if v < below[i] or (lows[i] < k and v == v):
-                    n = lows[i]
-                    at = n if n < k else k - 1
-                    while at > 0 and v < low[i, at - 1]:  # after equal values: column order
-                        if at < k:
-                            low[i, at] = low[i, at - 1]
-                            chosen[r, at] = chosen[r, at - 1]
-                        at -= 1
-                    low[i, at] = v
-                    chosen[r, at] = position
-                    lows[i] = min(n + 1, k)
-                    if lows[i] == k:
-                        below[i] = low[i, k - 1]
-                if v > above[i] or (highs[i] < k and v == v):
-                    n = highs[i]
-                    at = n if n < k else k - 1
-                    while at > 0 and v > high[i, at - 1]:
-                        if at < k:
-                            high[i, at] = high[i, at - 1]
-                            chosen[r, k + at] = chosen[r, k + at - 1]
-                        at -= 1
-                    high[i, at] = v
-                    chosen[r, k + at] = position
-                    highs[i] = min(n + 1, k)
-                    if highs[i] == k:
-                        above[i] = high[i, k - 1]
+                _enter(best, count, bar, i, 0, v, chosen, r, position, k)
+                _enter(best, count, bar, i, 1, -v, chosen, r, position, k)
+
+
+@numba.njit(cache=True, inline="always")
+def _enter(  # pragma: no cover - jitted
+    best: np.ndarray, count: np.ndarray, bar: np.ndarray, i: int, side: int, v: float,
+    chosen: np.ndarray, r: int, position: int, k: int,
+) -> None:  # fmt: skip
+    """Put ``v`` (column ``position``) among row ``i``'s ``k`` smallest so far on ``side`` if
+    it belongs there (``chosen[r]`` from ``side · k``): after equal values, so ties go by
+    column order; NaN compares false and never enters."""
+    n = count[i, side]
+    if not (v < bar[i, side] or (n < k and v == v)):
+        return
+    offset = side * k
+    at = n if n < k else k - 1
+    while at > 0 and v < best[i, side, at - 1]:
+        if at < k:
+            best[i, side, at] = best[i, side, at - 1]
+            chosen[r, offset + at] = chosen[r, offset + at - 1]
+        at -= 1
+    best[i, side, at] = v
+    chosen[r, offset + at] = position
+    count[i, side] = min(n + 1, k)
+    if count[i, side] == k:
+        bar[i, side] = best[i, side, k - 1]

@@ -135,9 +135,12 @@ def tree_tables(booster: lgb.Booster, max_bytes: int = MAX_BYTES) -> TreeTables 
         tree_node_start.append(len(nodes))
         tree_leaf_start.append(len(leaves))
     widths = [len({f for _, _, f, _ in path}) for _, path in leaves]
-    if 8 * (sum(2**d * d for d in widths) + sum(_tree_sizes(nodes, tree_node_start))) > max_bytes:
+    tree_floats = _tree_sizes(nodes, tree_node_start)
+    if 8 * (sum(2**d * d for d in widths) + sum(tree_floats)) > max_bytes:
         return None
-    return _flatten(model, nodes, leaves, widths, tree_node_start, tree_leaf_start, expected)
+    return _flatten(
+        model, nodes, leaves, widths, tree_floats, tree_node_start, tree_leaf_start, expected
+    )
 
 
 def _tree_sizes(nodes: list[tuple], tree_node_start: list[int]) -> list[int]:
@@ -192,6 +195,7 @@ def _flatten(
     nodes: list[tuple],
     leaves: list[tuple],
     widths: list[int],
+    tree_sizes: list[int],
     tree_node_start: list[int],
     tree_leaf_start: list[int],
     expected: float,
@@ -227,7 +231,7 @@ def _flatten(
     _fill_tables(width, np.asarray(z_start, dtype=np.int64), np.asarray(z), values,
                  table_start, table)  # fmt: skip
     # the small trees' own tables: each decision vector's contribution, its leaves' summed
-    tree_floats = np.asarray(_tree_sizes(nodes, tree_node_start), dtype=np.int64)
+    tree_floats = np.asarray(tree_sizes, dtype=np.int64)
     tree_table_start = np.where(tree_floats > 0, np.cumsum(tree_floats) - tree_floats, -1)
     tree_feature_start, tree_features, leaf_tree_slot = [0], [], []
     for t in range(len(tree_node_start) - 1):
