@@ -65,6 +65,8 @@ def hostile(X: pd.DataFrame, booster: lgb.Booster) -> pd.DataFrame:
 def test_equals_lightgbm_pred_contrib(extra, leaves):
     # given a model of this kind (trees of 15 leaves explained leaf by leaf, of 8 by their own
     # tables) and rows that hit every edge of its splits
+    if "num_leaves" in extra and leaves != 15:
+        pytest.skip("the model sets its own leaves: the by-leaves case already covers it")
     X, y = frame()
     params = {"n_estimators": 60, "num_leaves": leaves, "min_child_samples": 10, **extra}
     booster = lgb.LGBMClassifier(**params, verbose=-1, random_state=0).fit(X, y).booster_
