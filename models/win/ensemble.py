@@ -72,6 +72,48 @@ class TreeMember:
         self.additive = additive
         self.n_jobs = n_jobs
 
+    def settings(self) -> dict[str, Any]:
+        """LightGBM's settings for this member, in the scikit-learn wrapper's names (which
+        ``lgb.train`` also accepts): the trees as the same settings grow them either way.
+
+        Deterministic, so the trees are the same at any thread count. Histograms are built a
+        feature at a time (``force_col_wise``): the same trees as row-wise to the last bit,
+        and faster on these tables (1.0 s instead of 1.9 s for 300 trees of the tuned member
+        on 33,600 rows × 150 features, which samples 40 % of the features per tree). Features
+        too sparse to split under ``min_child_samples`` stay in the dataset unsplit
+        (``feature_pre_filter`` off), so a dataset binned once serves every setting tuning
+        tries, and a tuning trial grows the trees a fit with its settings grows.
+        """
+        shape = {"max_depth": 1, "num_leaves": 2} if self.additive else {}
+        return {
+            **self.params,
+            **shape,
+            "subsample_freq": 1 if self.params.get("subsample", 1.0) < 1 else 0,
+            "random_state": self.seed,
+            "n_jobs": self.n_jobs,
+            "deterministic": True,
+            "force_col_wise": True,
+            "feature_pre_filter": False,
+            "verbose": -1,
+        }
+
+    def boost(
+        self, fit: lgb.Dataset, held: lgb.Dataset | None = None, stopping_rounds: int = 50
+    ) -> lgb.Booster:
+        """Grow the member's trees on a LightGBM dataset built beforehand (tuning reuses one
+        per fold across trials instead of binning the rows anew for each), stopping as
+        :meth:`fit` does on ``held``; the same trees as :meth:`fit` on the same rows."""
+        settings = self.settings()
+        rounds = settings.pop("n_estimators", 100)
+        callbacks, valid = [], []
+        if held is not None:
+            callbacks = [lgb.early_stopping(stopping_rounds, verbose=False)]
+            valid = [held]
+        return lgb.train(
+            {**settings, "objective": "binary", "metric": "binary_logloss"},
+            fit, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks,
+        )  # fmt: skip
+
     def fit(
         self,
         X: pd.DataFrame,
@@ -81,17 +123,7 @@ class TreeMember:
     ) -> TreeMember:
         """Fit; with ``stop_on`` (held-out rows and labels), stop adding trees once its log
         loss has not improved for ``stopping_rounds`` (``best_iteration_`` tells how many)."""
-        shape = {"max_depth": 1, "num_leaves": 2} if self.additive else {}
-        self.model_ = lgb.LGBMClassifier(
-            **self.params,
-            **shape,
-            subsample_freq=1 if self.params.get("subsample", 1.0) < 1 else 0,
-            random_state=self.seed,
-            n_jobs=self.n_jobs,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-        )
+        self.model_ = lgb.LGBMClassifier(**self.settings())
         stopping = {}
         if stop_on is not None:
             stopping = {

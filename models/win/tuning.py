@@ -19,11 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
 
 from models.config import TrainConfig
 from models.win.ensemble import LinearMember, TreeMember
@@ -83,19 +85,14 @@ def tune(
         )
     )
     frames = [(X.iloc[a], y[a], X.iloc[b], y[b]) for a, b in splits]  # built once
-
     stopping = cfg.tuning.early_stopping_rounds
+    datasets = _FoldDatasets(frames, stopping > 0)
 
-    def fold_losses(trial: optuna.Trial, make: Any, stops: bool = False) -> float:
-        losses, trees = [], []
-        for step, (x_fit, y_fit, x_held, y_held) in enumerate(frames):
-            if stops:
-                member = make().fit(x_fit, y_fit, (x_held, y_held), stopping)
-                trees.append(member.model_.best_iteration_ or member.model_.n_estimators)
-                trial.set_user_attr("n_estimators", round(float(np.mean(trees))))
-            else:
-                member = make().fit(x_fit, y_fit)
-            p = 1 / (1 + np.exp(-member.decision(x_held)))
+    def fold_losses(trial: optuna.Trial, fold_decision: Callable[[int], np.ndarray]) -> float:
+        """The mean held-out log loss over the folds, reported fold by fold (for pruning)."""
+        losses = []
+        for step, (_, _, _, y_held) in enumerate(frames):
+            p = 1 / (1 + np.exp(-fold_decision(step)))
             losses.append(log_loss(y_held, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
             trial.report(float(np.mean(losses)), step)
             if trial.should_prune():
@@ -116,17 +113,28 @@ def tune(
             "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
             "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
         }
+        member = TreeMember(params, cfg.seed, n_jobs=cfg.n_jobs)
+        grown: list[int] = []
 
-        def member() -> TreeMember:
-            return TreeMember(params, cfg.seed, n_jobs=cfg.n_jobs)
+        def decision(step: int) -> np.ndarray:
+            fit, held = datasets.get(step, member.settings())
+            booster = member.boost(fit, held, stopping)
+            if stopping:
+                grown.append(booster.best_iteration or params["n_estimators"])
+                trial.set_user_attr("n_estimators", round(float(np.mean(grown))))
+            return np.asarray(booster.predict(frames[step][2], raw_score=True), dtype=float)
 
-        return fold_losses(trial, member, stops=stopping > 0)
+        return fold_losses(trial, decision)
 
     def linear_objective(trial: optuna.Trial) -> float:
         C = trial.suggest_float("C", 1e-3, 1.0, log=True)
-        return fold_losses(
-            trial, lambda: LinearMember(C, cfg.linear.max_iter, cfg.seed, cfg.linear.interact_with)
-        )
+
+        def decision(step: int) -> np.ndarray:
+            x_fit, y_fit, x_held, _ = frames[step]
+            member = LinearMember(C, cfg.linear.max_iter, cfg.seed, cfg.linear.interact_with)
+            return member.fit(x_fit, y_fit).decision(x_held)
+
+        return fold_losses(trial, decision)
 
     budget = cfg.tuning
     deadline = None if budget.timeout_s is None else started + budget.timeout_s
@@ -165,8 +173,13 @@ def tune(
     # single-threaded, it would leave a core idle): each study's trials still run one after
     # another with their own seeds, so the result is the one a sequential search gives
     linear_trials = max(1, budget.trials // 5)
+
+    def linear_search() -> optuna.Study:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return search("linear", linear_objective, {"C": cfg.linear.C}, linear_trials)
+
     with ThreadPoolExecutor(1) as pool:
-        linear = pool.submit(search, "linear", linear_objective, {"C": cfg.linear.C}, linear_trials)
+        linear = pool.submit(linear_search)
         if cfg.n_jobs <= 1:  # one core: one search at a time
             linear.result()
         results = {
@@ -204,3 +217,33 @@ def _sampler(seed: int, number: int) -> optuna.samplers.TPESampler:
     """TPE for trial ``number`` of a search seeded ``seed`` (distinct for every pair)."""
     state = np.random.SeedSequence([seed, number]).generate_state(1)[0]
     return optuna.samplers.TPESampler(seed=int(state))
+
+
+class _FoldDatasets:
+    """LightGBM's binned copy of each tuning fold, built on first use and reused by every
+    trial: binning the rows is a quarter of a short fit, and the bins do not depend on the
+    trial's settings (:meth:`TreeMember.settings` keeps LightGBM's pre-filter of sparse
+    features off, which would tie them to one ``min_child_samples``). A trial whose settings
+    needed other bins (none of the searched ones do) would fail loudly, not bin anew.
+    """
+
+    def __init__(
+        self, frames: list[tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]], held: bool
+    ) -> None:
+        self.frames = frames
+        self.held = held
+        self.built: dict[int, tuple[lgb.Dataset, lgb.Dataset | None]] = {}
+
+    def get(self, step: int, settings: dict[str, Any]) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+        """Fold ``step``'s training rows and (when early stopping) held-out rows as datasets."""
+        if step not in self.built:
+            x_fit, y_fit, x_held, y_held = self.frames[step]
+            binning = {k: v for k, v in settings.items() if k != "n_estimators"}
+            # raw rows freed once binned: a later trial LightGBM could not train on these bins
+            # raises instead of quietly binning the rows again
+            fit = lgb.Dataset(x_fit, y_fit, params=binning, free_raw_data=True).construct()
+            held = None
+            if self.held:  # binned as the training rows are
+                held = lgb.Dataset(x_held, y_held, params=binning, reference=fit).construct()
+            self.built[step] = (fit, held)
+        return self.built[step]

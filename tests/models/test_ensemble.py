@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from models.errors import ModelInputError
 from models.win.calibration import Calibrator, Recalibrated, choose_calibration, forward_folds
-from models.win.ensemble import HealthEnsemble, LinearMember
+from models.win.ensemble import HealthEnsemble, LinearMember, TreeMember
 
 SMALL = {
     "lightgbm": {
@@ -311,3 +312,30 @@ def test_a_label_no_member_can_predict_gives_the_base_rate_not_a_crash():
     assert model.member_names_ == ("additive",)
     p = model.predict_proba(X)[:, 1]
     assert abs(p.mean() - y.mean()) < 0.05 and p.std() < 0.1
+
+
+@pytest.mark.parametrize("stopping", [0, 10], ids=["all trees", "early stopping"])
+def test_trees_grown_on_a_binned_dataset_are_the_trees_fit_grows(stopping):
+    # given a member's settings and its rows binned beforehand, as tuning bins each fold once
+    X, y, _ = accounts_frame()
+    y = y.to_numpy()
+    fit, held = slice(0, 600), slice(600, None)
+    params = {"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 7,
+              "min_child_samples": 20, "subsample": 0.8, "colsample_bytree": 0.7}  # fmt: skip
+    member = TreeMember(params, seed=5)
+    settings = {k: v for k, v in member.settings().items() if k != "n_estimators"}
+    fit_set = lgb.Dataset(X[fit], y[fit], params=settings).construct()
+    held_set = None
+    if stopping:
+        held_set = lgb.Dataset(X[held], y[held], params=settings, reference=fit_set)
+    # when grown on the dataset and fitted on the frame
+    booster = member.boost(fit_set, held_set, stopping)
+    stop_on = (X[held], y[held]) if stopping else None
+    fitted = TreeMember(params, seed=5).fit(X[fit], y[fit], stop_on, stopping)
+    # then the trees are the same: the same count kept and the same log-odds to the last bit
+    assert booster.best_iteration == (fitted.model_.best_iteration_ or 0)
+    if stopping:
+        assert 0 < booster.best_iteration < 150
+    np.testing.assert_array_equal(
+        booster.predict(X[held], raw_score=True), fitted.decision(X[held])
+    )
