@@ -27,6 +27,7 @@ NUMBER_FORMAT = re.compile(
 BARE = "{value}"
 PLURAL = "{s}"  # a plural's "s" in a catalog description, left out for one
 WHOLE, FRACTION = ",.0f", ",.1f"  # a number under a bare {value}: a count, as people read it
+KINDS = ("risk", "strength")  # a driver lowers the health score or raises it
 TOP_BLOCK = 512  # rows ranked together, column by column: their best-so-far stays in cache
 
 
@@ -275,12 +276,15 @@ def top_drivers(
     k: int = 3,
     blanks: dict[str, str] | None = None,
     columns: Sequence[str] | None = None,
+    kinds: Sequence[str] = KINDS,
 ) -> pd.DataFrame:
     """The ``k`` largest risks (negative points) and strengths (positive) per row, in words.
 
     ``blanks`` gives a feature's words for a blank value ("no earlier renewal"); see
     :func:`describe`. ``columns``: rank among these columns of ``points`` only (in their
-    order; ties go by it), without copying them out of ``points`` first.
+    order; ties go by it), without copying them out of ``points`` first. ``kinds``: only
+    these of ``risk`` and ``strength`` (what raises a chance to grow needs no risks put in
+    words).
 
     Returns one row per (row, driver), ordered by row, then risks before strengths, then rank:
     ``row`` (the index label of ``points``), ``kind`` (``risk`` / ``strength``), ``rank``
@@ -298,17 +302,24 @@ def top_drivers(
     absent = [name for name in names if name not in values.columns]
     if absent:
         raise KeyError(f"{absent[:10]} not in the values")
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be among {KINDS}, got {list(kinds)}")
     matrix = points.to_numpy()
     chosen = _ranked(matrix, k, among)  # per row: its risks, then its strengths
     shown = chosen.shape[1] // 2
+    sides = [side for side in KINDS if side in kinds]
+    if len(sides) < len(KINDS):  # one side only
+        chosen = chosen[:, :shown] if sides == ["risk"] else chosen[:, shown:]
+    per_row = len(sides) * shown
     cols = chosen.reshape(-1)
-    rows = np.repeat(np.arange(len(matrix)), 2 * shown)
+    rows = np.repeat(np.arange(len(matrix)), per_row)
     held = np.maximum(cols, 0)  # −1: a row with fewer values than places
     got = matrix[rows, held if among is None else among[held]]
-    is_risk = np.tile(np.arange(2 * shown) < shown, len(matrix))
+    is_risk = np.tile(np.repeat([side == "risk" for side in sides], shown), len(matrix))
     keep = np.where(is_risk, got < 0, got > 0) & (cols >= 0)
     rows, cols, got, is_risk = rows[keep], cols[keep], got[keep], is_risk[keep]
-    ranks = np.tile(np.arange(2 * shown) % shown + 1, len(matrix))[keep]
+    ranks = np.tile(np.arange(per_row) % shown + 1, len(matrix))[keep]
     picked = np.empty(len(cols), dtype=object)
     distinct, codes = [], np.empty(len(cols), dtype="int64")
     position = values.columns.get_indexer(names)

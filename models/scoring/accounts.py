@@ -106,11 +106,12 @@ class Words:
         values: pd.DataFrame,
         k: int,
         columns: Sequence[str] | None = None,
+        kinds: Sequence[str] = explain.KINDS,
     ) -> pd.DataFrame:
         """:func:`models.explain.drivers.top_drivers` in these words (among ``columns`` of
-        ``points`` only, when given)."""
+        ``points`` only, when given; ``kinds``: risks, strengths or both)."""
         return explain.top_drivers(
-            points, values, self.descriptions, self.components, k, self.blanks, columns
+            points, values, self.descriptions, self.components, k, self.blanks, columns, kinds
         )
 
 
@@ -200,7 +201,7 @@ def _renewal_columns(
     up = model.calibrator_.predict(contributions.sum(axis=1).to_numpy())
     base = float(model.calibrator_.predict(contributions["_base"].to_numpy()[:1])[0])
     points = explain.health_points(contributions, up, base)
-    top = words.top(points, X, cfg.top_drivers, words.acting(points.columns))
+    top = words.top(points, X, cfg.top_drivers, words.acting(points.columns), ("strength",))
     outlook = size.outlook(up, size.contract_.predict_proba(X)[:, 1])
     arr, p = frame["arr"].to_numpy(), frame["win_probability"].to_numpy()
     dollars = renewal_dollars(arr, p, outlook, size.means_)

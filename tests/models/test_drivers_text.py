@@ -154,6 +154,25 @@ def test_drivers_are_the_reference_frame_byte_for_byte():
     pd.testing.assert_frame_equal(values, before)
 
 
+@pytest.mark.parametrize("kind", ["risk", "strength"])
+def test_one_kind_alone_is_that_kinds_rows_of_both(kind):
+    # given every kind of value, ranked among some of the columns
+    values, descriptions, components = _sample()
+    points = _points(values)
+    among = list(values.columns[1::2])
+    for k in (1, 3):
+        # when only one kind is put in words
+        got = top_drivers(points, values, descriptions, components, k, columns=among,
+                          kinds=[kind])  # fmt: skip
+        # then it is those rows of the frame with both kinds, in the same order and words
+        both = top_drivers(points, values, descriptions, components, k, columns=among)
+        expected = both[both["kind"] == kind].reset_index(drop=True)
+        assert len(got) > len(values) // 2
+        pd.testing.assert_frame_equal(got, expected)
+    with pytest.raises(ValueError, match="kinds"):
+        top_drivers(points, values, descriptions, components, 3, kinds=["growth"])
+
+
 def test_every_feature_of_the_sample_is_put_in_words():
     values, descriptions, components = _sample()
     got = top_drivers(_points(values), values, descriptions, components, 5)
