@@ -122,15 +122,16 @@ def describe_all(template: str, values: pd.Series, blank: str | None = None) -> 
     formats, categories, flags, a number on a near-tie of its last digit, beyond 2^50 or
     infinite).
     """
-    texts, inverse = _describe_distinct(template, values, values.to_numpy(dtype=object), blank)
+    texts, inverse, _ = _describe_distinct(template, values, blank)
     return texts[inverse]
 
 
 def _describe_distinct(
-    template: str, values: pd.Series, objects: np.ndarray, blank: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The text of each distinct value and, per value, which: ``texts[inverse]`` is every
-    value's. ``objects`` are the values as :func:`describe` is given them."""
+    template: str, values: pd.Series, blank: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The text of each distinct value, which of them each value is (``texts[inverse]`` is
+    every value's), and the distinct values as :func:`describe` is given them
+    (``objects[inverse]``: every value as a Python object, made once per distinct value)."""
     dtype = values.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         keys = values.cat.codes.to_numpy()
@@ -139,12 +140,15 @@ def _describe_distinct(
         # equal bits, equal text (0.0 and -0.0 are equal numbers but read differently)
         keys = numbers.view(f"i{dtype.itemsize}") if dtype.kind == "f" else numbers
     else:  # equal objects may still read differently (1, 1.0 and True): each described
+        objects = values.to_numpy(dtype=object)
         every = np.arange(len(objects))
-        return _describe_each(template, values, objects, blank), every
+        return _describe_each(template, values, objects, blank), every, objects
     inverse, distinct = pd.factorize(keys)
     first = np.empty(len(distinct), dtype="int64")
     first[inverse] = np.arange(len(inverse))  # any row of each value: they read the same
-    return _describe_each(template, values.iloc[first], objects[first], blank), inverse
+    sample = values.iloc[first]
+    objects = sample.to_numpy(dtype=object)
+    return _describe_each(template, sample, objects, blank), inverse, objects
 
 
 def _describe_each(
@@ -323,27 +327,29 @@ def top_drivers(
     picked = np.empty(len(cols), dtype=object)
     distinct, codes = [], np.empty(len(cols), dtype="int64")
     position = values.columns.get_indexer(names)
-    order = np.argsort(cols, kind="stable")
+    # grouped by feature, rows in order within each: a radix sort on 16-bit column numbers
+    narrow = cols.astype(np.int16) if len(names) < 2**15 else cols
+    order = np.argsort(narrow, kind="stable")
     seen = 0
     for where in np.split(order, np.flatnonzero(np.diff(cols[order])) + 1):
         if not len(where):  # no drivers at all
             continue
         j = cols[where[0]]
         column = values.iloc[rows[where], position[j]]
-        picked[where] = column.to_numpy(dtype=object)
         name = names[j]
-        texts, inverse = _describe_distinct(
-            descriptions.get(name, name), column, picked[where], (blanks or {}).get(name)
+        texts, inverse, objects = _describe_distinct(
+            descriptions.get(name, name), column, (blanks or {}).get(name)
         )
+        picked[where] = objects[inverse]
         distinct.append(texts)
         codes[where] = inverse + seen
         seen += len(texts)
     owners = np.array([components.get(name, "other") for name in names], dtype=object)
-    kinds = pd.Series(np.array(["risk", "strength"], dtype=object))
+    labels = pd.Series(np.array(KINDS, dtype=object))
     return pd.DataFrame(
         {
             "row": points.index.to_numpy()[rows],
-            "kind": kinds.array.take((~is_risk).astype("int64")),  # as a scalar broadcast
+            "kind": labels.array.take((~is_risk).astype("int64")),  # as a scalar broadcast
             "rank": ranks,
             "feature": _strings(names, cols),
             "component": _strings(owners, cols),
