@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numba
 import numpy as np
@@ -281,6 +281,7 @@ def top_drivers(
     blanks: dict[str, str] | None = None,
     columns: Sequence[str] | None = None,
     kinds: Sequence[str] = KINDS,
+    value_text: Callable[[object], str | None] | None = None,
 ) -> pd.DataFrame:
     """The ``k`` largest risks (negative points) and strengths (positive) per row, in words.
 
@@ -288,7 +289,8 @@ def top_drivers(
     :func:`describe`. ``columns``: rank among these columns of ``points`` only (in their
     order; ties go by it), without copying them out of ``points`` first. ``kinds``: only
     these of ``risk`` and ``strength`` (what raises a chance to grow needs no risks put in
-    words).
+    words). ``value_text``: how the ``value`` column shows a value (called once per distinct
+    value of a feature, not once per row); without it, the value itself.
 
     Returns one row per (row, driver), ordered by row, then risks before strengths, then rank:
     ``row`` (the index label of ``points``), ``kind`` (``risk`` / ``strength``), ``rank``
@@ -340,6 +342,8 @@ def top_drivers(
         texts, inverse, objects = _describe_distinct(
             descriptions.get(name, name), column, (blanks or {}).get(name)
         )
+        if value_text is not None:
+            objects = np.array([value_text(v) for v in objects], dtype=object)
         picked[where] = objects[inverse]
         distinct.append(texts)
         codes[where] = inverse + seen

@@ -8,7 +8,7 @@ what changed, which component and feature moved it most, and which accounts to a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -107,12 +107,15 @@ class Words:
         k: int,
         columns: Sequence[str] | None = None,
         kinds: Sequence[str] = explain.KINDS,
+        value_text: Callable[[object], str | None] | None = None,
     ) -> pd.DataFrame:
         """:func:`models.explain.drivers.top_drivers` in these words (among ``columns`` of
-        ``points`` only, when given; ``kinds``: risks, strengths or both)."""
+        ``points`` only, when given; ``kinds``: risks, strengths or both; ``value_text``: how
+        the value column shows a value)."""
         return explain.top_drivers(
-            points, values, self.descriptions, self.components, k, self.blanks, columns, kinds
-        )
+            points, values, self.descriptions, self.components, k, self.blanks, columns, kinds,
+            value_text,
+        )  # fmt: skip
 
 
 def score_snapshot(
@@ -184,7 +187,6 @@ def score_snapshot(
         as_of=pd.Timestamp(as_of),
     ).sort_values("priority", kind="stable")
     drivers = pd.concat(driver_parts, ignore_index=True)
-    drivers = drivers.assign(value=drivers["value"].map(_text))
     return ScoredAccounts(scores.reset_index(drop=True), drivers, pd.concat(point_parts))
 
 
@@ -246,12 +248,14 @@ def _score_chunk(
     points = explain.health_points(contributions, p, base)
     per_component = explain.component_points(points, words.components)
     acting = words.acting(points.columns)
-    top = words.top(points, X, cfg.top_drivers, acting)
+    # the drivers' values as the published table shows them: text, made once per distinct value
+    top = words.top(points, X, cfg.top_drivers, acting, value_text=_text)
     shown = _driver_columns(top, chunk.index, cfg.top_drivers)
     top = top.assign(actionable=True)
     context = words.about(points.columns)
     if context:
-        about = words.top(points, X, cfg.top_drivers, context).assign(actionable=False)
+        about = words.top(points, X, cfg.top_drivers, context, value_text=_text)
+        about = about.assign(actionable=False)
         top = pd.concat([top, about], ignore_index=True)
     health = health_score(p)
     columns = ["account_id", "contract_id", *_present(chunk, account_columns), "arr"]

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.explain.drivers import _pieces, _ranked, describe, describe_all, top_drivers
+from models.scoring.accounts import _text
 
 SPECS = ["", ".0f", ".1f", "+.0f", ".0%", "+.0%", ",.0f", ",.1f", "f", "-.1f", " .0%", "g", ".2e"]
 
@@ -171,6 +172,29 @@ def test_one_kind_alone_is_that_kinds_rows_of_both(kind):
         pd.testing.assert_frame_equal(got, expected)
     with pytest.raises(ValueError, match="kinds"):
         top_drivers(points, values, descriptions, components, 3, kinds=["growth"])
+
+
+def test_values_shown_once_per_distinct_value_read_as_each_row_shown_alone():
+    # given every kind of value (blank, zero and minus zero, ties, text, integers)
+    values, descriptions, components = _sample()
+    points = _points(values)
+    shown: list[object] = []
+
+    def text(value: object) -> str | None:
+        shown.append(value)
+        return _text(value)
+
+    # when the drivers' values are shown as text while they are put in words
+    got = top_drivers(points, values, descriptions, components, 3, value_text=text)
+    # then every row reads as the value shown on its own, the rest of the frame unchanged
+    raw = top_drivers(points, values, descriptions, components, 3)
+    pd.testing.assert_frame_equal(got, raw.assign(value=raw["value"].map(_text)))
+    assert len(shown) < len(got)
+    # and a feature whose value repeats is shown once, however many rows it drives
+    shown.clear()
+    repeated = pd.DataFrame({"seats": np.full(500, 12.0), "segment": pd.Categorical(["smb"] * 500)})
+    many = top_drivers(_points(repeated), repeated, {}, {}, 1, value_text=text)
+    assert len(many) > 400 and sorted(map(str, shown)) == ["12.0", "smb"]
 
 
 def test_every_feature_of_the_sample_is_put_in_words():
