@@ -526,9 +526,12 @@ class HealthEnsemble(ClassifierMixin, BaseEstimator):
         X = X[list(self.feature_names_in_)]
         recoded = {}
         for column, cats in self.categories_.items():
+            dtype = X[column].dtype
+            if _same_categories(dtype, cats):  # already coded as in training (scoring's frames)
+                continue
             text = X[column].astype(object)
             recoded[column] = pd.Categorical(text.where(text.isin(cats)), categories=cats)
-        return _check_frame(X.assign(**recoded))
+        return _check_frame(X.assign(**recoded) if recoded else X)
 
     def member_scores(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, members): each member's log-odds."""
@@ -745,6 +748,17 @@ def _cross_fit(
             .predict(score[held_rows])
         )
     return out
+
+
+def _same_categories(dtype: object, categories: list[object]) -> bool:
+    """Whether a column of ``dtype`` is coded as training coded it: unordered categories,
+    the same ones in the same order (so each code means the same category)."""
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        and not dtype.ordered
+        and len(dtype.categories) == len(categories)
+        and bool((dtype.categories.astype(object) == pd.Index(categories, dtype=object)).all())
+    )
 
 
 def _check_frame(X: pd.DataFrame) -> pd.DataFrame:

@@ -339,3 +339,26 @@ def test_trees_grown_on_a_binned_dataset_are_the_trees_fit_grows(stopping):
     np.testing.assert_array_equal(
         booster.predict(X[held], raw_score=True), fitted.decision(X[held])
     )
+
+
+def test_align_keeps_training_codes_and_recodes_anything_else(fitted):
+    # given frames whose category column is coded as in training, in another order, or with a
+    # category training never saw
+    model, X, _ = fitted
+    column = next(c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype))
+    cats = model.categories_[column]
+    reordered = X.assign(**{column: X[column].cat.reorder_categories(cats[::-1])})
+    unseen = X.assign(**{column: X[column].cat.add_categories(["never seen"])})
+    unseen.loc[unseen.index[::5], column] = "never seen"
+    as_text = X.assign(**{column: X[column].astype(object)})
+    # when aligned, then each reads as training read it: same codes, unseen ones missing
+    expected = pd.Categorical(X[column].astype(object), categories=cats).codes
+    for frame in (X, reordered, as_text):
+        aligned = model.align(frame)[column]
+        assert list(aligned.cat.categories) == cats
+        np.testing.assert_array_equal(aligned.cat.codes.to_numpy(), expected)
+    codes = model.align(unseen)[column].cat.codes.to_numpy()
+    assert (codes[::5] == -1).all()
+    np.testing.assert_array_equal(np.delete(codes, np.s_[::5]), np.delete(expected, np.s_[::5]))
+    # and the log-odds are the same whichever coding came in
+    np.testing.assert_array_equal(model.decision_function(reordered), model.decision_function(X))
