@@ -127,6 +127,7 @@ def test_points_components_and_drivers_in_plain_words():
     ]  # fmt: skip
     mine = drivers[drivers["account_id"] == "b"]
     assert mine[["kind", "feature", "value"]].to_numpy().tolist() == [["risk", "tickets", "2"]]
+    assert drivers["value"].dtype == "str", "the values as text, typed as text"
 
 
 def test_chunks_of_chunk_rows_give_the_same_scores_as_one_pass():

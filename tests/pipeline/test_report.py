@@ -155,7 +155,8 @@ def test_each_account_page_holds_its_drivers_history_and_plays(reported):
         assert page["history"][-1] == scores.loc[i, "health"]
         points = sum(v for _, v in page["components"])
         assert page["base"] + points == pytest.approx(scores.loc[i, "health"], abs=0.3)
-        assert page["plays"]["best"] == plans.loc[account, "best_plan"]
+        # the best play as people read it ("exec call" for the plan's exec_call)
+        assert page["plays"]["best"] == spoken(plans.loc[account, "best_plan"])
         assert page["plays"]["funded"] == bool(plans.loc[account, "funded"])
 
 
