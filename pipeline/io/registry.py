@@ -230,17 +230,41 @@ def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> s
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer", UserWarning)
         signature = infer_signature(plain, model.predict(None, plain))
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=signature,
-        input_example=plain.head(3),
-        registered_model_name=name,
-        pip_requirements=[_pinned(p) for p in REQUIREMENTS],
-    )
+    with _without_pickle_warning():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            signature=signature,
+            input_example=plain.head(3),
+            registered_model_name=name,
+            pip_requirements=[_pinned(p) for p in REQUIREMENTS],
+        )
     version = str(info.registered_model_version)
-    record_digest(name, version)
+    digest = record_digest(name, version)
+    log.info(
+        "train: model %s v%s pickled (CloudPickle), its files' SHA-256 %s… recorded: every load "
+        "checks it before unpickling anything", name, version, digest[:12],
+    )  # fmt: skip
     return version
+
+
+class _PickleWarning(logging.Filter):
+    """MLflow's WARNING that a pickled ``python_model`` may run code when loaded: true of any
+    pickle, and answered here by the digest every load checks (so not shown in each run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_pickle_warning() -> Iterator[None]:
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    quiet = _PickleWarning()
+    pyfunc_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        pyfunc_log.removeFilter(quiet)
 
 
 def record_digest(name: str, version: str) -> str:

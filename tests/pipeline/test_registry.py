@@ -3,6 +3,7 @@ artifacts beside the store, and a promotion gate that scores both models on the 
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import pickle
@@ -80,6 +81,23 @@ def test_a_registered_version_records_its_digest_and_loads(tmp_path, small_model
     assert len(tags[registry.DIGEST_TAG]) == 64
     assert "python_model.pkl" in tags[registry.FILES_TAG]
     assert "MLmodel" in tags[registry.FILES_TAG]
+
+
+def test_registering_says_the_digest_guards_the_pickle_instead_of_mlflows_warning(
+    tmp_path, small_model, capfd, caplog
+):
+    # given a small model
+    model, X = small_model
+    # when registered
+    with caplog.at_level(logging.INFO, logger="healthscore"):
+        version = register(tmp_path, model, X)
+    # then MLflow's warning about pickles is not printed, and the log says what guards loads
+    printed = capfd.readouterr()
+    assert "CloudPickle" not in printed.err + printed.out
+    digest = MlflowClient().get_model_version(NAME, version).tags[registry.DIGEST_TAG]
+    assert f"SHA-256 {digest[:12]}" in caplog.text
+    # and MLflow's warning still reaches other uses of its logger
+    assert not logging.getLogger("mlflow.pyfunc").filters
 
 
 def test_a_tampered_model_file_is_refused_before_it_is_unpickled(tmp_path, small_model):
