@@ -242,8 +242,8 @@ def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> s
     version = str(info.registered_model_version)
     digest = record_digest(name, version)
     log.info(
-        "train: model %s v%s pickled (CloudPickle), its files' SHA-256 %s… recorded: every load "
-        "checks it before unpickling anything", name, version, digest[:12],
+        "registry: model %s v%s pickled (CloudPickle), its files' SHA-256 %s… recorded: every "
+        "load checks it before unpickling anything", name, version, digest[:12],
     )  # fmt: skip
     return version
 
