@@ -248,12 +248,15 @@ def log_scoring_model(model: HealthModel, example: pd.DataFrame, name: str) -> s
     return version
 
 
+PICKLE_WARNING = "serialized using CloudPickle"  # in MLflow's warning on a pickled python_model
+
+
 class _PickleWarning(logging.Filter):
     """MLflow's WARNING that a pickled ``python_model`` may run code when loaded: true of any
     pickle, and answered here by the digest every load checks (so not shown in each run)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "serialized using CloudPickle" not in record.getMessage()
+        return PICKLE_WARNING not in record.getMessage()
 
 
 @contextlib.contextmanager
