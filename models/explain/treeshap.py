@@ -422,6 +422,29 @@ def _goes_left(  # pragma: no cover - jitted
     return x <= threshold
 
 
+@numba.njit(cache=True, inline="always")
+def _split_left(  # pragma: no cover - jitted
+    x: float, g: int, node_plain: np.ndarray, node_nan_left: np.ndarray,
+    node_categorical: np.ndarray, node_missing: np.ndarray, node_default_left: np.ndarray,
+    node_threshold: np.ndarray, node_cat_start: np.ndarray, node_cat_words: np.ndarray,
+    cat_bits: np.ndarray,
+) -> bool:  # fmt: skip
+    """Whether ``x`` goes left at node ``g``: most splits are plain (``x ≤ threshold``, or where
+    a NaN goes) and take no branch on the split's kind; the rest take LightGBM's general rule."""
+    if node_plain[g]:
+        return x <= node_threshold[g] if x == x else node_nan_left[g]
+    return _goes_left(
+        x,
+        node_categorical[g],
+        node_missing[g],
+        node_default_left[g],
+        node_threshold[g],
+        node_cat_start[g],
+        node_cat_words[g],
+        cat_bits,
+    )
+
+
 @numba.njit(cache=True, parallel=True)
 def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
     X: np.ndarray, out: np.ndarray, expected: float, tree_node_start: np.ndarray,
@@ -451,14 +474,11 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
                 for r in range(b * BLOCK, stop):
                     decisions = 0
                     for g in range(first, tree_node_start[t + 1]):
-                        x = X[r, node_feature[g]]
-                        if node_plain[g]:  # most splits: no branch on the split's kind
-                            goes = x <= node_threshold[g] if x == x else node_nan_left[g]
-                        else:
-                            goes = _goes_left(
-                                x, node_categorical[g], node_missing[g], node_default_left[g],
-                                node_threshold[g], node_cat_start[g], node_cat_words[g], cat_bits,
-                            )  # fmt: skip
+                        goes = _split_left(
+                            X[r, node_feature[g]], g, node_plain, node_nan_left, node_categorical,
+                            node_missing, node_default_left, node_threshold, node_cat_start,
+                            node_cat_words, cat_bits,
+                        )  # fmt: skip
                         decisions |= np.int64(goes) << (g - first)
                     base = tree_table_start[t] + decisions * width
                     for k in range(width):
@@ -466,14 +486,11 @@ def _explain(  # pragma: no cover - jitted; the tables as flat arrays for numba
                 continue
             for r in range(b * BLOCK, stop):
                 for g in range(first, tree_node_start[t + 1]):
-                    x = X[r, node_feature[g]]
-                    if node_plain[g]:
-                        left[g - first] = x <= node_threshold[g] if x == x else node_nan_left[g]
-                    else:
-                        left[g - first] = _goes_left(
-                            x, node_categorical[g], node_missing[g], node_default_left[g],
-                            node_threshold[g], node_cat_start[g], node_cat_words[g], cat_bits,
-                        )  # fmt: skip
+                    left[g - first] = _split_left(
+                        X[r, node_feature[g]], g, node_plain, node_nan_left, node_categorical,
+                        node_missing, node_default_left, node_threshold, node_cat_start,
+                        node_cat_words, cat_bits,
+                    )  # fmt: skip
                 for leaf in range(tree_leaf_start[t], tree_leaf_start[t + 1]):
                     d = leaf_width[leaf]
                     pattern = (1 << d) - 1
