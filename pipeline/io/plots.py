@@ -63,8 +63,11 @@ def importance_bar(importance: pd.Series, top: int = 25) -> Figure:
     return fig
 
 
-def shap_summary(contributions: pd.DataFrame, features: pd.DataFrame, top: int = 20) -> Figure:
-    """SHAP's beeswarm of the ensemble's exact contributions."""
+def shap_summary(
+    contributions: pd.DataFrame, features: pd.DataFrame, top: int = 20, seed: int = 0
+) -> Figure:
+    """SHAP's beeswarm of the ensemble's exact contributions (its jitter drawn from ``seed``:
+    the same figure every run)."""
     import shap
 
     numeric = features.apply(
@@ -72,7 +75,11 @@ def shap_summary(contributions: pd.DataFrame, features: pd.DataFrame, top: int =
     ).astype(float)
     plt.figure()  # a figure of its own: shap draws on the current one, which may be another plot
     shap.summary_plot(
-        contributions[features.columns].to_numpy(), numeric, max_display=top, show=False
+        contributions[features.columns].to_numpy(),
+        numeric,
+        max_display=top,
+        show=False,
+        rng=np.random.default_rng(seed),
     )
     fig = plt.gcf()
     fig.suptitle("SHAP summary (ensemble log-odds)")

@@ -576,7 +576,9 @@ def _log_run(
             "reliability.png": plots.reliability_diagram(y_test, curves),
             "lift.png": plots.lift_curve(y_test, curves),
             "importance.png": plots.importance_bar(importance),
-            "shap_summary.png": plots.shap_summary(contributions, sample[names]),
+            "shap_summary.png": plots.shap_summary(
+                contributions, sample[names], seed=params.train.seed
+            ),
         }.items():
             mlflow.log_figure(fig, f"{catalog.RUN_PLOTS}/{name}")
             plt.close(fig)
