@@ -16,6 +16,8 @@ and any SQLAlchemy database with a driver installed work the same way.
 
 from __future__ import annotations
 
+import atexit
+import functools
 from dataclasses import dataclass
 from datetime import date
 
@@ -117,7 +119,30 @@ def publish(url: str, as_of: date, frames: dict[str, pd.DataFrame]) -> Published
                 rows[name] = len(records)
     finally:
         engine.dispose()
+        if engine.dialect.name == "duckdb":
+            _drop_duckdb_hook_at_exit()
     return Published(as_of, rows, engine.url.render_as_string(hide_password=True))
+
+
+@functools.cache
+def _drop_duckdb_hook_at_exit() -> None:
+    """At exit, take duckdb_engine's ``TRY_CAST`` compiler off SQLAlchemy's ``TryCast`` class.
+
+    Once SQLAlchemy's ORM is loaded (MLflow loads it), SQLAlchemy's classes outlive the
+    interpreter's clearing of modules at exit, and that hook keeps duckdb_engine's module and,
+    through it, duckdb's type constants alive past the moment duckdb's bindings (nanobind)
+    count their objects: every run that published to DuckDB with MLflow loaded (``make all``,
+    the tests) ended with a hundred lines of "nanobind: leaked …". Nothing leaked (the process
+    was ending); without the hook the objects are freed in order and nothing is printed.
+    """
+
+    def drop() -> None:
+        cast = getattr(sa.sql.elements, "TryCast", None)
+        dispatcher = getattr(cast, "_compiler_dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.specs.pop("duckdb", None)
+
+    atexit.register(drop)
 
 
 def _prepare(conn: sa.Connection) -> None:

@@ -12,6 +12,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -314,3 +315,24 @@ def test_funded_plays_become_crm_tasks_in_each_shape(scored):
     args = [f"--set={kv}" for kv in small(params.output_dir.parent)]
     out = CliRunner().invoke(app, ["tasks", "--as-of", str(FIRST), *args])
     assert out.exit_code == EXIT_DATA and "healthscore plan" in out.output
+
+
+PUBLISH_WITH_ORM = """
+import sys
+import sqlalchemy.orm  # as MLflow loads it
+from datetime import date
+import pandas as pd
+from pipeline.io import warehouse
+frames = {"account_health": pd.DataFrame({"account_id": ["a", "b"], "health": [50, 60]})}
+print(warehouse.publish("duckdb:///" + sys.argv[1], date(2026, 1, 1), frames).rows)
+"""
+
+
+def test_a_duckdb_publish_beside_sqlalchemy_orm_ends_quietly(tmp_path):
+    # the process exits with nothing on stderr: no "nanobind: leaked …" lines from duckdb
+    done = subprocess.run(
+        [sys.executable, "-c", PUBLISH_WITH_ORM, str(tmp_path / "health.duckdb")],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "{'account_health': 2}"
+    assert "nanobind" not in done.stderr, done.stderr[:500]
