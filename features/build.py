@@ -131,7 +131,12 @@ def _attach(table: pd.DataFrame, result: FamilyResult) -> pd.DataFrame:
     categories = {
         f.name: merged[f.name].astype("category") for f in result.features if f.categorical
     }
-    return merged.assign(**fills).assign(**categories).drop(columns="_seen")
+    # the family's columns as one frame beside the table's (a category column as merged, not
+    # filled): assigning them one by one would leave a block per column, over a hundred once
+    # every family is in, and pandas slow and warning on each later insert
+    replaced = {**fills, **categories}
+    family = pd.DataFrame({c: replaced.get(c, merged[c]) for c in columns}, index=merged.index)
+    return pd.concat([merged.iloc[:, : len(table.columns)], family], axis=1)
 
 
 def make_catalog(table: pd.DataFrame, features: list[Feature]) -> pd.DataFrame:
