@@ -13,7 +13,11 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from models.renewal.size import RenewalSize, renewal_dollars, size_class
-from models.win.metrics import classification_metrics, expected_calibration_error
+from models.win.metrics import (
+    bootstrap_intervals,
+    classification_metrics,
+    expected_calibration_error,
+)
 from models.win.validation import out_of_time_split
 from pipeline.config import Params
 from pipeline.io.catalog import load_training_set
@@ -36,11 +40,12 @@ def judge(params: Params) -> Judge | None:
         if not figures:
             return {}
         log.info(
-            "train: against the oracle on %d snapshots: AUC %.3f vs %.3f (gap %.3f), "
-            "Brier %.4f vs %.4f, ECE %.4f vs %.4f",
-            figures["rows"], figures["model_roc_auc"], figures["oracle_roc_auc"],
-            figures["gap_roc_auc"], figures["model_brier"], figures["oracle_brier"],
-            figures["model_ece"], figures["oracle_ece"],
+            "train: against the oracle on %d snapshots of %d accounts (%d not renewed): AUC "
+            "%.3f vs %.3f (gap %.4f [%.4f, %.4f]), Brier %.4f vs %.4f, ECE %.4f vs %.4f",
+            figures["rows"], figures["accounts"], figures["non_renewals"],
+            figures["model_roc_auc"], figures["oracle_roc_auc"], figures["gap_roc_auc"],
+            figures["gap_roc_auc_low"], figures["gap_roc_auc_high"], figures["model_brier"],
+            figures["oracle_brier"], figures["model_ece"], figures["oracle_ece"],
         )  # fmt: skip
         return {f"oracle_{k}": v for k, v in figures.items()}
 
@@ -145,7 +150,9 @@ def oracle_comparison(
     """The model's out-of-time metrics beside the oracle's on the same snapshots.
 
     ``scored`` holds ``account_id``, ``as_of``, ``renewed``, ``arr`` and ``p``. Returns None when
-    there is no oracle (real data). Keys: ``model_*``, ``oracle_*``, ``gap_*`` and ``rows``.
+    there is no oracle (real data). Keys: ``model_*``, ``oracle_*``, ``gap_*``, the AUC gap's
+    paired 95 % interval over accounts (``gap_roc_auc_low`` / ``_high``, ``train.bootstrap``
+    resamples) and the counts it rests on (``rows``, ``accounts``, ``non_renewals``).
     """
     path = params.data.oracle_dir / SNAPSHOTS
     if not path.exists():
@@ -166,6 +173,16 @@ def oracle_comparison(
         out[f"model_{key}"] = model[key]
         out[f"oracle_{key}"] = truth[key]
         out[f"gap_{key}"] = truth[key] - model[key]
+    # the AUC gap's 95 % interval: both scores on the same resamples of accounts (paired)
+    paired = bootstrap_intervals(
+        joined["renewed"].to_numpy(int),
+        {"oracle": joined["p_renew"].to_numpy(float), "model": joined["p"].to_numpy(float)},
+        joined["account_id"].to_numpy(), replicates=params.train.bootstrap,
+        seed=params.train.seed,
+    )  # fmt: skip
+    gap = paired[(paired["score"] == "gain_vs_model") & (paired["metric"] == "roc_auc")].iloc[0]
+    out["gap_roc_auc_low"], out["gap_roc_auc_high"] = float(gap["low"]), float(gap["high"])
+    out["accounts"], out["non_renewals"] = float(gap["groups"]), float(gap["non_renewals"])
     return out
 
 

@@ -74,6 +74,12 @@ def test_a_run_logs_metrics_baselines_oracle_and_artifacts(trained):
     assert metrics["oot_roc_auc_high"] - metrics["oot_roc_auc_low"] > 0
     assert metrics["oot_non_renewals"] >= 1 and metrics["oot_non_renewals"] % 1 == 0
     assert metrics["oot_accounts"] >= metrics["oot_non_renewals"]
+    # the oracle gap too, paired over the same accounts, on the test's own counts
+    gap = metrics["oracle_gap_roc_auc"]
+    assert gap == pytest.approx(metrics["oracle_oracle_roc_auc"] - metrics["oracle_model_roc_auc"])
+    assert metrics["oracle_gap_roc_auc_low"] < gap < metrics["oracle_gap_roc_auc_high"]
+    assert metrics["oracle_accounts"] == metrics["oot_accounts"]
+    assert metrics["oracle_non_renewals"] == metrics["oot_non_renewals"]
     assert run.data.params["train.tuning.trials"] == "2"
     assert len(run.data.tags["data_fingerprint"]) == 12
     # what stacking: auto decided, and on what evidence
