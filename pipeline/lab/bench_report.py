@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Params
-from pipeline.io import catalog
+from pipeline.io import catalog, report_page
 from pipeline.stages import report
 
 CHROMIUM_FLAGS = [
@@ -58,7 +58,7 @@ def run(params: Params, accounts: list[int], chromium: str, rounds: int = 3) -> 
             folder = Path(tmp) / f"n{n}"
             folder.mkdir()
             started = time.perf_counter()
-            report.write(scaled(data, n), folder, params.report.chunk_accounts)
+            report_page.write(scaled(data, n), folder, params.report.chunk_accounts)
             written = time.perf_counter() - started
             sizes = [f.stat().st_size for f in folder.rglob("*") if f.is_file()]
             timings: dict[str, list[float]] = {}

@@ -19,20 +19,16 @@ JSON with ``<``, ``>``, ``&`` and the line separators escaped, so no value can c
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import logging
 import math
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import jinja2
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -44,19 +40,10 @@ from models.scoring.health import health_interval
 from models.win.metrics import at_risk_words
 from pipeline import io
 from pipeline.config import Params
-from pipeline.io import catalog
+from pipeline.io import catalog, report_page
 from pipeline.io.catalog import plain
 
 log = logging.getLogger("healthscore")
-
-ASSETS = "report_assets"
-_JS_ESCAPES = {
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
 
 
 @dataclass(frozen=True)
@@ -85,7 +72,7 @@ def run_report(params: Params, as_of: date | None = None) -> ReportResult:
     data = collect(params, day)
     target = catalog.REPORTS.path(params.output_dir, day)
     with catalog.publish(catalog.REPORTS, params.output_dir, day) as tmp:
-        parts = write(data, tmp, params.report.chunk_accounts)
+        parts = report_page.write(data, tmp, params.report.chunk_accounts)
     sizes = [p.stat().st_size for p in target.rglob("*") if p.is_file()]
     result = ReportResult(
         path=catalog.REPORT_INDEX.path(params.output_dir, day),
@@ -131,6 +118,7 @@ def collect(params: Params, day: date) -> dict[str, Any]:
         "bands": params.score.bands.model_dump(),
         "runs": [str(d) for d in history],
         "headline": _headline(summary, before, previous, plan_summary),
+        "fields": ACCOUNT_FIELDS,  # what each of the accounts' rows holds, in order
         "accounts": _accounts(scores, plans, details["change"]),
         "details": details["pages"],
         "personas": details["personas"],
@@ -607,107 +595,6 @@ def _model(params: Params, summary: dict, drift: pd.DataFrame, day: date) -> dic
     )
     model["trained_at"] = run.info.start_time
     return model
-
-
-# --- write: the files ---------------------------------------------------------------------------
-
-
-def write(data: dict[str, Any], folder: Path, chunk_accounts: int) -> int:
-    """``index.html`` and the account files into ``folder``; returns the account files' count."""
-    details = data["details"]
-    parts = max(1, math.ceil(len(details) / chunk_accounts))
-    (folder / catalog.REPORT_ACCOUNTS).mkdir()
-    for part in range(parts):
-        chunk = details[part * chunk_accounts : (part + 1) * chunk_accounts]
-        (folder / catalog.REPORT_ACCOUNTS / f"part-{part:04d}.js").write_text(
-            f"window.HS.part({part}, {script_json(chunk)});\n", encoding="utf-8"
-        )
-    listing = {
-        "as_of": data["as_of"],
-        "currency": data["currency"],
-        "page_rows": data["page_rows"],
-        "bands": data["bands"],
-        "runs": data["runs"],
-        "fields": ACCOUNT_FIELDS,
-        "accounts": data["accounts"],
-        "chunk": chunk_accounts,
-        "personas": data["personas"],
-        "version": data["model"]["version"],
-    }
-    listing_json = script_json(listing)
-    html = (
-        _environment()
-        .get_template("report.html.j2")
-        .render(
-            data=data,
-            listing=listing_json,
-            # the app script's nonce: with 'strict-dynamic' only it (and the account files it
-            # loads) may run; derived from the data so a re-run writes the same bytes
-            nonce=hashlib.sha256(listing_json.encode()).hexdigest()[:32],
-            css=_asset("report.css"),
-            js=_asset("report.js"),
-            money=lambda v: money(v, data["currency"]),
-        )
-    )
-    catalog.REPORT_INDEX.write(folder, html)
-    if data["alerts"]:
-        catalog.REPORT_ALERTS.write(folder, _alert_sheet(data["alerts"]))
-    return parts
-
-
-def _alert_sheet(alerts: list[dict[str, Any]]) -> pd.DataFrame:
-    """The alert list as people read it in a spreadsheet: names and words, no ids alone."""
-    frame = pd.DataFrame(alerts)
-    return pd.DataFrame(
-        {
-            "Priority": frame["priority"],
-            "Account": frame["name"],
-            "Account id": frame["account_id"],
-            "Health before": frame["before"],
-            "Health": frame["health"],
-            "Band before": frame["band_before"],
-            "Band": frame["band"],
-            "Why": frame["reason"],
-            "Most fell": frame.get("fell"),
-            "ARR": frame["arr"].round(0),
-        }
-    )
-
-
-def script_json(value: Any) -> str:
-    """JSON safe inside a ``<script>`` element or a ``.js`` file: no ``</script>``, no ``<!--``."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    for char, escaped in _JS_ESCAPES.items():
-        text = text.replace(char, escaped)
-    return text
-
-
-def money(value: float | None, currency: str = "") -> str:
-    """``1234567`` → ``$1.2M``; ``None`` → ``–``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    size = abs(value)
-    for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if size >= limit:
-            return f"{'-' if value < 0 else ''}{currency}{size / limit:.1f}{suffix}"
-    return f"{'-' if value < 0 else ''}{currency}{size:,.0f}"
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("pipeline.stages", ASSETS),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["pct"] = lambda v, d=1: "–" if v is None else f"{100 * v:.{d}f}%"
-    env.filters["num"] = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"
-    return env
-
-
-def _asset(name: str) -> str:
-    return resources.files("pipeline.stages").joinpath(ASSETS, name).read_text(encoding="utf-8")
 
 
 def _csv(path: Path) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pytest
 from features.base import spoken
 from pipeline import stages
 from pipeline.config import load_params
-from pipeline.io import catalog
+from pipeline.io import catalog, report_page
 from pipeline.lab.bench_report import CHROMIUM_FLAGS
 from pipeline.stages import report
 from tests.pipeline.test_train import small
@@ -264,7 +264,7 @@ def test_server_side_text_is_escaped(reported, tmp_path):
          "priority": 1}
     ]  # fmt: skip
     data["forecast"]["groups"][-1]["rows"][0]["value"] = HOSTILE_NAMES[2]
-    report.write(data, tmp_path, 100)
+    report_page.write(data, tmp_path, 100)
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "&lt;script&gt;window.__pwned" in html
     assert "&#34;&gt;&lt;img src=x" in html
@@ -288,7 +288,7 @@ def test_a_failed_report_leaves_the_previous_one(reported, monkeypatch):
         (folder / "index.html").write_text("half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(report, "write", broken)
+    monkeypatch.setattr(report_page, "write", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         stages.run_report(params, SECOND)
     assert result.path.read_bytes() == kept
