@@ -235,11 +235,14 @@ def _compare(
     result = accounts.compare_runs(
         scores, points, before, before_points, previous, cfg, values, words
     )
+    # the first few by priority, each by the name people know it by (the id beside it)
+    names = scores.set_index("account_id")["name"] if "name" in scores else pd.Series()
     for row in result.alerts.head(5).itertuples():
+        name = names.get(row.account_id)
+        who = f"{name} ({row.account_id})" if isinstance(name, str) else row.account_id
         log.warning(
             "score: alert %s: health %d → %d (%s), band %s → %s",
-            row.account_id, row.health_previous, row.health, row.reason, row.band_previous,
-            row.band,
+            who, row.health_previous, row.health, row.reason, row.band_previous, row.band,
         )  # fmt: skip
     return result
 

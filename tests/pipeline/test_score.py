@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -184,6 +185,21 @@ def test_changes_attribute_the_move_and_alerts_name_drops(scored):
     summary = json.loads((partition(params.output_dir, SECOND) / "summary.json").read_text())
     assert summary["previous_as_of"] == str(FIRST) and summary["alerts"] == len(alerts)
     assert 0.5 < summary["expected_auc"] < 1
+
+
+def test_the_logged_alerts_name_the_accounts(scored, caplog, monkeypatch):
+    # given the second run again, with the healthscore log's records captured
+    params, _, _ = scored
+    monkeypatch.setattr(logging.getLogger("healthscore"), "propagate", True)
+    with caplog.at_level(logging.WARNING, logger="healthscore"):
+        stages.run_score(params, SECOND)
+    # then the first alerts by priority are logged by the name people know, the id beside it
+    alerts = pd.read_csv(partition(params.output_dir, SECOND) / "alerts.csv", dtype=str)
+    names = read(params, SECOND).set_index("account_id")["name"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("score: alert")]
+    assert len(lines) == min(5, len(alerts)) > 0
+    for line, account in zip(lines, alerts["account_id"], strict=False):
+        assert line.startswith(f"score: alert {names[account]} ({account}): health ")
 
 
 def test_forecast_and_backtest_of_past_runs(scored):
