@@ -168,15 +168,8 @@ def _one_loop(
     index = pd.Series(np.arange(ids.size), index=ids)
     queue: dict[int, list[tuple[int, int, float, int]]] = defaultdict(list)
     for t in range(settings.periods):
-        synthetic.write_tables(world, params.data.raw_dir)
-        if t == 0 or (settings.retrain_every and t % settings.retrain_every == 0):
-            features_stage.run_features(params, quiet=True)
-            # a retrain replaces the champion: the loop measures a policy that keeps its model
-            # fresh, not the promotion gate (which would keep a champion as good on new rows)
-            train_stage.run_train(params, force=t > 0)
-        as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
-        score_stage.run_score(params, as_of)
-        plan_stage.run_plan(params, as_of)
+        retrain = t == 0 or bool(settings.retrain_every and t % settings.retrain_every == 0)
+        as_of = plan_period(params, world, train=retrain, force=t > 0)
         figures = _measure(params, world, index, as_of)
         given = catalog.ASSIGNED.read(params.output_dir, as_of)
         for row in given.itertuples():
@@ -194,6 +187,62 @@ def _one_loop(
             _shown(figures["naive_vs_capacity_oracle"]), figures["explored"],
         )  # fmt: skip
         measured()
+
+
+def plan_period(params: Params, world: World, train: bool, force: bool = False) -> date:
+    """Write the world's tables so far; with ``train``, build the features and train as ``make
+    train`` does (``force``: a retrain replaces the champion, so the loop measures a policy that
+    keeps its model fresh, not the promotion gate); then score and plan as of the first day of
+    the coming month, as the nightly job does. Returns that day."""
+    synthetic.write_tables(world, params.data.raw_dir)
+    if train:
+        features_stage.run_features(params, quiet=True)
+        train_stage.run_train(params, force=force)
+    as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
+    score_stage.run_score(params, as_of)
+    plan_stage.run_plan(params, as_of)
+    return as_of
+
+
+@dataclass(frozen=True)
+class Book:
+    """A plan run's accounts (in its order) beside the world's truth: what a plan is searched
+    and valued on.
+
+    Attributes:
+        kinds: the effect model's kinds of play.
+        options: the plan's options (kind × timing), and ``column``: each one's kind in ``kinds``.
+        p_true, true_option: the true renewal probability now, and each option's true lift.
+        truth: each kind's true lift at its first timing slot (accounts × kinds; 0 without one).
+        arr, days, p_model: ARR, days to renewal (−1 unknown) and the model's win probability.
+    """
+
+    kinds: list[str]
+    options: tuple[Option, ...]
+    column: np.ndarray
+    p_true: np.ndarray
+    true_option: np.ndarray
+    truth: np.ndarray
+    arr: np.ndarray
+    days: np.ndarray
+    p_model: np.ndarray
+
+
+def book_of(
+    params: Params, world: World, index: pd.Series, frame: pd.DataFrame, kinds: list[str]
+) -> Book:
+    """The :class:`Book` of a plan run's ``frame`` (``index``: account id → world row)."""
+    options = catalog_options(params.plan, kinds).options
+    p_true, true_option = true_lifts(world, index[frame["account_id"]].to_numpy(), options)
+    first = {options[j].kind: j for j in first_slots(options)}
+    truth = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
+                             for k in kinds])  # fmt: skip
+    return Book(
+        kinds, options, np.array([kinds.index(o.kind) for o in options]), p_true, true_option,
+        truth, frame["arr"].to_numpy(dtype=float),
+        np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0),
+        frame["win_probability"].to_numpy(dtype=float),
+    )  # fmt: skip
 
 
 def _actions(world: World, queue: dict[int, list[tuple[int, int, float, int]]]) -> Actions:
@@ -259,13 +308,9 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     assert model.effects is not None
     kinds = list(model.effects.kinds_)
     cfg = params.plan
-    options = catalog_options(cfg, kinds).options
-    column = np.array([kinds.index(o.kind) for o in options])
-    accounts = index[frame["account_id"]].to_numpy()
-    p_true, true_option = true_lifts(world, accounts, options)
-    arr = frame["arr"].to_numpy(dtype=float)
-    days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
-    p_model = frame["win_probability"].to_numpy(dtype=float)
+    book = book_of(params, world, index, frame, kinds)
+    options, column, p_true, true_option = book.options, book.column, book.p_true, book.true_option
+    arr, days, p_model = book.arr, book.days, book.p_model
     ids = frame["account_id"]
     est = estimated.pivot_table(index="account_id", columns="kind", values="effect")
     capacity = cfg.capacity.model_dump()
@@ -290,8 +335,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     snapshot = snapshot.set_index("account_id").reindex(ids).reset_index()
     naive = naive_lifts(model, snapshot, kinds)
     first = {options[j].kind: j for j in first_slots(options)}
-    true_kind = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
-                                 for k in kinds])  # fmt: skip
+    true_kind = book.truth
     policies = {
         "policy": executed,
         "oracle": funded(p_true, true_option),

@@ -161,16 +161,11 @@ def rows_needed(
     Raises:
         InputError: the world's log gave no effect model to plan with.
     """
-    from models.interventions.portfolio import catalog_options, first_slots
     from pipeline import synthetic
     from pipeline.io import catalog, registry
     from pipeline.lab.evaluate_plays import _funded, _search, exact_averages, true_value
-    from pipeline.lab.loop import LoopSettings, _loop_params, true_lifts
+    from pipeline.lab.loop import LoopSettings, _loop_params, book_of, plan_period
     from pipeline.shared.asof import features_as_of
-    from pipeline.stages import features as features_stage
-    from pipeline.stages import plan as plan_stage
-    from pipeline.stages import score as score_stage
-    from pipeline.stages import train as train_stage
 
     if root.exists():
         shutil.rmtree(root)  # a new world, a new tracking store: no champion of an older run
@@ -179,12 +174,7 @@ def rows_needed(
     params.output_dir.mkdir(parents=True, exist_ok=True)
     world = synthetic.loop_world(params.synthetic, params.features, 1)
     index = pd.Series(np.arange(world.acc.n), index=synthetic.account_ids(world))
-    synthetic.write_tables(world, params.data.raw_dir)
-    features_stage.run_features(params, quiet=True)
-    train_stage.run_train(params)
-    as_of = pd.Timestamp(world.cal.month_start(world.month)).date()
-    score_stage.run_score(params, as_of)
-    plan_stage.run_plan(params, as_of)
+    as_of = plan_period(params, world, train=True)  # the loop's first period
 
     frame = catalog.PLANNED.read(params.output_dir, as_of)
     registry.configure(params.mlflow.tracking_uri, params.mlflow.experiment)
@@ -193,16 +183,10 @@ def rows_needed(
         raise InputError(f"seed {seed}: no effect model was trained, nothing to plan with")
     kinds = list(model.effects.kinds_)
     cfg = params.plan
-    options = catalog_options(cfg, kinds).options
-    column = np.array([kinds.index(o.kind) for o in options])
-    p_true, true_option = true_lifts(world, index[frame["account_id"]].to_numpy(), options)
-    arr = frame["arr"].to_numpy(dtype=float)
-    days = np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0)
-    p_model = frame["win_probability"].to_numpy(dtype=float)
+    book = book_of(params, world, index, frame, kinds)
+    options, column, p_true, true_option = book.options, book.column, book.p_true, book.true_option
+    arr, days, p_model, truth = book.arr, book.days, book.p_model, book.truth
     capacity = cfg.capacity.model_dump()
-    first = {options[j].kind: j for j in first_slots(options)}
-    truth = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
-                             for k in kinds])  # fmt: skip
     snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     snapshot = snapshot.set_index("account_id").reindex(frame["account_id"]).reset_index()
     known = model.ensemble.align(snapshot[model.features])
