@@ -196,10 +196,12 @@ def test_the_logged_alerts_name_the_accounts(scored, caplog, monkeypatch):
     # then the first alerts by priority are logged by the name people know, the id beside it
     alerts = pd.read_csv(partition(params.output_dir, SECOND) / "alerts.csv", dtype=str)
     names = read(params, SECOND).set_index("account_id")["name"]
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("score: alert")]
-    assert len(lines) == min(5, len(alerts)) > 0
-    for line, account in zip(lines, alerts["account_id"], strict=False):
-        assert line.startswith(f"score: alert {names[account]} ({account}): health ")
+    # (as a set: under xdist a handler an earlier test left may hand a record on twice)
+    said = {r.getMessage().split(": health ")[0] for r in caplog.records
+            if r.getMessage().startswith("score: alert")}  # fmt: skip
+    first = alerts["account_id"].head(5)
+    assert len(first) > 0
+    assert said == {f"score: alert {names[account]} ({account})" for account in first}
 
 
 def test_forecast_and_backtest_of_past_runs(scored):
