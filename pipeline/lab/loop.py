@@ -212,6 +212,7 @@ class Book:
     Attributes:
         kinds: the effect model's kinds of play.
         options: the plan's options (kind × timing), and ``column``: each one's kind in ``kinds``.
+        first: each kind's first timing slot among ``options`` (kinds without one are absent).
         p_true, true_option: the true renewal probability now, and each option's true lift.
         truth: each kind's true lift at its first timing slot (accounts × kinds; 0 without one).
         arr, days, p_model: ARR, days to renewal (−1 unknown) and the model's win probability.
@@ -220,6 +221,7 @@ class Book:
     kinds: list[str]
     options: tuple[Option, ...]
     column: np.ndarray
+    first: dict[str, int]
     p_true: np.ndarray
     true_option: np.ndarray
     truth: np.ndarray
@@ -238,8 +240,8 @@ def book_of(
     truth = np.column_stack([true_option[:, first[k]] if k in first else np.zeros(len(frame))
                              for k in kinds])  # fmt: skip
     return Book(
-        kinds, options, np.array([kinds.index(o.kind) for o in options]), p_true, true_option,
-        truth, frame["arr"].to_numpy(dtype=float),
+        kinds, options, np.array([kinds.index(o.kind) for o in options]), first, p_true,
+        true_option, truth, frame["arr"].to_numpy(dtype=float),
         np.nan_to_num(frame["days_to_renewal"].to_numpy(dtype=float), nan=-1.0),
         frame["win_probability"].to_numpy(dtype=float),
     )  # fmt: skip
@@ -334,8 +336,7 @@ def _measure(params: Params, world: World, index: pd.Series, as_of: date) -> dic
     snapshot, _ = features_as_of(params.data, params.features, model, as_of)
     snapshot = snapshot.set_index("account_id").reindex(ids).reset_index()
     naive = naive_lifts(model, snapshot, kinds)
-    first = {options[j].kind: j for j in first_slots(options)}
-    true_kind = book.truth
+    first, true_kind = book.first, book.truth
     policies = {
         "policy": executed,
         "oracle": funded(p_true, true_option),
